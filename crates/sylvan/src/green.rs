@@ -1,0 +1,500 @@
+//! Green threads: [`spawn`], [`Builder`], [`GreenThread`], [`current`].
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::io;
+use std::panic::{self, AssertUnwindSafe, Location};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use corosensei::{Coroutine, Yielder};
+
+use crate::cancel::Cancelled;
+use crate::runtime::hub::{hub, next_green_id};
+use crate::runtime::park;
+use crate::runtime::stack::DEFAULT_STACK_SIZE;
+use crate::runtime::task::{log_panic, panic_message, Core, TaskCell};
+
+/// A green thread's id, unique in the process. The root context's is 0.
+///
+/// # Examples
+///
+/// ```
+/// let g = sylvan::spawn(|| sylvan::current().id());
+/// let id = g.id();
+/// assert_eq!(g.join().unwrap(), id);
+/// assert!(sylvan::current().is_root());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GreenId(u64);
+
+impl GreenId {
+    /// The id as a number.
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for GreenId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Spawns a green thread on this OS thread's hub and returns its handle.
+///
+/// The new green thread is queued to run; the caller keeps running until it
+/// makes a blocking call (or [`yield_now`](crate::yield_now)). No `Send`
+/// bound: green threads never leave their OS thread, so `Rc` and `RefCell`
+/// may be captured. Dropping the handle detaches the green thread; it keeps
+/// running, and if it then panics the panic is logged with `tracing`.
+///
+/// # Examples
+///
+/// ```
+/// use std::rc::Rc;
+///
+/// let shared = Rc::new(21);
+/// let s = shared.clone();
+/// let g = sylvan::spawn(move || *s * 2);
+/// assert_eq!(g.join().unwrap(), 42);
+/// ```
+///
+/// # Panics
+///
+/// If no stack can be allocated for it; the message says why (address
+/// space, memory, or `vm.max_map_count` on kernels before 6.13).
+/// [`Builder::spawn`] returns that as an error instead.
+#[track_caller]
+pub fn spawn<T: 'static>(f: impl FnOnce() -> T + 'static) -> GreenThread<T> {
+    match Builder::new().spawn(f) {
+        Ok(g) => g,
+        Err(e) => panic!("sylvan::spawn: {e}"),
+    }
+}
+
+/// Spawns a green thread that starts running `f` after `delay`.
+///
+/// Eventlet's `spawn_after`. If the handle is killed before the delay is
+/// over, `f` never runs and `join` returns [`JoinError::Killed`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let g = sylvan::spawn_after(Duration::from_millis(5), || "later");
+/// assert_eq!(g.join().unwrap(), "later");
+///
+/// let g = sylvan::spawn_after(Duration::from_secs(60), || "never");
+/// g.kill();
+/// assert!(matches!(g.join(), Err(sylvan::JoinError::Killed)));
+/// ```
+///
+/// # Panics
+///
+/// As [`spawn`].
+#[track_caller]
+pub fn spawn_after<T: 'static>(delay: Duration, f: impl FnOnce() -> T + 'static) -> GreenThread<T> {
+    match Builder::new().spawn_inner(move || crate::time::sleep(delay).ok().map(|()| f())) {
+        Ok(g) => g,
+        Err(e) => panic!("sylvan::spawn_after: {e}"),
+    }
+}
+
+/// Runs `f` as a green thread and drives the hub until it returns.
+///
+/// From `main` this is the usual entry point, though not a required one:
+/// any blocking sylvan call made by the root context drives the hub too.
+/// Green threads that `f` spawned and left running are not waited for.
+///
+/// # Examples
+///
+/// ```
+/// let n = sylvan::run(|| {
+///     let a = sylvan::spawn(|| 1);
+///     let b = sylvan::spawn(|| 2);
+///     a.join().unwrap() + b.join().unwrap()
+/// });
+/// assert_eq!(n, 3);
+/// ```
+///
+/// # Panics
+///
+/// If `f` panics, the panic is resumed in the caller (as
+/// `std::thread::scope` does). Also as [`spawn`].
+///
+/// # Cancellation
+///
+/// If the caller is killed or its deadline passes while waiting, the green
+/// thread running `f` is killed in turn and `run` waits for it to finish,
+/// returning what `f` returned (typically the `Cancelled` error it
+/// propagated). `f` is never abandoned halfway.
+#[track_caller]
+pub fn run<T: 'static>(f: impl FnOnce() -> T + 'static) -> T {
+    let g = spawn(f);
+    if g.wait().is_err() {
+        while !g.is_finished() {
+            if g.cell.core.started.get() {
+                g.kill();
+            }
+            crate::time::yield_now();
+        }
+    }
+    match g.join() {
+        Ok(v) => v,
+        Err(JoinError::Panicked(p)) => panic::resume_unwind(p),
+        Err(e) => unreachable!("sylvan::run: the green thread started and finished, yet {e}"),
+    }
+}
+
+/// Configures a green thread before spawning it.
+///
+/// # Examples
+///
+/// ```
+/// let g = sylvan::Builder::new()
+///     .name("worker-1")
+///     .stack_size(64 * 1024)
+///     .spawn(|| sylvan::current().name().map(str::to_owned))
+///     .unwrap();
+/// assert_eq!(g.join().unwrap().as_deref(), Some("worker-1"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Builder {
+    name: Option<Arc<str>>,
+    stack_size: usize,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder::new()
+    }
+}
+
+impl Builder {
+    /// A builder with no name and the default stack size.
+    pub fn new() -> Builder {
+        Builder {
+            name: None,
+            stack_size: DEFAULT_STACK_SIZE,
+        }
+    }
+
+    /// Names the green thread (default: none). The name appears in
+    /// stack-overflow reports, watchdog warnings and panic logs.
+    pub fn name(mut self, name: impl Into<String>) -> Builder {
+        self.name = Some(Arc::from(name.into()));
+        self
+    }
+
+    /// Sets the stack size in bytes, guard page included (default 256 KiB;
+    /// rounded up to whole pages, at least 16 KiB). This is address space:
+    /// only the pages the green thread touches use memory.
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.stack_size = bytes;
+        self
+    }
+
+    /// Spawns the green thread; see [`spawn`].
+    ///
+    /// # Errors
+    ///
+    /// When no stack can be allocated, with a message that says why: the
+    /// address space is exhausted (`ErrorKind::OutOfMemory`), or on kernels
+    /// without `MADV_GUARD_INSTALL` the process reached `vm.max_map_count`
+    /// (the message names the sysctl and how to raise it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let too_big = sylvan::Builder::new().stack_size(1 << 50).spawn(|| ());
+    /// let err = too_big.unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::OutOfMemory);
+    /// ```
+    pub fn spawn<T: 'static>(self, f: impl FnOnce() -> T + 'static) -> io::Result<GreenThread<T>> {
+        self.spawn_inner(move || Some(f()))
+    }
+
+    /// Spawns `f`, whose `None` means "did not run" (killed before start).
+    fn spawn_inner<T: 'static>(self, f: impl FnOnce() -> Option<T> + 'static) -> io::Result<GreenThread<T>> {
+        let hub = hub();
+        let stack = hub.stacks.allocate(self.stack_size)?;
+        let cell = Rc::new(TaskCell {
+            core: Core::new(next_green_id(), self.name, stack.guard(), stack.size()),
+            result: RefCell::new(None),
+            detached: Cell::new(false),
+        });
+        let inner = cell.clone();
+        let coro = Coroutine::with_stack(stack, move |y: &Yielder<(), ()>, ()| {
+            inner.core.yielder.set(y as *const _);
+            let r = panic::catch_unwind(AssertUnwindSafe(f));
+            let r = match r {
+                Ok(Some(v)) => Some(Ok(v)),
+                Ok(None) => None,
+                // A forced unwind at hub shutdown must reach corosensei.
+                Err(p) if inner.core.unwinding.get() => panic::resume_unwind(p),
+                Err(p) => Some(Err(p)),
+            };
+            *inner.result.borrow_mut() = r;
+        });
+        *cell.core.coro.borrow_mut() = Some(coro);
+        hub.insert_task(cell.clone());
+        Ok(GreenThread { cell })
+    }
+}
+
+/// The handle of a green thread: join it, kill it, ask whether it finished.
+///
+/// Not `Send`: a green thread belongs to the hub of the OS thread that
+/// spawned it. Dropping the handle detaches the green thread.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let g = sylvan::spawn(|| sylvan::sleep(Duration::from_secs(60)));
+/// sylvan::yield_now(); // let it start and block
+/// g.kill();
+/// assert_eq!(g.join().unwrap(), Err(sylvan::Cancelled::Killed));
+/// ```
+pub struct GreenThread<T> {
+    cell: Rc<TaskCell<T>>,
+}
+
+impl<T> fmt::Debug for GreenThread<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GreenThread")
+            .field("id", &self.cell.core.id)
+            .field("name", &self.cell.core.name)
+            .field("finished", &self.cell.core.finished.get())
+            .finish()
+    }
+}
+
+impl<T> GreenThread<T> {
+    /// Waits for the green thread to finish and returns its value.
+    ///
+    /// # Errors
+    ///
+    /// - [`JoinError::Panicked`] with the payload if it panicked;
+    /// - [`JoinError::Killed`] if it was killed before it ever ran (a green
+    ///   thread killed while running returns whatever its code returned,
+    ///   typically the `Cancelled` error it propagated);
+    /// - [`JoinError::Cancelled`] if the *caller's* wait was cancelled.
+    ///
+    /// # Cancellation
+    ///
+    /// If the caller is killed or its deadline passes while waiting, returns
+    /// `JoinError::Cancelled` and the handle is dropped, so the green thread
+    /// goes on detached. Use [`wait`](Self::wait) first to keep the handle.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let g = sylvan::spawn(|| panic!("boom"));
+    /// match g.join() {
+    ///     Err(sylvan::JoinError::Panicked(p)) => assert_eq!(*p.downcast::<&str>().unwrap(), "boom"),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// ```
+    #[track_caller]
+    pub fn join(self) -> Result<T, JoinError> {
+        let loc = Location::caller();
+        self.wait_at(loc).map_err(JoinError::Cancelled)?;
+        match self.cell.result.borrow_mut().take() {
+            Some(Ok(v)) => Ok(v),
+            Some(Err(p)) => Err(JoinError::Panicked(p)),
+            None => Err(JoinError::Killed),
+        }
+    }
+
+    /// Waits for the green thread to finish, keeping the handle.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let g = sylvan::spawn(|| 7);
+    /// g.wait().unwrap();
+    /// assert!(g.is_finished());
+    /// assert_eq!(g.join().unwrap(), 7);
+    /// ```
+    ///
+    /// # Cancellation
+    ///
+    /// If the caller is killed or its deadline passes, returns
+    /// [`Cancelled`]; the green thread is unaffected and the handle still
+    /// joins it later.
+    #[track_caller]
+    pub fn wait(&self) -> Result<(), Cancelled> {
+        self.wait_at(Location::caller())
+    }
+
+    fn wait_at(&self, loc: &'static Location<'static>) -> Result<(), Cancelled> {
+        let core = &self.cell.core;
+        while !core.finished.get() {
+            park::wait_on(&core.joiners, loc)?;
+        }
+        Ok(())
+    }
+
+    /// Kills the green thread, Eventlet-style but by error: the blocking
+    /// call it is parked in (or its next one) returns
+    /// [`Cancelled::Killed`], and so does every later one (kill is sticky).
+    /// A green thread that has not started yet never runs. No effect on a
+    /// finished one. Returns at once; [`join`](Self::join) to wait for it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = sylvan::sync::Queue::<u32>::unbounded();
+    /// let q2 = q.clone();
+    /// let g = sylvan::spawn(move || q2.get());
+    /// sylvan::yield_now();
+    /// g.kill();
+    /// assert_eq!(g.join().unwrap(), Err(sylvan::Cancelled::Killed));
+    /// ```
+    pub fn kill(&self) {
+        if !self.cell.core.finished.get() {
+            hub().kill(&self.cell.core);
+        }
+    }
+
+    /// Whether the green thread has finished (returned, panicked, or was
+    /// killed before it ran).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let g = sylvan::spawn(|| ());
+    /// assert!(!g.is_finished());
+    /// sylvan::yield_now();
+    /// assert!(g.is_finished());
+    /// ```
+    pub fn is_finished(&self) -> bool {
+        self.cell.core.finished.get()
+    }
+
+    /// The green thread's id.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let a = sylvan::spawn(|| ());
+    /// let b = sylvan::spawn(|| ());
+    /// assert_ne!(a.id(), b.id());
+    /// ```
+    pub fn id(&self) -> GreenId {
+        GreenId(self.cell.core.id)
+    }
+
+    /// The green thread's name, if it was given one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let g = sylvan::Builder::new().name("n").spawn(|| ()).unwrap();
+    /// assert_eq!(g.name(), Some("n"));
+    /// ```
+    pub fn name(&self) -> Option<&str> {
+        self.cell.core.name.as_deref()
+    }
+}
+
+impl<T> Drop for GreenThread<T> {
+    fn drop(&mut self) {
+        if !self.cell.core.finished.get() {
+            self.cell.detached.set(true);
+        } else if let Some(Err(p)) = &*self.cell.result.borrow() {
+            log_panic(&self.cell.core, p.as_ref());
+        }
+    }
+}
+
+/// Why [`GreenThread::join`] returned no value.
+#[non_exhaustive]
+pub enum JoinError {
+    /// The green thread panicked; the payload is what it panicked with.
+    Panicked(Box<dyn Any + Send + 'static>),
+    /// The green thread was killed before it ever ran.
+    Killed,
+    /// The caller's own wait was cancelled (killed, or deadline passed).
+    Cancelled(Cancelled),
+}
+
+impl JoinError {
+    /// The panic message, if the green thread panicked with a string.
+    pub fn panic_message(&self) -> Option<&str> {
+        match self {
+            JoinError::Panicked(p) => Some(panic_message(p.as_ref())),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Debug for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinError::Panicked(p) => f.debug_tuple("Panicked").field(&panic_message(p.as_ref())).finish(),
+            JoinError::Killed => f.write_str("Killed"),
+            JoinError::Cancelled(c) => f.debug_tuple("Cancelled").field(c).finish(),
+        }
+    }
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinError::Panicked(p) => write!(f, "green thread panicked: {}", panic_message(p.as_ref())),
+            JoinError::Killed => f.write_str("green thread was killed before it ran"),
+            JoinError::Cancelled(c) => write!(f, "join was cancelled: {c}"),
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+/// The context running now; see [`current`].
+#[derive(Debug, Clone)]
+pub struct Current {
+    id: GreenId,
+    name: Option<Arc<str>>,
+}
+
+impl Current {
+    /// The green thread's id (0 for the root context).
+    pub fn id(&self) -> GreenId {
+        self.id
+    }
+
+    /// The green thread's name, if it has one.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// Whether this is the root context (the OS thread's own stack).
+    pub fn is_root(&self) -> bool {
+        self.id.0 == 0
+    }
+}
+
+/// The green thread running now (or the root context).
+///
+/// # Examples
+///
+/// ```
+/// let g = sylvan::Builder::new().name("me").spawn(|| sylvan::current()).unwrap();
+/// let who = g.join().unwrap();
+/// assert_eq!(who.name(), Some("me"));
+/// assert!(!who.is_root());
+/// ```
+pub fn current() -> Current {
+    let core = hub().current_core();
+    Current {
+        id: GreenId(core.id),
+        name: core.name.clone(),
+    }
+}

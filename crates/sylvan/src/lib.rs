@@ -1,0 +1,62 @@
+//! Green threads for Rust: plain blocking network code on a per-thread hub,
+//! with timeouts and cancellation as first-class mechanisms.
+//!
+//! sylvan carries Python Eventlet's model — green threads, a hub, `Timeout`,
+//! queues and events — into Rust. Code is written in ordinary synchronous
+//! style; a blocking sylvan call parks only its green thread, and the hub
+//! runs the others meanwhile.
+//!
+//! ```
+//! use std::time::Duration;
+//! use sylvan::sync::Queue;
+//!
+//! let q = Queue::unbounded();
+//! let workers: Vec<_> = (0..3)
+//!     .map(|i| {
+//!         let q = q.clone();
+//!         sylvan::spawn(move || {
+//!             sylvan::sleep(Duration::from_millis(10 * (3 - i)))?;
+//!             q.put(i).map_err(sylvan::Cancelled::from)
+//!         })
+//!     })
+//!     .collect();
+//! // The root context (main's own stack) drives the hub whenever it blocks.
+//! let order: Vec<u64> = (0..3).map(|_| q.get().unwrap()).collect();
+//! assert_eq!(order, vec![2, 1, 0]);
+//! for w in workers {
+//!     w.join().unwrap().unwrap();
+//! }
+//!
+//! // A scoped deadline, Eventlet's `with Timeout(...)`:
+//! let r = sylvan::timeout(Duration::from_millis(5), || q.get());
+//! assert!(r.is_err());
+//! ```
+//!
+//! # The model
+//!
+//! - **One hub per OS thread**, created on first use. Green threads never
+//!   move to another OS thread, so `spawn` needs no `Send` bound and `Rc`
+//!   and `RefCell` are fine inside them.
+//! - **The root context** — the thread's own stack — runs the hub whenever
+//!   it makes a blocking sylvan call, so `main` needs no wrapper.
+//! - **Cancellation is by error.** A blocking call in a green thread that was
+//!   [killed](GreenThread::kill), or whose [`timeout`]/[`deadline`] scope
+//!   expired, returns [`Cancelled`]; propagate it with `?`. Each blocking
+//!   call documents this under `# Cancellation`.
+//! - **Virtual time** for tests: [`time::pause`] and [`time::advance`].
+
+#![deny(missing_docs, missing_debug_implementations, rust_2018_idioms, clippy::undocumented_unsafe_blocks)]
+#![doc(test(attr(deny(warnings))))]
+
+mod cancel;
+pub mod debug;
+mod green;
+mod runtime;
+pub mod sync;
+mod sys;
+pub mod time;
+pub mod tpool;
+
+pub use cancel::{Cancelled, Elapsed, ScopeId};
+pub use green::{current, run, spawn, spawn_after, Builder, Current, GreenId, GreenThread, JoinError};
+pub use time::{deadline, sleep, timeout, yield_now};

@@ -1,0 +1,563 @@
+//! The hub: one per OS thread, created on first use.
+//!
+//! It owns the green threads of its thread, their stacks, a ready queue, the
+//! timers, the clock and a `mio::Poll`. The root context (the thread's own
+//! stack) drives it: whenever the root makes a blocking sylvan call, it runs
+//! [`Hub::run_until_root_woken`], which resumes ready green threads, fires
+//! timers and polls for events until the root's own wait is over. Green
+//! threads run only then; they never migrate to another OS thread.
+//!
+//! Invariants:
+//! - `current` is null while the root runs, or points at the [`Core`] of the
+//!   green thread being resumed, which the scheduler keeps alive (it holds an
+//!   `Rc` to the task for the whole resume).
+//! - The hub is created by [`hub`] and destroyed by the thread-local
+//!   [`HubOwner`] at thread exit: first every remaining green thread is
+//!   force-unwound (its destructors run, with the hub still reachable), then
+//!   the memory is freed. No `&Hub` outlives that, because no code of the
+//!   thread runs after its thread-locals are destroyed.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::panic::Location;
+use std::ptr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use corosensei::CoroutineResult;
+
+use super::clock::Clock;
+use super::park::{Wake, WakeToken};
+use super::stack::StackPool;
+use super::task::{Core, Task, ROOT_SLOT};
+use super::timer::Timers;
+use super::watchdog;
+use crate::sys::signal;
+
+const WAKER_TOKEN: mio::Token = mio::Token(usize::MAX);
+/// Green threads resumed between two non-blocking polls for I/O and timers.
+const BUDGET: u32 = 128;
+
+static NEXT_HUB_ID: AtomicU64 = AtomicU64::new(1);
+static NEXT_GREEN_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Allocates a process-wide unique green-thread id (0 is the root's).
+pub(crate) fn next_green_id() -> u64 {
+    NEXT_GREEN_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The part of a hub other OS threads may touch: the remote wake queue and
+/// what the watchdog reads.
+#[derive(Debug)]
+pub(crate) struct HubShared {
+    pub(crate) id: u64,
+    pub(crate) thread_name: String,
+    remote: Mutex<Vec<WakeToken>>,
+    pending: AtomicBool,
+    waker: mio::Waker,
+    alive: AtomicBool,
+    /// Incremented whenever the hub switches into a green thread.
+    pub(crate) switches: AtomicU64,
+    /// Id of the green thread running now; 0 when none is.
+    pub(crate) running: AtomicU64,
+    /// Last blocking point of the running green thread (a `&'static`).
+    pub(crate) location: AtomicPtr<Location<'static>>,
+    /// Blocking threshold in nanoseconds; 0 turns detection off.
+    pub(crate) threshold_ns: AtomicU64,
+    /// Names of named green threads, for the watchdog's message.
+    pub(crate) names: Mutex<HashMap<u64, Arc<str>>>,
+}
+
+impl HubShared {
+    /// Queues a wake-up for a parked context and wakes the hub's poll.
+    pub(crate) fn remote_wake(&self, token: WakeToken) {
+        if !self.alive.load(Ordering::Acquire) {
+            return;
+        }
+        self.remote.lock().unwrap_or_else(|e| e.into_inner()).push(token);
+        if !self.pending.swap(true, Ordering::AcqRel) {
+            let _ = self.waker.wake();
+        }
+    }
+}
+
+pub(crate) struct Hub {
+    tasks: RefCell<Vec<Option<Rc<dyn Task>>>>,
+    free_slots: RefCell<Vec<u32>>,
+    ready: RefCell<VecDeque<u32>>,
+    current: Cell<*const Core>,
+    pub(crate) root: Core,
+    pub(crate) timers: RefCell<Timers>,
+    pub(crate) clock: Clock,
+    poll: RefCell<mio::Poll>,
+    events: RefCell<mio::Events>,
+    remote_buf: RefCell<Vec<WakeToken>>,
+    pub(crate) shared: Arc<HubShared>,
+    pub(crate) stacks: Rc<StackPool>,
+    seq: Cell<u64>,
+    scope_seq: Cell<u64>,
+    /// Operations in flight on other threads (tpool jobs) that will wake a
+    /// context of this hub: they keep virtual time from jumping ahead.
+    pub(crate) remote_inflight: Cell<usize>,
+    /// Contexts parked on I/O readiness.
+    pub(crate) io_waiters: Cell<usize>,
+    _altstack: signal::AltStack,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").field("id", &self.shared.id).finish_non_exhaustive()
+    }
+}
+
+thread_local! {
+    static HUB: Cell<*const Hub> = const { Cell::new(ptr::null()) };
+    static OWNER: RefCell<Option<HubOwner>> = const { RefCell::new(None) };
+}
+
+/// Frees the thread's hub when the thread ends.
+struct HubOwner(*const Hub);
+
+impl Drop for HubOwner {
+    fn drop(&mut self) {
+        // SAFETY: the pointer came from Box::into_raw in `init` and is freed
+        // only here, once. Until then it is valid.
+        let hub = unsafe { &*self.0 };
+        hub.shutdown();
+        HUB.with(|h| h.set(ptr::null()));
+        // SAFETY: shutdown unwound every green thread, so no reference into
+        // the hub remains; see the module invariants.
+        drop(unsafe { Box::from_raw(self.0 as *mut Hub) });
+    }
+}
+
+/// The current thread's hub, created on first use.
+///
+/// # Panics
+///
+/// If the hub cannot be created (no epoll or eventfd: the process is out of
+/// file descriptors), or when called while the thread's thread-locals are
+/// being destroyed after its hub was.
+#[inline]
+pub(crate) fn hub() -> &'static Hub {
+    let p = HUB.with(|h| h.get());
+    if p.is_null() {
+        return init();
+    }
+    // SAFETY: a non-null HUB points at the live hub of this thread (see the
+    // module invariants); it is reset to null before the hub is freed.
+    unsafe { &*p }
+}
+
+#[cold]
+fn init() -> &'static Hub {
+    let hub = match Hub::new() {
+        Ok(h) => Box::new(h),
+        Err(e) => panic!("sylvan: cannot create this thread's hub: {e}"),
+    };
+    let p: *const Hub = Box::into_raw(hub);
+    let registered = OWNER
+        .try_with(|o| *o.borrow_mut() = Some(HubOwner(p)))
+        .is_ok();
+    if !registered {
+        // SAFETY: `p` was just created by Box::into_raw and is not shared.
+        drop(unsafe { Box::from_raw(p as *mut Hub) });
+        panic!("sylvan: a blocking call was made while this thread was exiting, after its hub was destroyed");
+    }
+    HUB.with(|h| h.set(p));
+    // SAFETY: `p` is valid until HubOwner drops it at thread exit.
+    let hub = unsafe { &*p };
+    watchdog::register(&hub.shared);
+    hub
+}
+
+fn nanos(d: Duration) -> u64 {
+    d.as_nanos().min(u64::MAX as u128) as u64
+}
+
+impl Hub {
+    fn new() -> std::io::Result<Hub> {
+        signal::install_handler();
+        let altstack = signal::ensure_altstack()?;
+        let poll = mio::Poll::new()?;
+        let waker = mio::Waker::new(poll.registry(), WAKER_TOKEN)?;
+        let threshold = watchdog::default_threshold();
+        let shared = Arc::new(HubShared {
+            id: NEXT_HUB_ID.fetch_add(1, Ordering::Relaxed),
+            thread_name: std::thread::current().name().unwrap_or("<unnamed>").to_string(),
+            remote: Mutex::new(Vec::new()),
+            pending: AtomicBool::new(false),
+            waker,
+            alive: AtomicBool::new(true),
+            switches: AtomicU64::new(0),
+            running: AtomicU64::new(0),
+            location: AtomicPtr::new(ptr::null_mut()),
+            threshold_ns: AtomicU64::new(threshold.map_or(0, nanos)),
+            names: Mutex::new(HashMap::new()),
+        });
+        Ok(Hub {
+            tasks: RefCell::new(Vec::new()),
+            free_slots: RefCell::new(Vec::new()),
+            ready: RefCell::new(VecDeque::new()),
+            current: Cell::new(ptr::null()),
+            root: Core::new(0, None, (0, 0), 0),
+            timers: RefCell::new(Timers::default()),
+            clock: Clock::new(),
+            poll: RefCell::new(poll),
+            events: RefCell::new(mio::Events::with_capacity(1024)),
+            remote_buf: RefCell::new(Vec::new()),
+            shared,
+            stacks: Rc::new(StackPool::new()),
+            seq: Cell::new(0),
+            scope_seq: Cell::new(0),
+            remote_inflight: Cell::new(0),
+            io_waiters: Cell::new(0),
+            _altstack: altstack,
+        })
+    }
+
+    /// The context running now: a green thread, or the root.
+    #[inline]
+    pub(crate) fn current_core(&self) -> &Core {
+        let p = self.current.get();
+        if p.is_null() {
+            &self.root
+        } else {
+            // SAFETY: see the module invariants: the scheduler holds an Rc to
+            // this task while it runs.
+            unsafe { &*p }
+        }
+    }
+
+    pub(crate) fn next_seq(&self) -> u64 {
+        let s = self.seq.get() + 1;
+        self.seq.set(s);
+        s
+    }
+
+    pub(crate) fn next_scope_id(&self) -> u64 {
+        let s = self.scope_seq.get() + 1;
+        self.scope_seq.set(s);
+        s
+    }
+
+    /// Number of green threads alive on this hub.
+    pub(crate) fn live_tasks(&self) -> usize {
+        self.tasks.borrow().len() - self.free_slots.borrow().len()
+    }
+
+    /// Adds a new green thread and queues it to run.
+    pub(crate) fn insert_task(&self, task: Rc<dyn Task>) {
+        let slot = {
+            let mut tasks = self.tasks.borrow_mut();
+            match self.free_slots.borrow_mut().pop() {
+                Some(s) => {
+                    tasks[s as usize] = Some(task.clone());
+                    s
+                }
+                None => {
+                    tasks.push(Some(task.clone()));
+                    (tasks.len() - 1) as u32
+                }
+            }
+        };
+        let core = task.core();
+        core.slot.set(slot);
+        if let Some(name) = &core.name {
+            self.shared
+                .names
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(core.id, name.clone());
+        }
+        self.ready.borrow_mut().push_back(slot);
+    }
+
+    /// Wakes a parked context if `token` is still its current park.
+    pub(crate) fn wake(&self, token: WakeToken, reason: Wake) -> bool {
+        if token.slot == ROOT_SLOT {
+            return wake_core(&self.root, token.seq, reason);
+        }
+        let woken = {
+            let tasks = self.tasks.borrow();
+            match tasks.get(token.slot as usize) {
+                Some(Some(t)) => wake_core(t.core(), token.seq, reason),
+                _ => false,
+            }
+        };
+        if woken {
+            self.ready.borrow_mut().push_back(token.slot);
+        }
+        woken
+    }
+
+    /// Whether `token` is the current park of a context.
+    pub(crate) fn is_parked(&self, token: WakeToken) -> bool {
+        if token.slot == ROOT_SLOT {
+            return self.root.parked.get() == token.seq;
+        }
+        matches!(self.tasks.borrow().get(token.slot as usize), Some(Some(t)) if t.core().parked.get() == token.seq)
+    }
+
+    /// Kills a context: sticky, and wakes it if it is parked.
+    pub(crate) fn kill(&self, core: &Core) {
+        core.killed.set(true);
+        let seq = core.parked.get();
+        if seq != 0 {
+            self.wake(
+                WakeToken {
+                    slot: core.slot.get(),
+                    seq,
+                },
+                Wake::Killed,
+            );
+        }
+    }
+
+    /// Suspends the current context until it is woken (park's second half).
+    pub(crate) fn suspend_current(&self, core: &Core) {
+        if core.is_root() {
+            self.run_until_root_woken();
+        } else {
+            let y = core.yielder.get();
+            // SAFETY: the yielder pointer was stored by the coroutine's entry
+            // function and lives on its stack, which is live while the
+            // coroutine runs (and we are running inside it now).
+            unsafe { (*y).suspend(()) };
+        }
+    }
+
+    /// Lets other green threads run once, then continues.
+    pub(crate) fn yield_current(&self) {
+        let core = self.current_core();
+        if core.is_root() {
+            self.turn(false);
+            let n = self.ready.borrow().len();
+            for _ in 0..n {
+                let Some(slot) = self.ready.borrow_mut().pop_front() else {
+                    break;
+                };
+                self.resume(slot);
+            }
+        } else {
+            self.ready.borrow_mut().push_back(core.slot.get());
+            let y = core.yielder.get();
+            // SAFETY: as in `suspend_current`.
+            unsafe { (*y).suspend(()) };
+        }
+    }
+
+    /// The scheduler loop, run on the root's stack while the root is parked.
+    fn run_until_root_woken(&self) {
+        loop {
+            let mut budget = BUDGET;
+            while self.root.parked.get() != 0 {
+                let Some(slot) = self.ready.borrow_mut().pop_front() else {
+                    break;
+                };
+                self.resume(slot);
+                budget -= 1;
+                if budget == 0 {
+                    self.turn(false);
+                    budget = BUDGET;
+                }
+            }
+            if self.root.parked.get() == 0 {
+                return;
+            }
+            self.turn(true);
+        }
+    }
+
+    fn resume(&self, slot: u32) {
+        let Some(task) = self.tasks.borrow().get(slot as usize).cloned().flatten() else {
+            return;
+        };
+        let core = task.core();
+        let mut coro = core.coro.borrow_mut();
+        let Some(c) = coro.as_mut() else {
+            return;
+        };
+        if core.killed.get() && !core.started.get() {
+            // Killed before it ever ran: drop the closure unrun.
+            coro.take();
+            drop(coro);
+            self.finish(slot, &task);
+            return;
+        }
+        core.started.set(true);
+        self.current.set(core as *const Core);
+        signal::set_current(core.guard.0, core.guard.1, core.name.as_deref(), core.stack_size);
+        let shared = &self.shared;
+        shared.running.store(core.id, Ordering::Relaxed);
+        shared.location.store(
+            core.last_block.get().map_or(ptr::null_mut(), |l| l as *const _ as *mut _),
+            Ordering::Relaxed,
+        );
+        shared
+            .switches
+            .store(shared.switches.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        let r = c.resume(());
+        shared.running.store(0, Ordering::Relaxed);
+        signal::clear_current();
+        self.current.set(ptr::null());
+        if let CoroutineResult::Return(()) = r {
+            coro.take();
+            drop(coro);
+            self.finish(slot, &task);
+        }
+    }
+
+    fn finish(&self, slot: u32, task: &Rc<dyn Task>) {
+        let core = task.core();
+        core.finished.set(true);
+        self.tasks.borrow_mut()[slot as usize] = None;
+        self.free_slots.borrow_mut().push(slot);
+        if core.name.is_some() {
+            self.shared
+                .names
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&core.id);
+        }
+        core.joiners.borrow_mut().notify_all(self);
+        task.on_finish();
+    }
+
+    /// One turn of the event loop: poll I/O (blocking only if `may_block`
+    /// and nothing is ready), handle remote wakes, fire due timers.
+    pub(crate) fn turn(&self, may_block: bool) {
+        let idle = may_block && self.ready.borrow().is_empty() && self.root.parked.get() != 0;
+        let next_timer = self.timers.borrow().next_deadline();
+        let paused = self.clock.is_paused();
+        let auto_advance = paused && self.remote_inflight.get() == 0;
+        let timeout = if !idle {
+            Some(Duration::ZERO)
+        } else {
+            match next_timer {
+                Some(_) if auto_advance => Some(Duration::ZERO),
+                Some(t) if !paused => Some(Duration::from_nanos(t.saturating_sub(self.clock.now()))),
+                _ => None,
+            }
+        };
+        if timeout.is_none() {
+            self.check_deadlock();
+        }
+        if idle && timeout != Some(Duration::ZERO) {
+            self.stacks.trim(super::stack::WARM_SLOTS);
+        }
+        let got_events = self.poll_events(timeout);
+        if idle && auto_advance && !got_events && self.ready.borrow().is_empty() {
+            if let Some(t) = next_timer {
+                self.clock.advance_to(t);
+            }
+        }
+        self.fire_timers();
+    }
+
+    fn poll_events(&self, timeout: Option<Duration>) -> bool {
+        let mut events = self.events.borrow_mut();
+        let r = self.poll.borrow_mut().poll(&mut events, timeout);
+        if let Err(e) = r {
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                tracing::error!("sylvan hub {}: poll failed: {e}", self.shared.id);
+            }
+            return false;
+        }
+        // Only the waker is registered so far; its event just ends the poll.
+        let mut any = !events.is_empty();
+        drop(events);
+        if self.shared.pending.swap(false, Ordering::AcqRel) {
+            let mut buf = self.remote_buf.borrow_mut();
+            std::mem::swap(
+                &mut *buf,
+                &mut self.shared.remote.lock().unwrap_or_else(|e| e.into_inner()),
+            );
+            for t in buf.drain(..) {
+                self.wake(t, Wake::Notified);
+            }
+            any = true;
+        }
+        any
+    }
+
+    fn fire_timers(&self) {
+        let now = self.clock.now();
+        loop {
+            let t = self.timers.borrow_mut().pop_expired(now);
+            match t {
+                Some(t) => {
+                    self.wake(t, Wake::Timer);
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// The root is about to wait with no timeout: make sure something can
+    /// still wake it, or say clearly that nothing can.
+    fn check_deadlock(&self) {
+        let nothing_can_wake = self.ready.borrow().is_empty()
+            && self.timers.borrow().len() == 0
+            && self.remote_inflight.get() == 0
+            && self.io_waiters.get() == 0
+            && Arc::strong_count(&self.shared) == 1
+            && !self.shared.pending.load(Ordering::Acquire);
+        if nothing_can_wake {
+            let at = self
+                .root
+                .last_block
+                .get()
+                .map_or("an unknown place".to_string(), |l| l.to_string());
+            panic!(
+                "sylvan: deadlock: the root context is blocked at {at}, and no green thread, \
+                 timer, I/O source or other thread can ever wake it"
+            );
+        }
+    }
+
+    /// Force-unwinds every remaining green thread so destructors run.
+    fn shutdown(&self) {
+        self.shared.alive.store(false, Ordering::Release);
+        watchdog::unregister(self.shared.id);
+        loop {
+            let batch: Vec<Rc<dyn Task>> = {
+                let mut tasks = self.tasks.borrow_mut();
+                let b = tasks.iter_mut().filter_map(Option::take).collect();
+                tasks.clear();
+                self.free_slots.borrow_mut().clear();
+                b
+            };
+            if batch.is_empty() {
+                break;
+            }
+            self.ready.borrow_mut().clear();
+            for task in batch {
+                let core = task.core();
+                core.killed.set(true);
+                core.unwinding.set(true);
+                let coro = core.coro.borrow_mut().take();
+                self.current.set(core as *const Core);
+                signal::set_current(core.guard.0, core.guard.1, core.name.as_deref(), core.stack_size);
+                drop(coro);
+                signal::clear_current();
+                self.current.set(ptr::null());
+                core.finished.set(true);
+                task.on_finish();
+            }
+        }
+        self.ready.borrow_mut().clear();
+        *self.timers.borrow_mut() = Timers::default();
+    }
+}
+
+fn wake_core(core: &Core, seq: u64, reason: Wake) -> bool {
+    if seq == 0 || core.parked.get() != seq {
+        return false;
+    }
+    core.parked.set(0);
+    core.wake.set(reason);
+    true
+}

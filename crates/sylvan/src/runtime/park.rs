@@ -1,0 +1,215 @@
+//! The one parking primitive every blocking call goes through.
+//!
+//! [`park`] fails at once if the green thread was killed (or is unwinding);
+//! computes the effective deadline from the operation's own deadline and the
+//! innermost scoped deadline; fails at once with `TimedOut` if that scope has
+//! expired; otherwise arms one timer, lets the caller register the wake token
+//! wherever the wake-up will come from, and suspends. On wake it disarms the
+//! timer in O(log n). Wake tokens carry a sequence number unique to one park,
+//! so a late wake (a timer, a remote thread, a stale waiter-list entry) for an
+//! earlier park is ignored.
+
+use std::collections::VecDeque;
+use std::panic::Location;
+use std::sync::Arc;
+
+use super::hub::{hub, Hub, HubShared};
+use crate::cancel::{Cancelled, ScopeId};
+
+/// Identifies one park of one green thread (or of the root context).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WakeToken {
+    pub(crate) slot: u32,
+    pub(crate) seq: u64,
+}
+
+/// Why a parked context was woken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wake {
+    None,
+    Notified,
+    Timer,
+    Killed,
+}
+
+/// How a successful park ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Parked {
+    /// Somebody woke us through the registered token.
+    Woken,
+    /// The operation's own deadline passed (e.g. a sleep that completed, or
+    /// a per-operation socket timeout).
+    OwnDeadline,
+}
+
+/// Suspends the current context until woken, killed or a deadline passes.
+///
+/// `own` is the operation's own deadline (hub clock nanoseconds). `register`
+/// is called once with the token to wake us by, only if we really suspend.
+/// After an `Err` or `OwnDeadline` the caller must treat its registration as
+/// stale (see [`WaitList::cancelled`]).
+pub(crate) fn park_at(
+    location: &'static Location<'static>,
+    own: Option<u64>,
+    register: impl FnOnce(WakeToken),
+) -> Result<Parked, Cancelled> {
+    let hub = hub();
+    let core = hub.current_core();
+    check_cancelled_in(hub)?;
+    let now = hub.clock.now();
+    let scope = core.scope_deadline();
+    if own.is_some_and(|o| o <= now) {
+        return Ok(Parked::OwnDeadline);
+    }
+    let seq = hub.next_seq();
+    let token = WakeToken {
+        slot: core.slot.get(),
+        seq,
+    };
+    core.parked.set(seq);
+    core.wake.set(Wake::None);
+    register(token);
+    let effective = match (own, scope) {
+        (Some(o), Some((s, _))) => Some(o.min(s)),
+        (o, s) => o.or(s.map(|s| s.0)),
+    };
+    let timer = effective.map(|when| hub.timers.borrow_mut().insert(when, token));
+    core.last_block.set(Some(location));
+    hub.suspend_current(core);
+    core.parked.set(0);
+    let reason = core.wake.replace(Wake::None);
+    if reason != Wake::Timer {
+        if let Some(k) = timer {
+            hub.timers.borrow_mut().cancel(k);
+        }
+    }
+    match reason {
+        Wake::Notified | Wake::None => Ok(Parked::Woken),
+        Wake::Killed => Err(Cancelled::Killed),
+        Wake::Timer => match (own, scope) {
+            (Some(o), Some((s, _))) if o < s => Ok(Parked::OwnDeadline),
+            (Some(_), None) => Ok(Parked::OwnDeadline),
+            (_, Some((_, id))) => {
+                core.mark_fired(id);
+                Err(Cancelled::TimedOut(ScopeId(id)))
+            }
+            (None, None) => Ok(Parked::Woken),
+        },
+    }
+}
+
+/// Fails if a blocking call made now would fail at once: the current context
+/// was killed, is unwinding, or its innermost scoped deadline has passed.
+pub(crate) fn check_cancelled() -> Result<(), Cancelled> {
+    check_cancelled_in(hub())
+}
+
+fn check_cancelled_in(hub: &Hub) -> Result<(), Cancelled> {
+    let core = hub.current_core();
+    if core.killed.get() || std::thread::panicking() {
+        return Err(Cancelled::Killed);
+    }
+    if let Some((deadline, id)) = core.scope_deadline() {
+        if deadline <= hub.clock.now() {
+            core.mark_fired(id);
+            return Err(Cancelled::TimedOut(ScopeId(id)));
+        }
+    }
+    Ok(())
+}
+
+/// Wakes a parked context from any OS thread.
+///
+/// Holding an `Unparker` tells the hub that a wake-up may still come from
+/// outside, so it doesn't report a deadlock while one exists.
+#[derive(Debug)]
+pub(crate) struct Unparker {
+    shared: Arc<HubShared>,
+    token: WakeToken,
+}
+
+impl Unparker {
+    pub(crate) fn new(hub: &Hub, token: WakeToken) -> Unparker {
+        Unparker {
+            shared: hub.shared.clone(),
+            token,
+        }
+    }
+
+    /// Wakes the parked context (no effect if it stopped waiting, or if its
+    /// hub is gone).
+    pub(crate) fn unpark(self) {
+        self.shared.remote_wake(self.token);
+    }
+}
+
+/// A FIFO list of parked waiters with amortised O(1) removal.
+///
+/// A waiter that stops waiting for another reason (timeout, kill) calls
+/// [`WaitList::cancelled`]; its token stays in the list as a stale entry that
+/// wakes nothing, and the list compacts itself once stale entries are the
+/// majority.
+#[derive(Debug, Default)]
+pub(crate) struct WaitList {
+    tokens: VecDeque<WakeToken>,
+    stale: usize,
+}
+
+impl WaitList {
+    pub(crate) fn push(&mut self, token: WakeToken) {
+        self.tokens.push_back(token);
+    }
+
+    /// Wakes the oldest waiter that is still waiting. Returns whether one was.
+    pub(crate) fn notify_one(&mut self, hub: &Hub) -> bool {
+        while let Some(t) = self.tokens.pop_front() {
+            if hub.wake(t, Wake::Notified) {
+                return true;
+            }
+            self.stale = self.stale.saturating_sub(1);
+        }
+        false
+    }
+
+    /// Wakes every waiter.
+    pub(crate) fn notify_all(&mut self, hub: &Hub) {
+        for t in self.tokens.drain(..) {
+            hub.wake(t, Wake::Notified);
+        }
+        self.stale = 0;
+    }
+
+    /// Records that one registered waiter stopped waiting without being
+    /// notified.
+    pub(crate) fn cancelled(&mut self, hub: &Hub) {
+        self.stale += 1;
+        if self.stale > 16 && self.stale * 2 > self.tokens.len() {
+            self.tokens.retain(|t| hub.is_parked(*t));
+            self.stale = 0;
+        }
+    }
+}
+
+/// Parks the current context on `list` until notified.
+///
+/// On `Err` the registration (if one was made) is marked stale, so the
+/// caller has nothing to undo.
+pub(crate) fn wait_on(
+    list: &std::cell::RefCell<WaitList>,
+    location: &'static Location<'static>,
+) -> Result<(), Cancelled> {
+    let mut registered = false;
+    let r = park_at(location, None, |t| {
+        registered = true;
+        list.borrow_mut().push(t);
+    });
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            if registered {
+                list.borrow_mut().cancelled(hub());
+            }
+            Err(e)
+        }
+    }
+}

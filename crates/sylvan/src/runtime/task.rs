@@ -1,0 +1,181 @@
+//! What the hub knows about each green thread (and about the root context).
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::panic::Location;
+use std::sync::Arc;
+use std::thread;
+
+use corosensei::{Coroutine, Yielder};
+
+use super::park::{Wake, WaitList};
+use super::stack::GreenStack;
+
+pub(crate) type Coro = Coroutine<(), (), (), GreenStack>;
+
+/// The slot number that stands for the root context.
+pub(crate) const ROOT_SLOT: u32 = u32::MAX;
+
+/// One scoped deadline (`timeout`/`deadline`) on a context's scope stack.
+#[derive(Debug)]
+struct Scope {
+    id: u64,
+    /// The earliest deadline of this scope and all scopes around it, and the
+    /// id of the (outermost) scope that owns it.
+    min: u64,
+    min_id: u64,
+    fired: bool,
+}
+
+/// The non-generic state of a green thread or of the root context.
+pub(crate) struct Core {
+    pub(crate) id: u64,
+    pub(crate) name: Option<Arc<str>>,
+    pub(crate) slot: Cell<u32>,
+    /// The sequence number of the current park; 0 while not parked.
+    pub(crate) parked: Cell<u64>,
+    pub(crate) wake: Cell<Wake>,
+    pub(crate) killed: Cell<bool>,
+    pub(crate) started: Cell<bool>,
+    pub(crate) finished: Cell<bool>,
+    /// Set while the hub force-unwinds this green thread at shutdown.
+    pub(crate) unwinding: Cell<bool>,
+    pub(crate) last_block: Cell<Option<&'static Location<'static>>>,
+    pub(crate) joiners: RefCell<WaitList>,
+    pub(crate) coro: RefCell<Option<Coro>>,
+    pub(crate) yielder: Cell<*const Yielder<(), ()>>,
+    /// Guard page `[lo, hi)` and total stack size, for the overflow message.
+    pub(crate) guard: (usize, usize),
+    pub(crate) stack_size: usize,
+    scopes: RefCell<Vec<Scope>>,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("killed", &self.killed.get())
+            .field("finished", &self.finished.get())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Core {
+    pub(crate) fn new(id: u64, name: Option<Arc<str>>, guard: (usize, usize), stack_size: usize) -> Core {
+        Core {
+            id,
+            name,
+            slot: Cell::new(ROOT_SLOT),
+            parked: Cell::new(0),
+            wake: Cell::new(Wake::None),
+            killed: Cell::new(false),
+            started: Cell::new(false),
+            finished: Cell::new(false),
+            unwinding: Cell::new(false),
+            last_block: Cell::new(None),
+            joiners: RefCell::new(WaitList::default()),
+            coro: RefCell::new(None),
+            yielder: Cell::new(std::ptr::null()),
+            guard,
+            stack_size,
+            scopes: RefCell::new(Vec::new()),
+        }
+    }
+
+    pub(crate) fn is_root(&self) -> bool {
+        self.slot.get() == ROOT_SLOT
+    }
+
+    /// The effective scoped deadline and the id of the scope that owns it.
+    pub(crate) fn scope_deadline(&self) -> Option<(u64, u64)> {
+        self.scopes.borrow().last().map(|s| (s.min, s.min_id))
+    }
+
+    /// Enters a scope with deadline `deadline`; returns its id.
+    pub(crate) fn push_scope(&self, id: u64, deadline: u64) {
+        let mut scopes = self.scopes.borrow_mut();
+        let (min, min_id) = match scopes.last() {
+            Some(outer) if outer.min <= deadline => (outer.min, outer.min_id),
+            _ => (deadline, id),
+        };
+        scopes.push(Scope {
+            id,
+            min,
+            min_id,
+            fired: false,
+        });
+    }
+
+    /// Leaves the innermost scope (which must be `id`); returns whether its
+    /// own deadline made a blocking call fail.
+    pub(crate) fn pop_scope(&self, id: u64) -> bool {
+        let mut scopes = self.scopes.borrow_mut();
+        match scopes.pop() {
+            Some(s) => {
+                debug_assert_eq!(s.id, id, "scopes must be left in order");
+                s.fired
+            }
+            None => false,
+        }
+    }
+
+    /// Records that scope `id`'s deadline cancelled a blocking call.
+    pub(crate) fn mark_fired(&self, id: u64) {
+        if let Some(s) = self.scopes.borrow_mut().iter_mut().rev().find(|s| s.id == id) {
+            s.fired = true;
+        }
+    }
+}
+
+/// A green thread as the hub sees it: its core plus a typed result slot.
+pub(crate) trait Task {
+    fn core(&self) -> &Core;
+    /// Called once when the green thread has finished (or was dropped at
+    /// shutdown), after joiners were woken.
+    fn on_finish(&self);
+}
+
+/// The result slot of a green thread, shared with its `GreenThread` handle.
+pub(crate) struct TaskCell<T> {
+    pub(crate) core: Core,
+    /// `None` until it finishes; stays `None` if it was killed before running.
+    pub(crate) result: RefCell<Option<thread::Result<T>>>,
+    /// Set when the handle was dropped without joining.
+    pub(crate) detached: Cell<bool>,
+}
+
+impl<T> Task for TaskCell<T> {
+    fn core(&self) -> &Core {
+        &self.core
+    }
+
+    fn on_finish(&self) {
+        if self.detached.get() {
+            if let Some(Err(payload)) = &*self.result.borrow() {
+                log_panic(&self.core, payload.as_ref());
+            }
+        }
+    }
+}
+
+/// Logs a panic nobody will join.
+pub(crate) fn log_panic(core: &Core, payload: &(dyn Any + Send)) {
+    tracing::error!(
+        green_thread = core.id,
+        name = core.name.as_deref().unwrap_or("<unnamed>"),
+        "green thread panicked and nobody joined it: {}",
+        panic_message(payload)
+    );
+}
+
+/// The message of a panic payload, when it has one.
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "Box<dyn Any>"
+    }
+}

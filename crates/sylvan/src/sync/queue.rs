@@ -1,0 +1,402 @@
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::error::Error;
+use std::fmt;
+use std::panic::Location;
+use std::rc::Rc;
+
+use crate::cancel::Cancelled;
+use crate::runtime::hub::hub;
+use crate::runtime::park::{self, Parked, WaitList, WakeToken};
+
+/// A FIFO queue between green threads of one hub; Eventlet's `Queue`.
+///
+/// `bounded(n)` holds at most `n` items and `put` waits while it is full;
+/// `bounded(0)` is a rendezvous: `put` waits until a getter has taken its
+/// item (Eventlet's `Queue(0)`); `unbounded()` never makes `put` wait.
+/// Getters are served in the order they started waiting.
+///
+/// # Examples
+///
+/// ```
+/// use sylvan::sync::Queue;
+///
+/// let q = Queue::bounded(2);
+/// let producer = {
+///     let q = q.clone();
+///     sylvan::spawn(move || {
+///         for i in 0..5 {
+///             q.put(i).unwrap(); // waits while 2 items are queued
+///         }
+///     })
+/// };
+/// let got: Vec<i32> = (0..5).map(|_| q.get().unwrap()).collect();
+/// assert_eq!(got, vec![0, 1, 2, 3, 4]);
+/// producer.join().unwrap();
+/// ```
+pub struct Queue<T> {
+    inner: Rc<Inner<T>>,
+}
+
+struct Item<T> {
+    value: T,
+    /// For rendezvous puts: the ticket and the parked putter to wake when
+    /// the item is taken.
+    ticket: u64,
+    putter: Option<WakeToken>,
+}
+
+struct Inner<T> {
+    items: RefCell<VecDeque<Item<T>>>,
+    cap: Option<usize>,
+    getters: RefCell<WaitList>,
+    putters: RefCell<WaitList>,
+    next_ticket: Cell<u64>,
+}
+
+impl<T> Clone for Queue<T> {
+    fn clone(&self) -> Self {
+        Queue {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for Queue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Queue")
+            .field("len", &self.len())
+            .field("capacity", &self.inner.cap)
+            .finish()
+    }
+}
+
+impl<T> Queue<T> {
+    fn with_cap(cap: Option<usize>) -> Queue<T> {
+        Queue {
+            inner: Rc::new(Inner {
+                items: RefCell::new(VecDeque::new()),
+                cap,
+                getters: RefCell::new(WaitList::default()),
+                putters: RefCell::new(WaitList::default()),
+                next_ticket: Cell::new(0),
+            }),
+        }
+    }
+
+    /// A queue holding at most `n` items; `n == 0` makes a rendezvous queue.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = sylvan::sync::Queue::bounded(1);
+    /// q.put('a').unwrap();
+    /// assert!(q.try_put('b').is_err());
+    /// ```
+    pub fn bounded(n: usize) -> Queue<T> {
+        Queue::with_cap(Some(n))
+    }
+
+    /// A queue without a size limit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = sylvan::sync::Queue::unbounded();
+    /// for i in 0..1000 {
+    ///     q.put(i).unwrap();
+    /// }
+    /// assert_eq!(q.len(), 1000);
+    /// ```
+    pub fn unbounded() -> Queue<T> {
+        Queue::with_cap(None)
+    }
+
+    /// The capacity (`None` when unbounded).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(sylvan::sync::Queue::<()>::bounded(3).capacity(), Some(3));
+    /// ```
+    pub fn capacity(&self) -> Option<usize> {
+        self.inner.cap
+    }
+
+    /// Items a `get` would take without waiting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = sylvan::sync::Queue::unbounded();
+    /// q.put(1).unwrap();
+    /// assert_eq!(q.len(), 1);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.inner.items.borrow().len()
+    }
+
+    /// Whether a `get` would have to wait.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(sylvan::sync::Queue::<u8>::unbounded().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn has_room(&self) -> bool {
+        match self.inner.cap {
+            None => true,
+            Some(0) => false,
+            Some(n) => self.len() < n,
+        }
+    }
+
+    fn push(&self, value: T, putter: Option<WakeToken>) -> u64 {
+        let ticket = self.inner.next_ticket.get() + 1;
+        self.inner.next_ticket.set(ticket);
+        self.inner.items.borrow_mut().push_back(Item { value, ticket, putter });
+        self.inner.getters.borrow_mut().notify_one(hub());
+        ticket
+    }
+
+    /// Adds an item, waiting while the queue is full (for a rendezvous
+    /// queue: until a getter has taken it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = sylvan::sync::Queue::bounded(0);
+    /// let getter = {
+    ///     let q = q.clone();
+    ///     sylvan::spawn(move || q.get())
+    /// };
+    /// q.put("hand-off").unwrap(); // returns once the getter has it
+    /// assert_eq!(getter.join().unwrap(), Ok("hand-off"));
+    /// ```
+    ///
+    /// # Cancellation
+    ///
+    /// If the green thread is killed or its deadline passes while waiting,
+    /// returns [`PutError`] holding the item, which was not added (for a
+    /// rendezvous queue: was withdrawn, not taken). If a getter took it at
+    /// the same moment, the put succeeded and returns `Ok`; the cancellation
+    /// then shows at the next blocking call. Either way the item is
+    /// delivered exactly once or handed back.
+    ///
+    /// # Errors
+    ///
+    /// Only cancellation, as above.
+    #[track_caller]
+    pub fn put(&self, value: T) -> Result<(), PutError<T>> {
+        let loc = Location::caller();
+        if self.inner.cap == Some(0) {
+            return self.put_rendezvous(value, loc);
+        }
+        loop {
+            if self.has_room() {
+                self.push(value, None);
+                return Ok(());
+            }
+            if let Err(cause) = park::wait_on(&self.inner.putters, loc) {
+                return Err(PutError { value, cause });
+            }
+        }
+    }
+
+    fn put_rendezvous(&self, value: T, loc: &'static Location<'static>) -> Result<(), PutError<T>> {
+        if let Err(cause) = park::check_cancelled() {
+            return Err(PutError { value, cause });
+        }
+        let ticket = self.push(value, None);
+        loop {
+            let r = park::park_at(loc, None, |t| {
+                if let Some(item) = self.inner.items.borrow_mut().iter_mut().find(|i| i.ticket == ticket) {
+                    item.putter = Some(t);
+                }
+            });
+            let mut items = self.inner.items.borrow_mut();
+            let pos = items.iter().position(|i| i.ticket == ticket);
+            match (r, pos) {
+                (_, None) => return Ok(()),
+                (Ok(Parked::Woken | Parked::OwnDeadline), Some(_)) => continue,
+                (Err(cause), Some(p)) => {
+                    let item = items.remove(p).expect("position is in range");
+                    return Err(PutError {
+                        value: item.value,
+                        cause,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Adds an item if that needs no waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`TryPutError`] holding the item when the queue is full (always, for
+    /// a rendezvous queue with no getter waiting).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = sylvan::sync::Queue::bounded(1);
+    /// assert!(q.try_put(1).is_ok());
+    /// assert_eq!(q.try_put(2).unwrap_err().into_inner(), 2);
+    /// ```
+    pub fn try_put(&self, value: T) -> Result<(), TryPutError<T>> {
+        if self.has_room() {
+            self.push(value, None);
+            return Ok(());
+        }
+        if self.inner.cap == Some(0) && self.inner.getters.borrow_mut().notify_one(hub()) {
+            // A getter is waiting: hand the item over as a direct transfer.
+            let ticket = self.inner.next_ticket.get() + 1;
+            self.inner.next_ticket.set(ticket);
+            self.inner.items.borrow_mut().push_back(Item {
+                value,
+                ticket,
+                putter: None,
+            });
+            return Ok(());
+        }
+        Err(TryPutError(value))
+    }
+
+    /// Takes the oldest item, waiting until there is one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = sylvan::sync::Queue::unbounded();
+    /// q.put(3).unwrap();
+    /// assert_eq!(q.get(), Ok(3));
+    /// ```
+    ///
+    /// # Cancellation
+    ///
+    /// If the green thread is killed or its deadline passes while waiting,
+    /// returns [`Cancelled`]; nothing was taken and the green thread is no
+    /// longer a waiter, so no item is lost.
+    #[track_caller]
+    pub fn get(&self) -> Result<T, Cancelled> {
+        let loc = Location::caller();
+        loop {
+            if let Some(v) = self.try_get() {
+                return Ok(v);
+            }
+            park::wait_on(&self.inner.getters, loc)?;
+        }
+    }
+
+    /// Takes the oldest item if there is one; never waits.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = sylvan::sync::Queue::<u8>::unbounded();
+    /// assert_eq!(q.try_get(), None);
+    /// ```
+    pub fn try_get(&self) -> Option<T> {
+        let item = self.inner.items.borrow_mut().pop_front()?;
+        let hub = hub();
+        if let Some(t) = item.putter {
+            hub.wake(t, crate::runtime::park::Wake::Notified);
+        }
+        if self.inner.cap.is_some_and(|n| n > 0) {
+            self.inner.putters.borrow_mut().notify_one(hub);
+        }
+        Some(item.value)
+    }
+}
+
+/// A `put` that was cancelled; holds the item, which was not added.
+///
+/// # Examples
+///
+/// ```
+/// let q = sylvan::sync::Queue::bounded(1);
+/// q.put(1).unwrap();
+/// let putter = {
+///     let q = q.clone();
+///     sylvan::spawn(move || q.put(2)) // waits: the queue is full
+/// };
+/// sylvan::yield_now();
+/// putter.kill();
+/// let err = putter.join().unwrap().unwrap_err();
+/// assert!(err.cause().is_killed());
+/// assert_eq!(err.into_inner(), 2); // handed back, not lost
+/// assert_eq!(q.len(), 1);
+/// ```
+pub struct PutError<T> {
+    value: T,
+    cause: Cancelled,
+}
+
+impl<T> PutError<T> {
+    /// The item that was not added.
+    pub fn into_inner(self) -> T {
+        self.value
+    }
+
+    /// Why the put gave up.
+    pub fn cause(&self) -> Cancelled {
+        self.cause
+    }
+}
+
+impl<T> fmt::Debug for PutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PutError").field("cause", &self.cause).finish_non_exhaustive()
+    }
+}
+
+impl<T> fmt::Display for PutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "put was cancelled: {}", self.cause)
+    }
+}
+
+impl<T> Error for PutError<T> {}
+
+impl<T> From<PutError<T>> for Cancelled {
+    fn from(e: PutError<T>) -> Cancelled {
+        e.cause
+    }
+}
+
+/// A `try_put` on a full queue; holds the item.
+///
+/// # Examples
+///
+/// ```
+/// let q = sylvan::sync::Queue::bounded(0);
+/// let e = q.try_put("x").unwrap_err();
+/// assert_eq!(e.0, "x");
+/// ```
+pub struct TryPutError<T>(pub T);
+
+impl<T> TryPutError<T> {
+    /// The item that was not added.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> fmt::Debug for TryPutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TryPutError(Full)")
+    }
+}
+
+impl<T> fmt::Display for TryPutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("queue is full")
+    }
+}
+
+impl<T> Error for TryPutError<T> {}

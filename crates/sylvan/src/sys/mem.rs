@@ -1,0 +1,154 @@
+//! Memory mappings for green-thread stacks.
+//!
+//! Invariants: a [`Mapping`] owns `len` bytes of address space starting at
+//! `ptr`, obtained from `mmap` and released by `munmap` exactly once, on drop.
+//! Every method checks that the range it touches lies inside the mapping, so
+//! no caller can make the kernel change memory it does not own.
+
+use std::io;
+use std::ptr::NonNull;
+use std::sync::OnceLock;
+
+/// `MADV_GUARD_INSTALL` from Linux 6.13 (`include/uapi/asm-generic/mman-common.h`).
+const MADV_GUARD_INSTALL: libc::c_int = 102;
+
+/// The size of a memory page.
+pub(crate) fn page_size() -> usize {
+    static PAGE: OnceLock<usize> = OnceLock::new();
+    *PAGE.get_or_init(|| {
+        // SAFETY: sysconf has no preconditions.
+        let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        if n > 0 {
+            n as usize
+        } else {
+            4096
+        }
+    })
+}
+
+/// An anonymous, private, read-write mapping, unmapped on drop.
+#[derive(Debug)]
+pub(crate) struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+impl Mapping {
+    /// Reserves `len` bytes of address space with `MAP_NORESERVE`: no memory
+    /// is committed until a page is touched.
+    pub(crate) fn reserve(len: usize) -> io::Result<Mapping> {
+        // SAFETY: an anonymous mapping at an address of the kernel's choosing
+        // cannot alias any existing Rust object.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Mapping {
+            ptr: NonNull::new(p.cast()).expect("mmap returned null"),
+            len,
+        })
+    }
+
+    /// The lowest address of the mapping.
+    pub(crate) fn addr(&self) -> usize {
+        self.ptr.as_ptr() as usize
+    }
+
+    /// Length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    fn check(&self, offset: usize, len: usize) {
+        assert!(
+            offset % page_size() == 0 && len % page_size() == 0 && offset + len <= self.len,
+            "range {offset}+{len} outside mapping of {}",
+            self.len
+        );
+    }
+
+    /// Turns `[offset, offset + len)` into a guard region with
+    /// `MADV_GUARD_INSTALL`: any access raises `SIGSEGV`, and no new kernel
+    /// mapping (VMA) is created. Fails with `EINVAL` before Linux 6.13.
+    pub(crate) fn install_guard(&self, offset: usize, len: usize) -> io::Result<()> {
+        self.check(offset, len);
+        // SAFETY: the range lies inside this mapping (checked above), which we
+        // own; nothing in Rust holds a reference into a stack slot's guard.
+        let r = unsafe { libc::madvise(self.ptr.as_ptr().add(offset).cast(), len, MADV_GUARD_INSTALL) };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    /// Makes `[offset, offset + len)` inaccessible with `mprotect`. This
+    /// splits the kernel mapping in two (the fallback path's cost).
+    pub(crate) fn protect_none(&self, offset: usize, len: usize) -> io::Result<()> {
+        self.check(offset, len);
+        // SAFETY: the range lies inside this mapping, which we own.
+        let r = unsafe { libc::mprotect(self.ptr.as_ptr().add(offset).cast(), len, libc::PROT_NONE) };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    /// Gives the pages of `[offset, offset + len)` back to the kernel with
+    /// `MADV_DONTNEED`; they read as zero when touched again. Guard markers
+    /// installed with `MADV_GUARD_INSTALL` survive this.
+    ///
+    /// The caller must make sure no live data is stored in the range (it is
+    /// only used on the stacks of finished green threads).
+    pub(crate) fn discard(&self, offset: usize, len: usize) {
+        self.check(offset, len);
+        // SAFETY: the range lies inside this mapping; the caller guarantees
+        // that nothing live is stored there, so zeroing it is unobservable.
+        unsafe {
+            libc::madvise(self.ptr.as_ptr().add(offset).cast(), len, libc::MADV_DONTNEED);
+        }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: ptr/len came from a successful mmap and are unmapped once.
+        unsafe {
+            libc::munmap(self.ptr.as_ptr().cast(), self.len);
+        }
+    }
+}
+
+/// Whether this kernel supports `MADV_GUARD_INSTALL` (probed once).
+pub(crate) fn guard_install_supported() -> bool {
+    static SUPPORTED: OnceLock<bool> = OnceLock::new();
+    *SUPPORTED.get_or_init(|| {
+        let page = page_size();
+        match Mapping::reserve(2 * page) {
+            Ok(m) => m.install_guard(0, page).is_ok(),
+            Err(_) => false,
+        }
+    })
+}
+
+/// The current `vm.max_map_count`, for error messages.
+pub(crate) fn max_map_count() -> Option<u64> {
+    std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+}
+
+/// How many mappings this process has now, for error messages.
+pub(crate) fn map_count() -> Option<usize> {
+    std::fs::read_to_string("/proc/self/maps").ok().map(|s| s.lines().count())
+}

@@ -1,0 +1,28 @@
+//! Every line of sylvan that talks to the operating system through `libc`.
+//!
+//! # Contract
+//!
+//! The rest of the crate sees only safe functions from here. What each part
+//! must provide:
+//!
+//! - [`mem`]: page size; reserving a large `MAP_NORESERVE` region
+//!   ([`mem::Mapping`]) that is unmapped on drop; installing a guard page
+//!   inside it (`MADV_GUARD_INSTALL`, Linux ≥ 6.13) or, on older kernels,
+//!   protecting a page with `mprotect(PROT_NONE)`; giving resident pages back
+//!   (`MADV_DONTNEED`, which keeps guard markers in place).
+//! - [`signal`]: a process-wide `SIGSEGV`/`SIGBUS` handler, installed once, that
+//!   recognises a fault inside the running green thread's guard page, writes
+//!   one line with `write(2)` and aborts; every other fault is passed to the
+//!   handler that was installed before. It also makes sure each hub thread has
+//!   an alternate signal stack, since an overflowed stack can't run a handler.
+//! - [`proc`]: small facts about the running process (resident set size).
+//!
+//! Only Linux is supported for now; other targets stop at compile time here
+//! rather than failing at run time somewhere else.
+
+#[cfg(not(target_os = "linux"))]
+compile_error!("sylvan currently supports Linux only (it needs MADV_GUARD_INSTALL or mmap guard pages, epoll and sigaltstack)");
+
+pub(crate) mod mem;
+pub(crate) mod proc;
+pub(crate) mod signal;

@@ -1,0 +1,271 @@
+//! Time: [`sleep`], scoped deadlines ([`timeout`], [`deadline`]) and the
+//! hub's clock, which tests can pause and advance.
+//!
+//! # Virtual time
+//!
+//! Each hub has its own clock. [`pause`] freezes it; from then on it moves
+//! only by [`advance`], or by itself when the hub has nothing to run and is
+//! only waiting for a timer: it then jumps straight to that timer's deadline.
+//! So a test of backoff or timeouts runs in microseconds, deterministically,
+//! without sleeping. Operations running on other OS threads
+//! ([`tpool::execute`](crate::tpool::execute)) keep the clock from jumping
+//! while they are in flight.
+//!
+//! Deadlines passed as `Instant` are read on this clock's time line: get
+//! them from [`now`], not from `Instant::now()`, when the clock may be
+//! paused.
+
+use std::panic::Location;
+use std::time::{Duration, Instant};
+
+use crate::cancel::{Cancelled, Elapsed, ScopeId};
+use crate::runtime::hub::hub;
+use crate::runtime::park::{self, Parked};
+
+/// Blocks the current green thread (or the root context) for at least `dur`.
+///
+/// Other green threads run meanwhile. `sleep(Duration::ZERO)` yields once,
+/// as Eventlet's `sleep(0)` does.
+///
+/// # Precision
+///
+/// May sleep longer than `dur`, never shorter: the wake-up comes at the
+/// first hub turn at or after the deadline.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let start = sylvan::time::now();
+/// sylvan::sleep(Duration::from_millis(20)).unwrap();
+/// assert!(sylvan::time::now() - start >= Duration::from_millis(20));
+/// ```
+///
+/// # Cancellation
+///
+/// If the green thread is killed, or the deadline of an enclosing
+/// [`timeout`]/[`deadline`] scope passes before `dur` has, returns
+/// [`Cancelled`] at once; nothing is left behind.
+///
+/// # Errors
+///
+/// Only [`Cancelled`].
+#[track_caller]
+pub fn sleep(dur: Duration) -> Result<(), Cancelled> {
+    let loc = Location::caller();
+    if dur.is_zero() {
+        park::check_cancelled()?;
+        hub().yield_current();
+        return Ok(());
+    }
+    let until = hub().clock.after(dur);
+    sleep_until_ns(loc, until)
+}
+
+/// Blocks until `instant` (on the hub's clock, see [`now`]).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let at = sylvan::time::now() + Duration::from_millis(5);
+/// sylvan::time::sleep_until(at).unwrap();
+/// assert!(sylvan::time::now() >= at);
+/// ```
+///
+/// # Cancellation
+///
+/// As [`sleep`].
+#[track_caller]
+pub fn sleep_until(instant: Instant) -> Result<(), Cancelled> {
+    let loc = Location::caller();
+    let until = hub().clock.from_instant(instant);
+    sleep_until_ns(loc, until)
+}
+
+fn sleep_until_ns(loc: &'static Location<'static>, until: u64) -> Result<(), Cancelled> {
+    loop {
+        match park::park_at(loc, Some(until), |_| {})? {
+            Parked::OwnDeadline => return Ok(()),
+            // Nobody holds our token, so only the timer ends this park; loop
+            // defensively all the same.
+            Parked::Woken => continue,
+        }
+    }
+}
+
+/// Lets every other ready green thread run once, then continues.
+///
+/// Never fails and never blocks for long: it is a scheduling point, not a
+/// wait. From the root context it also polls for I/O and timers once.
+///
+/// # Examples
+///
+/// ```
+/// use std::cell::Cell;
+/// use std::rc::Rc;
+///
+/// let ran = Rc::new(Cell::new(false));
+/// let r = ran.clone();
+/// let g = sylvan::spawn(move || r.set(true));
+/// sylvan::yield_now();
+/// assert!(ran.get());
+/// g.join().unwrap();
+/// ```
+pub fn yield_now() {
+    hub().yield_current();
+}
+
+/// Runs `f` with a deadline `dur` from now; Eventlet's `with Timeout(dur)`.
+///
+/// Every blocking call inside `f` — in this green thread, not in green
+/// threads it spawns — fails with [`Cancelled::TimedOut`] once the deadline
+/// passes (at once, if it already has). Scopes nest: each blocking call obeys
+/// the earliest deadline of all scopes around it.
+///
+/// Returns `Err(Elapsed)` if and only if this scope's own deadline made a
+/// blocking call inside `f` fail; `f`'s value is then dropped. An outer
+/// scope's expiry passes through an inner `timeout` as `Ok(value)`, where the
+/// value carries the `Cancelled` error up to the scope it belongs to (so
+/// propagating errors with `?` reaches the right scope, as Eventlet's
+/// `t is timeout` check does). If `f` finishes without a blocking call
+/// failing, the result is `Ok`, even if the deadline passed meanwhile.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let r = sylvan::timeout(Duration::from_millis(10), || {
+///     sylvan::sleep(Duration::from_secs(60))?;
+///     Ok::<_, sylvan::Cancelled>("woke up")
+/// });
+/// assert!(r.is_err());
+///
+/// let r = sylvan::timeout(Duration::from_secs(60), || "quick");
+/// assert_eq!(r, Ok("quick"));
+/// ```
+pub fn timeout<R>(dur: Duration, f: impl FnOnce() -> R) -> Result<R, Elapsed> {
+    let until = hub().clock.after(dur);
+    scoped(until, f)
+}
+
+/// Runs `f` with a deadline at `instant`; see [`timeout`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let at = sylvan::time::now() + Duration::from_millis(5);
+/// let r = sylvan::deadline(at, || sylvan::sleep(Duration::from_secs(60)));
+/// assert!(r.is_err());
+/// ```
+pub fn deadline<R>(instant: Instant, f: impl FnOnce() -> R) -> Result<R, Elapsed> {
+    let until = hub().clock.from_instant(instant);
+    scoped(until, f)
+}
+
+fn scoped<R>(until: u64, f: impl FnOnce() -> R) -> Result<R, Elapsed> {
+    struct Pop(u64);
+    impl Drop for Pop {
+        fn drop(&mut self) {
+            hub().current_core().pop_scope(self.0);
+        }
+    }
+    let hub = hub();
+    let id = hub.next_scope_id();
+    hub.current_core().push_scope(id, until);
+    let guard = Pop(id);
+    let r = f();
+    std::mem::forget(guard);
+    if hub.current_core().pop_scope(id) {
+        Err(Elapsed(ScopeId(id)))
+    } else {
+        Ok(r)
+    }
+}
+
+/// Now, on this thread's hub clock.
+///
+/// Equal to `Instant::now()` until the clock is [`pause`]d; after that it
+/// follows virtual time.
+///
+/// # Examples
+///
+/// ```
+/// let a = sylvan::time::now();
+/// let b = sylvan::time::now();
+/// assert!(b >= a);
+/// ```
+pub fn now() -> Instant {
+    hub().clock.now_instant()
+}
+
+/// Freezes this thread's hub clock (virtual time); see the module docs.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// sylvan::time::pause();
+/// let t0 = sylvan::time::now();
+/// sylvan::sleep(Duration::from_secs(3600)).unwrap(); // returns at once
+/// assert_eq!(sylvan::time::now() - t0, Duration::from_secs(3600));
+/// sylvan::time::resume();
+/// ```
+pub fn pause() {
+    hub().clock.pause();
+}
+
+/// Lets this thread's hub clock follow real time again, from where virtual
+/// time stood.
+///
+/// # Examples
+///
+/// ```
+/// sylvan::time::pause();
+/// sylvan::time::resume();
+/// assert!(!sylvan::time::is_paused());
+/// ```
+pub fn resume() {
+    hub().clock.resume();
+}
+
+/// Whether this thread's hub clock is paused.
+///
+/// # Examples
+///
+/// ```
+/// assert!(!sylvan::time::is_paused());
+/// ```
+pub fn is_paused() -> bool {
+    hub().clock.is_paused()
+}
+
+/// Moves the paused clock forward by `dur`, then lets every green thread
+/// whose timer is now due run before returning.
+///
+/// # Panics
+///
+/// If the clock is not paused.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// sylvan::time::pause();
+/// let t0 = sylvan::time::now();
+/// sylvan::time::advance(Duration::from_millis(250));
+/// assert_eq!(sylvan::time::now() - t0, Duration::from_millis(250));
+/// sylvan::time::resume();
+/// ```
+pub fn advance(dur: Duration) {
+    let hub = hub();
+    assert!(hub.clock.advance(dur), "sylvan::time::advance needs a paused clock (call sylvan::time::pause first)");
+    hub.yield_current();
+}
