@@ -15,7 +15,7 @@ use crate::cancel::Cancelled;
 use crate::runtime::hub::{hub, next_green_id};
 use crate::runtime::park;
 use crate::runtime::stack::DEFAULT_STACK_SIZE;
-use crate::runtime::task::{log_panic, panic_message, Core, TaskCell};
+use crate::runtime::task::{Core, TaskCell, log_panic, panic_message};
 
 /// A green thread's id, unique in the process. The root context's is 0.
 ///
@@ -219,7 +219,10 @@ impl Builder {
     }
 
     /// Spawns `f`, whose `None` means "did not run" (killed before start).
-    fn spawn_inner<T: 'static>(self, f: impl FnOnce() -> Option<T> + 'static) -> io::Result<GreenThread<T>> {
+    fn spawn_inner<T: 'static>(
+        self,
+        f: impl FnOnce() -> Option<T> + 'static,
+    ) -> io::Result<GreenThread<T>> {
         let hub = hub();
         let stack = hub.stacks.allocate(self.stack_size)?;
         let cell = Rc::new(TaskCell {
@@ -438,7 +441,10 @@ impl JoinError {
 impl fmt::Debug for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            JoinError::Panicked(p) => f.debug_tuple("Panicked").field(&panic_message(p.as_ref())).finish(),
+            JoinError::Panicked(p) => f
+                .debug_tuple("Panicked")
+                .field(&panic_message(p.as_ref()))
+                .finish(),
             JoinError::Killed => f.write_str("Killed"),
             JoinError::Cancelled(c) => f.debug_tuple("Cancelled").field(c).finish(),
         }
@@ -448,7 +454,9 @@ impl fmt::Debug for JoinError {
 impl fmt::Display for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            JoinError::Panicked(p) => write!(f, "green thread panicked: {}", panic_message(p.as_ref())),
+            JoinError::Panicked(p) => {
+                write!(f, "green thread panicked: {}", panic_message(p.as_ref()))
+            }
             JoinError::Killed => f.write_str("green thread was killed before it ran"),
             JoinError::Cancelled(c) => write!(f, "join was cancelled: {c}"),
         }

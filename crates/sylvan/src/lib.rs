@@ -45,7 +45,12 @@
 //!   call documents this under `# Cancellation`.
 //! - **Virtual time** for tests: [`time::pause`] and [`time::advance`].
 
-#![deny(missing_docs, missing_debug_implementations, rust_2018_idioms, clippy::undocumented_unsafe_blocks)]
+#![deny(
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms,
+    clippy::undocumented_unsafe_blocks
+)]
 #![doc(test(attr(deny(warnings))))]
 
 mod cancel;
@@ -58,5 +63,7 @@ pub mod time;
 pub mod tpool;
 
 pub use cancel::{Cancelled, Elapsed, ScopeId};
-pub use green::{current, run, spawn, spawn_after, Builder, Current, GreenId, GreenThread, JoinError};
+pub use green::{
+    Builder, Current, GreenId, GreenThread, JoinError, current, run, spawn, spawn_after,
+};
 pub use time::{deadline, sleep, timeout, yield_now};

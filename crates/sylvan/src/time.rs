@@ -81,7 +81,7 @@ pub fn sleep(dur: Duration) -> Result<(), Cancelled> {
 #[track_caller]
 pub fn sleep_until(instant: Instant) -> Result<(), Cancelled> {
     let loc = Location::caller();
-    let until = hub().clock.from_instant(instant);
+    let until = hub().clock.nanos_at(instant);
     sleep_until_ns(loc, until)
 }
 
@@ -164,7 +164,7 @@ pub fn timeout<R>(dur: Duration, f: impl FnOnce() -> R) -> Result<R, Elapsed> {
 /// assert!(r.is_err());
 /// ```
 pub fn deadline<R>(instant: Instant, f: impl FnOnce() -> R) -> Result<R, Elapsed> {
-    let until = hub().clock.from_instant(instant);
+    let until = hub().clock.nanos_at(instant);
     scoped(until, f)
 }
 
@@ -266,6 +266,9 @@ pub fn is_paused() -> bool {
 /// ```
 pub fn advance(dur: Duration) {
     let hub = hub();
-    assert!(hub.clock.advance(dur), "sylvan::time::advance needs a paused clock (call sylvan::time::pause first)");
+    assert!(
+        hub.clock.advance(dur),
+        "sylvan::time::advance needs a paused clock (call sylvan::time::pause first)"
+    );
     hub.yield_current();
 }

@@ -97,7 +97,10 @@ pub fn size() -> usize {
 }
 
 fn start_thread(st: &mut State) -> bool {
-    match thread::Builder::new().name("sylvan-tpool".into()).spawn(worker) {
+    match thread::Builder::new()
+        .name("sylvan-tpool".into())
+        .spawn(worker)
+    {
         Ok(_) => {
             st.threads += 1;
             true
@@ -133,10 +136,9 @@ fn worker() {
             continue;
         }
         st.idle += 1;
-        let (s, timeout) = p
-            .cv
-            .wait_timeout(st, IDLE_EXIT)
-            .unwrap_or_else(|e| e.into_inner());
+        let (s, timeout) =
+            p.cv.wait_timeout(st, IDLE_EXIT)
+                .unwrap_or_else(|e| e.into_inner());
         st = s;
         st.idle -= 1;
         if timeout.timed_out() && st.queue.is_empty() {
@@ -200,7 +202,12 @@ where
     }
     hub.remote_inflight.set(hub.remote_inflight.get() + 1);
     let r = loop {
-        if let Some(r) = shared.lock().unwrap_or_else(|e| e.into_inner()).result.take() {
+        if let Some(r) = shared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .result
+            .take()
+        {
             break Ok(r);
         }
         let res = park::park_at(loc, None, |token| {

@@ -88,7 +88,7 @@ impl Clock {
     }
 
     /// Converts an `Instant` on this clock's time line into nanoseconds.
-    pub(crate) fn from_instant(&self, i: Instant) -> u64 {
+    pub(crate) fn nanos_at(&self, i: Instant) -> u64 {
         nanos(i.saturating_duration_since(self.epoch))
     }
 

@@ -31,7 +31,7 @@ use corosensei::CoroutineResult;
 use super::clock::Clock;
 use super::park::{Wake, WakeToken};
 use super::stack::StackPool;
-use super::task::{Core, Task, ROOT_SLOT};
+use super::task::{Core, ROOT_SLOT, Task};
 use super::timer::Timers;
 use super::watchdog;
 use crate::sys::signal;
@@ -76,7 +76,10 @@ impl HubShared {
         if !self.alive.load(Ordering::Acquire) {
             return;
         }
-        self.remote.lock().unwrap_or_else(|e| e.into_inner()).push(token);
+        self.remote
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(token);
         if !self.pending.swap(true, Ordering::AcqRel) {
             let _ = self.waker.wake();
         }
@@ -108,7 +111,9 @@ pub(crate) struct Hub {
 
 impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hub").field("id", &self.shared.id).finish_non_exhaustive()
+        f.debug_struct("Hub")
+            .field("id", &self.shared.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -164,7 +169,9 @@ fn init() -> &'static Hub {
     if !registered {
         // SAFETY: `p` was just created by Box::into_raw and is not shared.
         drop(unsafe { Box::from_raw(p as *mut Hub) });
-        panic!("sylvan: a blocking call was made while this thread was exiting, after its hub was destroyed");
+        panic!(
+            "sylvan: a blocking call was made while this thread was exiting, after its hub was destroyed"
+        );
     }
     HUB.with(|h| h.set(p));
     // SAFETY: `p` is valid until HubOwner drops it at thread exit.
@@ -186,7 +193,10 @@ impl Hub {
         let threshold = watchdog::default_threshold();
         let shared = Arc::new(HubShared {
             id: NEXT_HUB_ID.fetch_add(1, Ordering::Relaxed),
-            thread_name: std::thread::current().name().unwrap_or("<unnamed>").to_string(),
+            thread_name: std::thread::current()
+                .name()
+                .unwrap_or("<unnamed>")
+                .to_string(),
             remote: Mutex::new(Vec::new()),
             pending: AtomicBool::new(false),
             waker,
@@ -389,16 +399,24 @@ impl Hub {
         }
         core.started.set(true);
         self.current.set(core as *const Core);
-        signal::set_current(core.guard.0, core.guard.1, core.name.as_deref(), core.stack_size);
+        signal::set_current(
+            core.guard.0,
+            core.guard.1,
+            core.name.as_deref(),
+            core.stack_size,
+        );
         let shared = &self.shared;
         shared.running.store(core.id, Ordering::Relaxed);
         shared.location.store(
-            core.last_block.get().map_or(ptr::null_mut(), |l| l as *const _ as *mut _),
+            core.last_block
+                .get()
+                .map_or(ptr::null_mut(), |l| l as *const _ as *mut _),
             Ordering::Relaxed,
         );
-        shared
-            .switches
-            .store(shared.switches.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        shared.switches.store(
+            shared.switches.load(Ordering::Relaxed) + 1,
+            Ordering::Relaxed,
+        );
         let r = c.resume(());
         shared.running.store(0, Ordering::Relaxed);
         signal::clear_current();
@@ -438,7 +456,9 @@ impl Hub {
         } else {
             match next_timer {
                 Some(_) if auto_advance => Some(Duration::ZERO),
-                Some(t) if !paused => Some(Duration::from_nanos(t.saturating_sub(self.clock.now()))),
+                Some(t) if !paused => {
+                    Some(Duration::from_nanos(t.saturating_sub(self.clock.now())))
+                }
                 _ => None,
             }
         };
@@ -540,7 +560,12 @@ impl Hub {
                 core.unwinding.set(true);
                 let coro = core.coro.borrow_mut().take();
                 self.current.set(core as *const Core);
-                signal::set_current(core.guard.0, core.guard.1, core.name.as_deref(), core.stack_size);
+                signal::set_current(
+                    core.guard.0,
+                    core.guard.1,
+                    core.name.as_deref(),
+                    core.stack_size,
+                );
                 drop(coro);
                 signal::clear_current();
                 self.current.set(ptr::null());

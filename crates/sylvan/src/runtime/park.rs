@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::panic::Location;
 use std::sync::Arc;
 
-use super::hub::{hub, Hub, HubShared};
+use super::hub::{Hub, HubShared, hub};
 use crate::cancel::{Cancelled, ScopeId};
 
 /// Identifies one park of one green thread (or of the root context).
@@ -116,6 +116,15 @@ fn check_cancelled_in(hub: &Hub) -> Result<(), Cancelled> {
         }
     }
     Ok(())
+}
+
+/// Undoes the bookkeeping of a `Cancelled` that `park` returned but the
+/// blocking call swallowed because it completed anyway (so a `timeout`
+/// scope does not report `Elapsed` for an operation that succeeded).
+pub(crate) fn retract(c: Cancelled) {
+    if let Cancelled::TimedOut(ScopeId(id)) = c {
+        hub().current_core().unmark_fired(id);
+    }
 }
 
 /// Wakes a parked context from any OS thread.

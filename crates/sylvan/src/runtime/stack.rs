@@ -176,7 +176,9 @@ impl SizeClass {
                     .next_chunk_slots
                     .min((MAX_CHUNK_BYTES / self.slot_size).max(1));
                 let bytes = slots * self.slot_size;
-                let map = Mapping::reserve(bytes).map_err(|e| reserve_error(e, bytes, self.slot_size))?;
+                let map =
+                    Mapping::reserve(bytes).map_err(|e| reserve_error(e, bytes, self.slot_size))?;
+                map.no_huge_pages();
                 self.chunks.push(map);
                 self.next_chunk_slots = slots * 2;
                 (self.chunks.len() - 1, 0)
@@ -348,7 +350,10 @@ mod tests {
     #[test]
     fn sizes_round_to_pages_and_classes_are_separate() {
         assert_eq!(StackPool::slot_size(1), MIN_STACK_SIZE);
-        assert_eq!(StackPool::slot_size(MIN_STACK_SIZE + 1), MIN_STACK_SIZE + mem::page_size());
+        assert_eq!(
+            StackPool::slot_size(MIN_STACK_SIZE + 1),
+            MIN_STACK_SIZE + mem::page_size()
+        );
         let pool = Rc::new(StackPool::new());
         let a = pool.allocate(64 * 1024).unwrap();
         let b = pool.allocate(128 * 1024).unwrap();

@@ -8,7 +8,7 @@ use std::thread;
 
 use corosensei::{Coroutine, Yielder};
 
-use super::park::{Wake, WaitList};
+use super::park::{WaitList, Wake};
 use super::stack::GreenStack;
 
 pub(crate) type Coro = Coroutine<(), (), (), GreenStack>;
@@ -24,7 +24,9 @@ struct Scope {
     /// id of the (outermost) scope that owns it.
     min: u64,
     min_id: u64,
-    fired: bool,
+    /// How many blocking calls failed because of this scope's deadline and
+    /// handed that error to the caller.
+    fired: u32,
 }
 
 /// The non-generic state of a green thread or of the root context.
@@ -62,7 +64,12 @@ impl std::fmt::Debug for Core {
 }
 
 impl Core {
-    pub(crate) fn new(id: u64, name: Option<Arc<str>>, guard: (usize, usize), stack_size: usize) -> Core {
+    pub(crate) fn new(
+        id: u64,
+        name: Option<Arc<str>>,
+        guard: (usize, usize),
+        stack_size: usize,
+    ) -> Core {
         Core {
             id,
             name,
@@ -103,7 +110,7 @@ impl Core {
             id,
             min,
             min_id,
-            fired: false,
+            fired: 0,
         });
     }
 
@@ -114,7 +121,7 @@ impl Core {
         match scopes.pop() {
             Some(s) => {
                 debug_assert_eq!(s.id, id, "scopes must be left in order");
-                s.fired
+                s.fired > 0
             }
             None => false,
         }
@@ -122,8 +129,28 @@ impl Core {
 
     /// Records that scope `id`'s deadline cancelled a blocking call.
     pub(crate) fn mark_fired(&self, id: u64) {
-        if let Some(s) = self.scopes.borrow_mut().iter_mut().rev().find(|s| s.id == id) {
-            s.fired = true;
+        if let Some(s) = self
+            .scopes
+            .borrow_mut()
+            .iter_mut()
+            .rev()
+            .find(|s| s.id == id)
+        {
+            s.fired += 1;
+        }
+    }
+
+    /// Takes back one [`mark_fired`](Self::mark_fired): a blocking call got
+    /// `TimedOut` from `park` but completed after all and did not return it.
+    pub(crate) fn unmark_fired(&self, id: u64) {
+        if let Some(s) = self
+            .scopes
+            .borrow_mut()
+            .iter_mut()
+            .rev()
+            .find(|s| s.id == id)
+        {
+            s.fired = s.fired.saturating_sub(1);
         }
     }
 }

@@ -178,7 +178,10 @@ mod tests {
     use proptest::prelude::*;
 
     fn tok(n: u64) -> WakeToken {
-        WakeToken { slot: n as u32, seq: n }
+        WakeToken {
+            slot: n as u32,
+            seq: n,
+        }
     }
 
     #[test]
@@ -190,7 +193,9 @@ mod tests {
         t.insert(10, tok(4));
         assert_eq!(t.next_deadline(), Some(10));
         assert_eq!(t.pop_expired(9), None);
-        let fired: Vec<u64> = std::iter::from_fn(|| t.pop_expired(100)).map(|w| w.seq).collect();
+        let fired: Vec<u64> = std::iter::from_fn(|| t.pop_expired(100))
+            .map(|w| w.seq)
+            .collect();
         assert_eq!(fired, vec![2, 4, 3, 1]);
     }
 

@@ -24,7 +24,9 @@ pub(crate) fn default_threshold() -> Option<Duration> {
             Ok(0) => None,
             Ok(ms) => Some(Duration::from_millis(ms)),
             Err(_) => {
-                tracing::warn!("SYLVAN_BLOCKING_THRESHOLD_MS={v:?} is not a number of milliseconds; using 100");
+                tracing::warn!(
+                    "SYLVAN_BLOCKING_THRESHOLD_MS={v:?} is not a number of milliseconds; using 100"
+                );
                 Some(Duration::from_millis(100))
             }
         },
@@ -113,8 +115,12 @@ fn run() {
         if st.hubs.is_empty() {
             st = cv.wait(st).unwrap_or_else(|e| e.into_inner());
         } else {
-            let tick = (min_threshold / 4).clamp(Duration::from_millis(5), Duration::from_millis(50));
-            st = cv.wait_timeout(st, tick).unwrap_or_else(|e| e.into_inner()).0;
+            let tick =
+                (min_threshold / 4).clamp(Duration::from_millis(5), Duration::from_millis(50));
+            st = cv
+                .wait_timeout(st, tick)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 }

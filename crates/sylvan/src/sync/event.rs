@@ -49,7 +49,9 @@ impl<T> Default for Event<T> {
 
 impl<T> fmt::Debug for Event<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Event").field("ready", &self.ready()).finish()
+        f.debug_struct("Event")
+            .field("ready", &self.ready())
+            .finish()
     }
 }
 

@@ -158,7 +158,11 @@ impl<T> Queue<T> {
     fn push(&self, value: T, putter: Option<WakeToken>) -> u64 {
         let ticket = self.inner.next_ticket.get() + 1;
         self.inner.next_ticket.set(ticket);
-        self.inner.items.borrow_mut().push_back(Item { value, ticket, putter });
+        self.inner.items.borrow_mut().push_back(Item {
+            value,
+            ticket,
+            putter,
+        });
         self.inner.getters.borrow_mut().notify_one(hub());
         ticket
     }
@@ -214,14 +218,26 @@ impl<T> Queue<T> {
         let ticket = self.push(value, None);
         loop {
             let r = park::park_at(loc, None, |t| {
-                if let Some(item) = self.inner.items.borrow_mut().iter_mut().find(|i| i.ticket == ticket) {
+                if let Some(item) = self
+                    .inner
+                    .items
+                    .borrow_mut()
+                    .iter_mut()
+                    .find(|i| i.ticket == ticket)
+                {
                     item.putter = Some(t);
                 }
             });
             let mut items = self.inner.items.borrow_mut();
             let pos = items.iter().position(|i| i.ticket == ticket);
             match (r, pos) {
-                (_, None) => return Ok(()),
+                (Ok(_), None) => return Ok(()),
+                // Taken at the same moment we were cancelled: the put
+                // succeeded, so the cancellation is not reported.
+                (Err(cause), None) => {
+                    park::retract(cause);
+                    return Ok(());
+                }
                 (Ok(Parked::Woken | Parked::OwnDeadline), Some(_)) => continue,
                 (Err(cause), Some(p)) => {
                     let item = items.remove(p).expect("position is in range");
@@ -351,7 +367,9 @@ impl<T> PutError<T> {
 
 impl<T> fmt::Debug for PutError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PutError").field("cause", &self.cause).finish_non_exhaustive()
+        f.debug_struct("PutError")
+            .field("cause", &self.cause)
+            .finish_non_exhaustive()
     }
 }
 

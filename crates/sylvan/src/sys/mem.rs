@@ -18,11 +18,7 @@ pub(crate) fn page_size() -> usize {
     *PAGE.get_or_init(|| {
         // SAFETY: sysconf has no preconditions.
         let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        if n > 0 {
-            n as usize
-        } else {
-            4096
-        }
+        if n > 0 { n as usize } else { 4096 }
     })
 }
 
@@ -58,6 +54,16 @@ impl Mapping {
         })
     }
 
+    /// Asks the kernel not to back this mapping with transparent huge pages:
+    /// a stack touches a few 4 KiB pages, and a 2 MiB page shared by eight
+    /// stacks would multiply their memory. Best effort; errors are ignored.
+    pub(crate) fn no_huge_pages(&self) {
+        // SAFETY: advisory call on a range we own; it changes no contents.
+        unsafe {
+            libc::madvise(self.ptr.as_ptr().cast(), self.len, libc::MADV_NOHUGEPAGE);
+        }
+    }
+
     /// The lowest address of the mapping.
     pub(crate) fn addr(&self) -> usize {
         self.ptr.as_ptr() as usize
@@ -83,7 +89,13 @@ impl Mapping {
         self.check(offset, len);
         // SAFETY: the range lies inside this mapping (checked above), which we
         // own; nothing in Rust holds a reference into a stack slot's guard.
-        let r = unsafe { libc::madvise(self.ptr.as_ptr().add(offset).cast(), len, MADV_GUARD_INSTALL) };
+        let r = unsafe {
+            libc::madvise(
+                self.ptr.as_ptr().add(offset).cast(),
+                len,
+                MADV_GUARD_INSTALL,
+            )
+        };
         if r == 0 {
             Ok(())
         } else {
@@ -96,7 +108,8 @@ impl Mapping {
     pub(crate) fn protect_none(&self, offset: usize, len: usize) -> io::Result<()> {
         self.check(offset, len);
         // SAFETY: the range lies inside this mapping, which we own.
-        let r = unsafe { libc::mprotect(self.ptr.as_ptr().add(offset).cast(), len, libc::PROT_NONE) };
+        let r =
+            unsafe { libc::mprotect(self.ptr.as_ptr().add(offset).cast(), len, libc::PROT_NONE) };
         if r == 0 {
             Ok(())
         } else {
@@ -115,7 +128,11 @@ impl Mapping {
         // SAFETY: the range lies inside this mapping; the caller guarantees
         // that nothing live is stored there, so zeroing it is unobservable.
         unsafe {
-            libc::madvise(self.ptr.as_ptr().add(offset).cast(), len, libc::MADV_DONTNEED);
+            libc::madvise(
+                self.ptr.as_ptr().add(offset).cast(),
+                len,
+                libc::MADV_DONTNEED,
+            );
         }
     }
 }
@@ -150,5 +167,7 @@ pub(crate) fn max_map_count() -> Option<u64> {
 
 /// How many mappings this process has now, for error messages.
 pub(crate) fn map_count() -> Option<usize> {
-    std::fs::read_to_string("/proc/self/maps").ok().map(|s| s.lines().count())
+    std::fs::read_to_string("/proc/self/maps")
+        .ok()
+        .map(|s| s.lines().count())
 }

@@ -21,7 +21,9 @@
 //! rather than failing at run time somewhere else.
 
 #[cfg(not(target_os = "linux"))]
-compile_error!("sylvan currently supports Linux only (it needs MADV_GUARD_INSTALL or mmap guard pages, epoll and sigaltstack)");
+compile_error!(
+    "sylvan currently supports Linux only (it needs MADV_GUARD_INSTALL or mmap guard pages, epoll and sigaltstack)"
+);
 
 pub(crate) mod mem;
 pub(crate) mod proc;

@@ -9,10 +9,10 @@
 use std::cell::Cell;
 use std::io;
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::Once;
+use std::sync::atomic::{AtomicPtr, Ordering};
 
-use super::mem::{page_size, Mapping};
+use super::mem::{Mapping, page_size};
 
 /// What the handler needs to know about the green thread now running.
 #[derive(Clone, Copy)]
@@ -146,7 +146,11 @@ fn write_stderr(mut bytes: &[u8]) {
 
 /// Hands a fault that is not ours to the handler installed before us.
 fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
-    let slot = if sig == libc::SIGBUS { &OLD_BUS } else { &OLD_SEGV };
+    let slot = if sig == libc::SIGBUS {
+        &OLD_BUS
+    } else {
+        &OLD_SEGV
+    };
     let old = slot.load(Ordering::Acquire);
     // SAFETY: the pointer was leaked from a Box in install_handler before the
     // handler was installed and is never freed.
@@ -160,7 +164,8 @@ fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
                 f(sig, info, ctx);
             } else {
                 // SAFETY: without SA_SIGINFO the handler takes only the signal.
-                let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(old.sa_sigaction) };
+                let f: extern "C" fn(libc::c_int) =
+                    unsafe { std::mem::transmute(old.sa_sigaction) };
                 f(sig);
             }
         }
@@ -238,6 +243,9 @@ mod tests {
         let mut b = [0u8; 20];
         assert_eq!(format_decimal(0, &mut b), b"0");
         assert_eq!(format_decimal(256, &mut b), b"256");
-        assert_eq!(format_decimal(usize::MAX, &mut b), usize::MAX.to_string().as_bytes());
+        assert_eq!(
+            format_decimal(usize::MAX, &mut b),
+            usize::MAX.to_string().as_bytes()
+        );
     }
 }

@@ -1,0 +1,114 @@
+//! When a hub's thread ends, its green threads are force-unwound so their
+//! destructors run; nothing leaks.
+
+mod util;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sylvan::sync::{Event, Queue};
+
+#[test]
+fn thread_exit_drops_every_green_thread() {
+    let drops = util::SyncDropCounter::default();
+    let d = drops.clone();
+    let spawned = Arc::new(Mutex::new(0usize));
+    let s = spawned.clone();
+    let woke = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let w = woke.clone();
+    std::thread::spawn(move || {
+        let q = Queue::<u8>::unbounded();
+        let ev = Event::<u8>::new();
+        let full = Queue::bounded(1);
+        full.put(0u8).unwrap();
+        let mut n = 0;
+        for i in 0..50 {
+            let t = d.track();
+            let (q, ev, full) = (q.clone(), ev.clone(), full.clone());
+            let w = w.clone();
+            drop(sylvan::spawn(move || {
+                let _t = t;
+                let _ = match i % 5 {
+                    0 => sylvan::sleep(Duration::from_secs(3600)).map(|_| 0),
+                    1 => q.get(),
+                    2 => ev.wait(),
+                    3 => full.put(1).map(|_| 0).map_err(Into::into),
+                    _ => sylvan::spawn(|| sylvan::sleep(Duration::from_secs(3600)))
+                        .join()
+                        .map(|_| 0)
+                        .map_err(|_| sylvan::Cancelled::Killed),
+                };
+                // Only reached if something woke us before the shutdown.
+                w.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }));
+            n += 1;
+        }
+        // Some that never started.
+        for _ in 0..10 {
+            let t = d.track();
+            drop(sylvan::spawn(move || drop(t)));
+            n += 1;
+        }
+        *s.lock().unwrap() = n;
+        // Let the first 50 park; the last 10 are started too, so spawn 10
+        // more after the yield that never get to run.
+        sylvan::yield_now();
+        for _ in 0..10 {
+            let t = d.track();
+            let w = w.clone();
+            drop(sylvan::spawn(move || {
+                let _t = t;
+                w.fetch_add(1000, std::sync::atomic::Ordering::SeqCst);
+            }));
+            *s.lock().unwrap() += 1;
+        }
+        assert!(sylvan::debug::stats().green_threads >= 60);
+    })
+    .join()
+    .unwrap();
+    assert_eq!(drops.dropped(), *spawned.lock().unwrap());
+    assert_eq!(
+        woke.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "nothing ran past its park, and unstarted ones never ran"
+    );
+}
+
+#[test]
+fn destructors_that_block_fail_instead_of_suspending() {
+    let result = Arc::new(Mutex::new(None));
+    let r = result.clone();
+    std::thread::spawn(move || {
+        struct BlocksInDrop(Arc<Mutex<Option<Result<(), sylvan::Cancelled>>>>);
+        impl Drop for BlocksInDrop {
+            fn drop(&mut self) {
+                *self.0.lock().unwrap() = Some(sylvan::sleep(Duration::from_secs(1)));
+            }
+        }
+        let guard = BlocksInDrop(r);
+        drop(sylvan::spawn(move || {
+            let _g = guard;
+            let _ = sylvan::sleep(Duration::from_secs(3600));
+        }));
+        sylvan::yield_now();
+    })
+    .join()
+    .unwrap();
+    assert_eq!(
+        *result.lock().unwrap(),
+        Some(Err(sylvan::Cancelled::Killed))
+    );
+}
+
+#[test]
+fn stacks_are_returned_and_reused() {
+    let before = sylvan::debug::stats();
+    let gs: Vec<_> = (0..100).map(|_| sylvan::spawn(|| ())).collect();
+    assert_eq!(sylvan::debug::stats().stacks, before.stacks + 100);
+    for g in gs {
+        g.join().unwrap();
+    }
+    let after = sylvan::debug::stats();
+    assert_eq!(after.stacks, before.stacks);
+    assert_eq!(after.green_threads, before.green_threads);
+}

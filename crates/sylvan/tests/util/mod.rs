@@ -1,0 +1,109 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::cell::Cell;
+use std::process::{Command, Output};
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+
+/// Set in the environment of a test re-run as a child process.
+pub const CHILD_ENV: &str = "SYLVAN_TEST_CHILD";
+
+/// Whether this process is the child half of a child-process test.
+pub fn is_child() -> bool {
+    std::env::var_os(CHILD_ENV).is_some()
+}
+
+/// Re-runs the test `name` of this test binary in a child process with
+/// `CHILD_ENV` and `envs` set, and returns its output.
+pub fn run_child(name: &str, envs: &[(&str, &str)]) -> Output {
+    let exe = std::env::current_exe().expect("test binary path");
+    let mut cmd = Command::new(exe);
+    cmd.args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, "1");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run child test process")
+}
+
+/// Counts drops of the values it hands out.
+#[derive(Clone, Default)]
+pub struct DropCounter(Rc<Cell<usize>>);
+
+/// A value that bumps its counter when dropped.
+pub struct Tracked(Rc<Cell<usize>>);
+
+impl DropCounter {
+    pub fn track(&self) -> Tracked {
+        Tracked(self.0.clone())
+    }
+    pub fn dropped(&self) -> usize {
+        self.0.get()
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() + 1);
+    }
+}
+
+/// Like [`DropCounter`], but usable across OS threads.
+#[derive(Clone, Default)]
+pub struct SyncDropCounter(Arc<Mutex<usize>>);
+
+/// A `Send` value that bumps its counter when dropped.
+pub struct SyncTracked(Arc<Mutex<usize>>);
+
+impl SyncDropCounter {
+    pub fn track(&self) -> SyncTracked {
+        SyncTracked(self.0.clone())
+    }
+    pub fn dropped(&self) -> usize {
+        *self.0.lock().unwrap()
+    }
+}
+
+impl Drop for SyncTracked {
+    fn drop(&mut self) {
+        *self.0.lock().unwrap() += 1;
+    }
+}
+
+/// A `tracing` writer that keeps everything written, for asserting on logs.
+#[derive(Clone, Default)]
+pub struct LogCapture(Arc<Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogCapture {
+    type Writer = LogCapture;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// Installs a global subscriber writing into the returned capture.
+pub fn capture_logs() -> LogCapture {
+    let cap = LogCapture::default();
+    tracing_subscriber::fmt()
+        .with_writer(cap.clone())
+        .with_ansi(false)
+        .init();
+    cap
+}
