@@ -156,6 +156,13 @@ pub(crate) fn hub() -> &'static Hub {
     unsafe { &*p }
 }
 
+/// The current thread's hub, if it has one already.
+pub(crate) fn try_hub() -> Option<&'static Hub> {
+    let p = HUB.with(|h| h.get());
+    // SAFETY: as in `hub`.
+    (!p.is_null()).then(|| unsafe { &*p })
+}
+
 #[cold]
 fn init() -> &'static Hub {
     let hub = match Hub::new() {

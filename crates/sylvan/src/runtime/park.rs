@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::panic::Location;
 use std::sync::Arc;
 
-use super::hub::{Hub, HubShared, hub};
+use super::hub::{Hub, HubShared, hub, try_hub};
 use crate::cancel::{Cancelled, ScopeId};
 
 /// Identifies one park of one green thread (or of the root context).
@@ -148,7 +148,13 @@ impl Unparker {
     /// Wakes the parked context (no effect if it stopped waiting, or if its
     /// hub is gone).
     pub(crate) fn unpark(self) {
-        self.shared.remote_wake(self.token);
+        match try_hub() {
+            // Same hub: wake directly, no lock and no eventfd write.
+            Some(h) if Arc::ptr_eq(&h.shared, &self.shared) => {
+                h.wake(self.token, Wake::Notified);
+            }
+            _ => self.shared.remote_wake(self.token),
+        }
     }
 }
 
