@@ -81,6 +81,8 @@ pub struct HubStats {
     pub stacks: usize,
     /// Armed timers.
     pub timers: usize,
+    /// I/O sources (sockets) registered with the hub.
+    pub io_sources: usize,
     /// Whether stack guard pages use `MADV_GUARD_INSTALL` (no kernel mapping
     /// per stack) rather than the one-mapping-per-stack fallback.
     pub guard_install: bool,
@@ -94,6 +96,7 @@ pub fn stats() -> HubStats {
         green_threads: hub.live_tasks(),
         stacks: hub.stacks.live(),
         timers: hub.timers.borrow().len(),
+        io_sources: hub.io.len(),
         guard_install: hub.stacks.uses_guard_install(),
     }
 }

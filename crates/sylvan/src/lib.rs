@@ -56,6 +56,7 @@
 mod cancel;
 pub mod debug;
 mod green;
+pub mod net;
 mod runtime;
 pub mod sync;
 mod sys;
@@ -66,4 +67,5 @@ pub use cancel::{Cancelled, Elapsed, ScopeId};
 pub use green::{
     Builder, Current, GreenId, GreenThread, JoinError, current, run, spawn, spawn_after,
 };
+pub use net::{connect, listen};
 pub use time::{deadline, sleep, timeout, yield_now};

@@ -106,6 +106,8 @@ pub(crate) struct Hub {
     pub(crate) remote_inflight: Cell<usize>,
     /// Contexts parked on I/O readiness.
     pub(crate) io_waiters: Cell<usize>,
+    /// Registered I/O sources.
+    pub(crate) io: super::io::IoTable,
     _altstack: signal::AltStack,
 }
 
@@ -231,6 +233,7 @@ impl Hub {
             scope_seq: Cell::new(0),
             remote_inflight: Cell::new(0),
             io_waiters: Cell::new(0),
+            io: super::io::IoTable::default(),
             _altstack: altstack,
         })
     }
@@ -258,6 +261,11 @@ impl Hub {
         let s = self.scope_seq.get() + 1;
         self.scope_seq.set(s);
         s
+    }
+
+    /// The mio registry, for I/O sources.
+    pub(crate) fn with_registry<R>(&self, f: impl FnOnce(&mio::Registry) -> R) -> R {
+        f(self.poll.borrow().registry())
     }
 
     /// Number of green threads alive on this hub.
@@ -493,8 +501,13 @@ impl Hub {
             }
             return false;
         }
-        // Only the waker is registered so far; its event just ends the poll.
-        let mut any = !events.is_empty();
+        let mut any = false;
+        for ev in events.iter() {
+            any = true;
+            if ev.token() != WAKER_TOKEN {
+                super::io::dispatch(self, ev);
+            }
+        }
         drop(events);
         if self.shared.pending.swap(false, Ordering::AcqRel) {
             let mut buf = self.remote_buf.borrow_mut();

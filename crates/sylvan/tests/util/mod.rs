@@ -107,3 +107,29 @@ pub fn capture_logs() -> LogCapture {
         .init();
     cap
 }
+
+/// A listener whose accept queue is full, so new SYNs are dropped and a
+/// connect to it hangs (until the queue drains). Returns the listener (keep
+/// it alive, never accept) and the connections that filled the queue.
+pub fn blackhole_listener(ip: &str) -> (std::net::TcpListener, Vec<std::net::TcpStream>) {
+    use std::time::Duration;
+    let addr: std::net::SocketAddr = format!("{ip}:0").parse().unwrap();
+    let sock = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )
+    .unwrap();
+    sock.bind(&addr.into()).unwrap();
+    sock.listen(0).unwrap();
+    let listener: std::net::TcpListener = sock.into();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..16 {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+            Ok(s) => fillers.push(s),
+            Err(_) => return (listener, fillers),
+        }
+    }
+    panic!("could not fill the accept queue of {addr}");
+}

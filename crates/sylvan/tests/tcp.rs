@@ -1,0 +1,251 @@
+//! Green TCP: echo, std semantics, conversions, many streams on one hub.
+
+mod util;
+
+use std::io::{Read, Write};
+use std::net::Shutdown;
+
+use sylvan::net::{TcpListener, TcpStream};
+
+fn echo_server(listener: TcpListener) -> sylvan::GreenThread<()> {
+    sylvan::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { break };
+            drop(sylvan::spawn(move || {
+                let mut buf = [0; 4096];
+                loop {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if conn.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            }));
+        }
+    })
+}
+
+#[test]
+fn echo_round_trip_from_many_green_clients() {
+    let listener = sylvan::listen("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = echo_server(listener);
+    let clients: Vec<_> = (0..50)
+        .map(|i| {
+            sylvan::spawn(move || -> std::io::Result<()> {
+                let mut s = sylvan::connect(addr)?;
+                for round in 0..10 {
+                    let msg = format!("client {i} round {round}");
+                    s.write_all(msg.as_bytes())?;
+                    let mut back = vec![0; msg.len()];
+                    s.read_exact(&mut back)?;
+                    assert_eq!(back, msg.as_bytes());
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap().unwrap();
+    }
+    server.kill();
+    let _ = server.join();
+}
+
+#[test]
+fn large_transfer_both_ways_at_once() {
+    let listener = sylvan::listen("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = echo_server(listener);
+    let s = sylvan::connect(addr).unwrap();
+    let data: Vec<u8> = (0..8 << 20).map(|i: u32| (i * 7 % 251) as u8).collect();
+    let expect = data.clone();
+    let writer = {
+        let s = s.try_clone().unwrap();
+        sylvan::spawn(move || {
+            (&s).write_all(&data)?;
+            s.shutdown(Shutdown::Write)
+        })
+    };
+    let mut got = Vec::new();
+    (&s).read_to_end(&mut got).unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(got == expect, "echoed bytes differ");
+    server.kill();
+}
+
+#[test]
+fn read_and_write_from_two_green_threads_through_shared_reference() {
+    let listener = sylvan::listen("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = echo_server(listener);
+    let s = std::rc::Rc::new(sylvan::connect(addr).unwrap());
+    let reader = {
+        let s = s.clone();
+        sylvan::spawn(move || {
+            let mut buf = [0; 3];
+            (&*s).read_exact(&mut buf).map(|()| buf)
+        })
+    };
+    sylvan::yield_now();
+    (&*s).write_all(b"abc").unwrap();
+    assert_eq!(&reader.join().unwrap().unwrap(), b"abc");
+    server.kill();
+}
+
+#[test]
+fn connection_refused_is_a_clear_error() {
+    // Bind then drop to find a port with nothing listening.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let err = sylvan::connect(("127.0.0.1", port)).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+}
+
+#[test]
+fn bind_in_use_names_the_address() {
+    let a = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = a.local_addr().unwrap();
+    let err = sylvan::net::ListenOptions::new()
+        .reuse_addr(false)
+        .bind(addr)
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+    assert!(err.to_string().contains(&addr.to_string()), "{err}");
+}
+
+#[test]
+fn bad_addresses_are_clear_errors() {
+    for bad in ["no-port-here", "host:notaport", ":80"] {
+        let err = sylvan::connect(bad).unwrap_err();
+        assert!(
+            err.kind() == std::io::ErrorKind::InvalidInput || err.to_string().contains("resolve"),
+            "{bad}: {err}"
+        );
+    }
+    let err = sylvan::connect("name.invalid:80").unwrap_err();
+    assert!(err.to_string().contains("name.invalid"), "{err}");
+}
+
+#[test]
+fn std_conversions_round_trip() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let l = TcpListener::from_std(l).unwrap();
+    let c = TcpStream::from_std(std::net::TcpStream::connect(addr).unwrap()).unwrap();
+    let (s, _) = l.accept().unwrap();
+    let mut std_s = s.into_std().unwrap();
+    // The std stream is blocking again and works on a plain thread.
+    let t = std::thread::spawn(move || {
+        let mut b = [0; 2];
+        std_s.read_exact(&mut b).map(|()| b)
+    });
+    (&c).write_all(b"ok").unwrap();
+    assert_eq!(&t.join().unwrap().unwrap(), b"ok");
+    assert!(l.into_std().is_ok());
+}
+
+#[test]
+fn sockets_unregister_when_dropped() {
+    let before = sylvan::debug::stats().io_sources;
+    {
+        let l = sylvan::listen("127.0.0.1:0").unwrap();
+        let _c = sylvan::connect(l.local_addr().unwrap()).unwrap();
+        let _s = l.accept().unwrap();
+        assert_eq!(sylvan::debug::stats().io_sources, before + 3);
+    }
+    assert_eq!(sylvan::debug::stats().io_sources, before);
+}
+
+#[test]
+fn udp_and_unix_sockets() {
+    let a = sylvan::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let b = sylvan::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let b_addr = b.local_addr().unwrap();
+    let receiver = sylvan::spawn(move || {
+        let mut buf = [0; 32];
+        b.recv_from(&mut buf)
+            .map(|(n, from)| (buf[..n].to_vec(), from))
+    });
+    sylvan::yield_now();
+    a.send_to(b"datagram", b_addr).unwrap();
+    let (data, from) = receiver.join().unwrap().unwrap();
+    assert_eq!(
+        (data.as_slice(), from),
+        (&b"datagram"[..], a.local_addr().unwrap())
+    );
+
+    let (x, y) = sylvan::net::UnixStream::pair().unwrap();
+    let reader = sylvan::spawn(move || {
+        let mut s = String::new();
+        (&y).read_to_string(&mut s).map(|_| s)
+    });
+    (&x).write_all(b"over unix").unwrap();
+    drop(x);
+    assert_eq!(reader.join().unwrap().unwrap(), "over unix");
+}
+
+#[test]
+fn wait_readable_on_a_foreign_descriptor() {
+    let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+    a.set_nonblocking(true).unwrap();
+    let waiter = sylvan::spawn(move || sylvan::net::wait_readable(&a).map(|()| a));
+    sylvan::yield_now();
+    assert!(!waiter.is_finished());
+    b.write_all(b"x").unwrap();
+    let mut a = waiter.join().unwrap().unwrap();
+    let mut buf = [0; 1];
+    assert_eq!(a.read(&mut buf).unwrap(), 1);
+
+    // A sylvan socket can't be waited on this way: clear error.
+    let l = sylvan::listen("127.0.0.1:0").unwrap();
+    let err = sylvan::net::wait_readable(&l).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
+}
+
+#[test]
+fn kill_interrupts_accept_read_and_wait_readable() {
+    let l = sylvan::listen("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let acceptor = sylvan::spawn(move || l.accept());
+    let c = sylvan::connect(addr).unwrap();
+    let _server_side = acceptor.join().unwrap().unwrap(); // kept open: the read really waits
+    let reader = sylvan::spawn(move || {
+        let mut buf = [0; 1];
+        (&c).read(&mut buf)
+    });
+    let (p, _q) = std::os::unix::net::UnixStream::pair().unwrap();
+    p.set_nonblocking(true).unwrap();
+    let waiter = sylvan::spawn(move || sylvan::net::wait_readable(&p));
+    let l2 = sylvan::listen("127.0.0.1:0").unwrap();
+    let acceptor = sylvan::spawn(move || l2.accept().map(|_| ()));
+    sylvan::yield_now();
+    for (name, killed) in [
+        ("read", {
+            reader.kill();
+            reader.join().unwrap().map(|_| ())
+        }),
+        ("wait_readable", {
+            waiter.kill();
+            waiter.join().unwrap()
+        }),
+        ("accept", {
+            acceptor.kill();
+            acceptor.join().unwrap()
+        }),
+    ] {
+        let err = killed.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::Other, "{name}");
+        assert_eq!(
+            sylvan::Cancelled::from_io(&err),
+            Some(sylvan::Cancelled::Killed),
+            "{name}"
+        );
+    }
+}
