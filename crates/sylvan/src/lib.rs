@@ -67,5 +67,5 @@ pub use cancel::{Cancelled, Elapsed, ScopeId};
 pub use green::{
     Builder, Current, GreenId, GreenThread, JoinError, current, run, spawn, spawn_after,
 };
-pub use net::{connect, listen};
+pub use net::{connect, listen, serve};
 pub use time::{deadline, sleep, timeout, yield_now};

@@ -20,6 +20,7 @@
 
 mod addr;
 mod connector;
+mod serve;
 mod tcp;
 mod udp;
 mod unix;
@@ -27,6 +28,7 @@ mod wait;
 
 pub use addr::{DEFAULT_LOOKUP_TIMEOUT, ToSocketAddrs, lookup_host, lookup_host_timeout};
 pub use connector::Connector;
+pub use serve::{ServeOptions, ServerHandle, StopReport, serve};
 pub use tcp::{Incoming, ListenOptions, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixListener, UnixStream};
