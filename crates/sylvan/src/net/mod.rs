@@ -22,6 +22,8 @@ mod addr;
 mod connector;
 mod serve;
 mod tcp;
+#[cfg(feature = "tls")]
+pub mod tls;
 mod udp;
 mod unix;
 mod wait;
