@@ -56,9 +56,9 @@ pub(crate) fn park_at(
     let hub = hub();
     let core = hub.current_core();
     check_cancelled_in(hub)?;
-    let now = hub.clock.now();
     let scope = core.scope_deadline();
-    if own.is_some_and(|o| o <= now) {
+    // Read the clock only when there is a deadline of our own to compare.
+    if own.is_some_and(|o| o <= hub.clock.now()) {
         return Ok(Parked::OwnDeadline);
     }
     let seq = hub.next_seq();
