@@ -10,7 +10,7 @@ fn main() {
         "sylvan-bench: side-by-side benchmarks of sylvan against tokio.\n\
          Build with `cargo build --release -p sylvan-bench`, then run:\n\
          \n  target/release/runtime     yield, spawn+join, idle memory, timers, queue ping-pong\n\
-         \x20                            vs tokio's current_thread runtime (about a minute;\n\
+         \x20                            vs tokio's current_thread runtime (about 25 s;\n\
          \x20                            `--quick` for a smoke test)"
     );
 }
