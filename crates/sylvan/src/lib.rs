@@ -57,6 +57,7 @@ mod cancel;
 pub mod debug;
 mod green;
 pub mod net;
+pub mod pool;
 mod runtime;
 pub mod sync;
 mod sys;
@@ -68,4 +69,6 @@ pub use green::{
     Builder, Current, GreenId, GreenThread, JoinError, current, run, spawn, spawn_after,
 };
 pub use net::{connect, listen, serve};
+pub use pool::{GreenPile, GreenPool};
+pub use runtime::multi::{Runtime, RuntimeBuilder};
 pub use time::{deadline, sleep, timeout, yield_now};

@@ -1,12 +1,13 @@
-//! `Queue` and `Event`: ordering, capacity, rendezvous, and a model-based
-//! property test under random interleavings of put, get, kill and timeout.
+//! `Queue` and `Event`: ordering (FIFO, LIFO, priority), capacity,
+//! rendezvous, and model-based property tests under random interleavings of
+//! put, get, kill and timeout.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use sylvan::sync::{Event, Queue};
+use sylvan::sync::{Event, Queue, QueueOrder};
 use sylvan::{Cancelled, GreenThread};
 
 #[test]
@@ -71,6 +72,58 @@ fn rendezvous_put_with_timeout_withdraws_its_item() {
 }
 
 #[test]
+fn lifo_queue_serves_the_newest_item() {
+    let q = Queue::lifo(3);
+    for i in 0..3 {
+        q.put(i).unwrap();
+    }
+    assert!(q.try_put(3).is_err(), "bounded like any queue");
+    let q2 = q.clone();
+    let putter = sylvan::spawn(move || q2.put(9));
+    sylvan::yield_now();
+    assert_eq!(q.get(), Ok(2));
+    putter.join().unwrap().unwrap(); // got the room
+    assert_eq!(q.get(), Ok(9));
+    assert_eq!((q.get(), q.get()), (Ok(1), Ok(0)));
+}
+
+#[test]
+fn priority_queue_serves_the_smallest_item_ties_in_order() {
+    let q = Queue::priority_unbounded();
+    for (p, s) in [(3, "c"), (1, "a1"), (2, "b"), (1, "a2")] {
+        q.put((p, s)).unwrap();
+    }
+    let got: Vec<_> = std::iter::from_fn(|| q.try_get()).collect();
+    assert_eq!(got, vec![(1, "a1"), (1, "a2"), (2, "b"), (3, "c")]);
+    // A waiting getter takes the smallest of what is there when it runs.
+    let q2 = q.clone();
+    let getter = sylvan::spawn(move || q2.get());
+    sylvan::yield_now();
+    q.put((5, "x")).unwrap();
+    q.put((4, "y")).unwrap();
+    assert_eq!(getter.join().unwrap(), Ok((4, "y")));
+    assert_eq!(q.order(), QueueOrder::Priority);
+}
+
+#[test]
+fn lifo_rendezvous_hands_over_the_newest_offer() {
+    let q = Queue::lifo(0);
+    let putters: Vec<_> = (0..3)
+        .map(|i| {
+            let q = q.clone();
+            sylvan::spawn(move || q.put(i))
+        })
+        .collect();
+    sylvan::yield_now();
+    assert_eq!(q.get(), Ok(2));
+    assert_eq!(q.get(), Ok(1));
+    assert_eq!(q.get(), Ok(0));
+    for p in putters {
+        p.join().unwrap().unwrap();
+    }
+}
+
+#[test]
 fn event_wakes_all_waiters_with_the_value() {
     let ev = Event::new();
     let gs: Vec<_> = (0..5)
@@ -132,9 +185,13 @@ proptest! {
     /// kills and timeouts happens, and a bounded queue never holds more than
     /// its capacity.
     #[test]
-    fn queue_conserves_items(cap in 0usize..4, ops in proptest::collection::vec(op(), 1..60)) {
+    fn queue_conserves_items(order in 0u8..3, cap in 0usize..4, ops in proptest::collection::vec(op(), 1..60)) {
         sylvan::time::pause();
-        let q: Queue<u32> = Queue::bounded(cap);
+        let q: Queue<u32> = match order {
+            0 => Queue::bounded(cap),
+            1 => Queue::lifo(cap),
+            _ => Queue::priority(cap),
+        };
         let mut actors: Vec<Actor> = Vec::new();
         let mut next = 0u32;
         let mut offered = Vec::new();
@@ -220,5 +277,43 @@ proptest! {
         all.sort_unstable();
         offered.sort_unstable();
         prop_assert_eq!(all, offered, "every item is received once or handed back once");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Puts and gets (none of which waits) against a model list: FIFO
+    /// takes the first, LIFO the last, priority the smallest value (the
+    /// earliest put among equals).
+    #[test]
+    fn queue_orders_match_a_model(order in 0u8..3, ops in proptest::collection::vec(proptest::option::of(0u8..6), 1..200)) {
+        let q = match order {
+            0 => Queue::unbounded(),
+            1 => Queue::lifo_unbounded(),
+            _ => Queue::priority_unbounded(),
+        };
+        let mut model: Vec<(u8, usize)> = Vec::new();
+        for (seq, op) in ops.into_iter().enumerate() {
+            match op {
+                Some(v) => {
+                    q.put((v, seq)).unwrap();
+                    model.push((v, seq));
+                }
+                None => {
+                    let expect = match order {
+                        0 => (!model.is_empty()).then(|| model.remove(0)),
+                        1 => model.pop(),
+                        _ => {
+                            let i = model.iter().enumerate().min_by_key(|(_, m)| **m).map(|(i, _)| i);
+                            i.map(|i| model.remove(i))
+                        }
+                    };
+                    let got = if expect.is_some() { Some(q.get().unwrap()) } else { q.try_get() };
+                    prop_assert_eq!(got, expect);
+                }
+            }
+            prop_assert_eq!(q.len(), model.len());
+        }
     }
 }

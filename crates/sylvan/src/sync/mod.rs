@@ -1,13 +1,24 @@
-//! Synchronisation between green threads of one hub: [`Event`] and
-//! [`Queue`].
+//! Synchronisation: [`Event`], [`Queue`] and [`Semaphore`] between green
+//! threads of one hub; [`channel`]s between OS threads and hubs.
 //!
-//! These are handles (`Clone`, not `Send`) to state shared by the green
-//! threads of one OS thread. Every blocking method documents what happens
-//! when the green thread is killed or its deadline passes while it waits:
-//! the waiter is removed, and no value is lost or duplicated.
+//! `Event`, `Queue` and `Semaphore` are handles (`Clone`, not `Send`) to
+//! state shared by the green threads of one OS thread. [`Sender`] and
+//! [`Receiver`] are `Send`: they connect hubs (and plain threads) to each
+//! other. Every blocking method documents what happens when the green
+//! thread is killed or its deadline passes while it waits: the waiter is
+//! removed, and no value or permit is lost or duplicated.
 
+mod channel;
 mod event;
+mod order;
 mod queue;
+mod remote;
+mod semaphore;
 
+pub use channel::{
+    Receiver, RecvError, SendError, Sender, TryRecvError, TrySendError, bounded, channel,
+};
 pub use event::Event;
+pub use order::QueueOrder;
 pub use queue::{PutError, Queue, TryPutError};
+pub use semaphore::{OverLimit, Semaphore, SemaphorePermit};

@@ -1,5 +1,4 @@
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::error::Error;
 use std::fmt;
 use std::panic::Location;
@@ -9,12 +8,19 @@ use crate::cancel::Cancelled;
 use crate::runtime::hub::hub;
 use crate::runtime::park::{self, Parked, WaitList, WakeToken};
 
-/// A FIFO queue between green threads of one hub; Eventlet's `Queue`.
+use super::order::{Item, QueueOrder, Store};
+
+/// A queue between green threads of one hub; Eventlet's `Queue`,
+/// `LifoQueue` and `PriorityQueue`.
 ///
 /// `bounded(n)` holds at most `n` items and `put` waits while it is full;
 /// `bounded(0)` is a rendezvous: `put` waits until a getter has taken its
 /// item (Eventlet's `Queue(0)`); `unbounded()` never makes `put` wait.
-/// Getters are served in the order they started waiting.
+/// Those hand items out first in, first out; [`lifo`](Self::lifo) and
+/// [`priority`](Self::priority) queues hand them out newest first and
+/// smallest first (see [`QueueOrder`]), with the same capacities and
+/// blocking. Getters, and putters waiting for room, are served in the order
+/// they started waiting.
 ///
 /// # Examples
 ///
@@ -38,16 +44,8 @@ pub struct Queue<T> {
     inner: Rc<Inner<T>>,
 }
 
-struct Item<T> {
-    value: T,
-    /// For rendezvous puts: the ticket and the parked putter to wake when
-    /// the item is taken.
-    ticket: u64,
-    putter: Option<WakeToken>,
-}
-
 struct Inner<T> {
-    items: RefCell<VecDeque<Item<T>>>,
+    items: RefCell<Store<T>>,
     cap: Option<usize>,
     getters: RefCell<WaitList>,
     putters: RefCell<WaitList>,
@@ -67,15 +65,16 @@ impl<T> fmt::Debug for Queue<T> {
         f.debug_struct("Queue")
             .field("len", &self.len())
             .field("capacity", &self.inner.cap)
+            .field("order", &self.order())
             .finish()
     }
 }
 
 impl<T> Queue<T> {
-    fn with_cap(cap: Option<usize>) -> Queue<T> {
+    fn with(cap: Option<usize>, items: Store<T>) -> Queue<T> {
         Queue {
             inner: Rc::new(Inner {
-                items: RefCell::new(VecDeque::new()),
+                items: RefCell::new(items),
                 cap,
                 getters: RefCell::new(WaitList::default()),
                 putters: RefCell::new(WaitList::default()),
@@ -94,7 +93,7 @@ impl<T> Queue<T> {
     /// assert!(q.try_put('b').is_err());
     /// ```
     pub fn bounded(n: usize) -> Queue<T> {
-        Queue::with_cap(Some(n))
+        Queue::with(Some(n), Store::fifo())
     }
 
     /// A queue without a size limit.
@@ -109,7 +108,95 @@ impl<T> Queue<T> {
     /// assert_eq!(q.len(), 1000);
     /// ```
     pub fn unbounded() -> Queue<T> {
-        Queue::with_cap(None)
+        Queue::with(None, Store::fifo())
+    }
+
+    /// A LIFO queue holding at most `n` items (`n == 0`: a rendezvous that
+    /// serves the newest waiting putter first); Eventlet's `LifoQueue`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = sylvan::sync::Queue::lifo(3);
+    /// for i in 1..=3 {
+    ///     q.put(i).unwrap();
+    /// }
+    /// assert_eq!(q.get(), Ok(3));
+    /// assert_eq!(q.get(), Ok(2));
+    /// ```
+    pub fn lifo(n: usize) -> Queue<T> {
+        Queue::with(Some(n), Store::lifo())
+    }
+
+    /// A LIFO queue without a size limit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = sylvan::sync::Queue::lifo_unbounded();
+    /// q.put('a').unwrap();
+    /// q.put('b').unwrap();
+    /// assert_eq!(q.try_get(), Some('b'));
+    /// ```
+    pub fn lifo_unbounded() -> Queue<T> {
+        Queue::with(None, Store::lifo())
+    }
+
+    /// A priority queue holding at most `n` items; Eventlet's
+    /// `PriorityQueue`. `get` takes the **smallest** item by `Ord` (as
+    /// Python's `heapq` does; wrap items in [`std::cmp::Reverse`] for
+    /// largest first); equal items come out in the order they were put.
+    /// Items are typically `(priority, data)` tuples.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = sylvan::sync::Queue::priority(10);
+    /// q.put((2, "later")).unwrap();
+    /// q.put((1, "first")).unwrap();
+    /// q.put((3, "last")).unwrap();
+    /// assert_eq!(q.get(), Ok((1, "first")));
+    /// assert_eq!(q.get(), Ok((2, "later")));
+    /// assert_eq!(q.get(), Ok((3, "last")));
+    /// ```
+    pub fn priority(n: usize) -> Queue<T>
+    where
+        T: Ord,
+    {
+        Queue::with(Some(n), Store::priority())
+    }
+
+    /// A priority queue without a size limit; see [`priority`](Self::priority).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::cmp::Reverse;
+    ///
+    /// let q = sylvan::sync::Queue::priority_unbounded();
+    /// for n in [3, 9, 1] {
+    ///     q.put(Reverse(n)).unwrap();
+    /// }
+    /// assert_eq!(q.try_get(), Some(Reverse(9))); // largest first
+    /// ```
+    pub fn priority_unbounded() -> Queue<T>
+    where
+        T: Ord,
+    {
+        Queue::with(None, Store::priority())
+    }
+
+    /// The order in which items are handed out.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sylvan::sync::{Queue, QueueOrder};
+    ///
+    /// assert_eq!(Queue::<u8>::lifo(1).order(), QueueOrder::Lifo);
+    /// ```
+    pub fn order(&self) -> QueueOrder {
+        self.inner.items.borrow().order()
     }
 
     /// The capacity (`None` when unbounded).
@@ -158,7 +245,7 @@ impl<T> Queue<T> {
     fn push(&self, value: T, putter: Option<WakeToken>) -> u64 {
         let ticket = self.inner.next_ticket.get() + 1;
         self.inner.next_ticket.set(ticket);
-        self.inner.items.borrow_mut().push_back(Item {
+        self.inner.items.borrow_mut().push(Item {
             value,
             ticket,
             putter,
@@ -218,29 +305,23 @@ impl<T> Queue<T> {
         let ticket = self.push(value, None);
         loop {
             let r = park::park_at(loc, None, |t| {
-                if let Some(item) = self
-                    .inner
-                    .items
-                    .borrow_mut()
-                    .iter_mut()
-                    .find(|i| i.ticket == ticket)
-                {
+                if let Some(item) = self.inner.items.borrow_mut().find_mut(ticket) {
                     item.putter = Some(t);
                 }
             });
             let mut items = self.inner.items.borrow_mut();
-            let pos = items.iter().position(|i| i.ticket == ticket);
-            match (r, pos) {
-                (Ok(_), None) => return Ok(()),
+            let here = items.contains(ticket);
+            match (r, here) {
+                (Ok(_), false) => return Ok(()),
                 // Taken at the same moment we were cancelled: the put
                 // succeeded, so the cancellation is not reported.
-                (Err(cause), None) => {
+                (Err(cause), false) => {
                     park::retract(cause);
                     return Ok(());
                 }
-                (Ok(Parked::Woken | Parked::OwnDeadline), Some(_)) => continue,
-                (Err(cause), Some(p)) => {
-                    let item = items.remove(p).expect("position is in range");
+                (Ok(Parked::Woken | Parked::OwnDeadline), true) => continue,
+                (Err(cause), true) => {
+                    let item = items.remove(ticket).expect("the item is here");
                     return Err(PutError {
                         value: item.value,
                         cause,
@@ -273,7 +354,7 @@ impl<T> Queue<T> {
             // A getter is waiting: hand the item over as a direct transfer.
             let ticket = self.inner.next_ticket.get() + 1;
             self.inner.next_ticket.set(ticket);
-            self.inner.items.borrow_mut().push_back(Item {
+            self.inner.items.borrow_mut().push(Item {
                 value,
                 ticket,
                 putter: None,
@@ -283,7 +364,8 @@ impl<T> Queue<T> {
         Err(TryPutError(value))
     }
 
-    /// Takes the oldest item, waiting until there is one.
+    /// Takes the next item (the oldest, newest or smallest, by the queue's
+    /// [`order`](Self::order)), waiting until there is one.
     ///
     /// # Examples
     ///
@@ -309,7 +391,7 @@ impl<T> Queue<T> {
         }
     }
 
-    /// Takes the oldest item if there is one; never waits.
+    /// Takes the next item if there is one; never waits.
     ///
     /// # Examples
     ///
@@ -318,7 +400,7 @@ impl<T> Queue<T> {
     /// assert_eq!(q.try_get(), None);
     /// ```
     pub fn try_get(&self) -> Option<T> {
-        let item = self.inner.items.borrow_mut().pop_front()?;
+        let item = self.inner.items.borrow_mut().pop()?;
         let hub = hub();
         if let Some(t) = item.putter {
             hub.wake(t, crate::runtime::park::Wake::Notified);
