@@ -54,10 +54,12 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod cancel;
+pub mod chaos;
 pub mod debug;
 mod green;
 pub mod net;
 pub mod pool;
+pub mod resilience;
 mod runtime;
 pub mod sync;
 mod sys;

@@ -1,0 +1,134 @@
+//! `Session`: Connected → Suspended → Reconnected / Lost, on virtual time.
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::rc::Rc;
+use std::time::Duration;
+
+use sylvan::resilience::{Backoff, Jitter, Reconnecting, Session, SessionState};
+
+struct Conn;
+
+/// The connection, its session, the "server down" switch, and what the
+/// listener saw.
+type Setup = (
+    Reconnecting<Conn>,
+    Session,
+    Rc<Cell<bool>>,
+    Rc<RefCell<Vec<SessionState>>>,
+);
+
+fn setup(timeout: Duration) -> Setup {
+    sylvan::time::pause();
+    let down = Rc::new(Cell::new(false));
+    let d = down.clone();
+    let conn = Reconnecting::builder(move || {
+        if d.get() {
+            Err(io::Error::new(io::ErrorKind::ConnectionRefused, "down"))
+        } else {
+            Ok(Conn)
+        }
+    })
+    .backoff(
+        Backoff::new()
+            .jitter(Jitter::None)
+            .max(Duration::from_secs(2)),
+    )
+    .first_reconnect_jitter(false)
+    .wait_for_ready(true)
+    .build();
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let s2 = seen.clone();
+    let session = Session::builder(timeout)
+        .on_change(move |s| s2.borrow_mut().push(s))
+        .start(conn.watch());
+    (conn, session, down, seen)
+}
+
+fn kill_connection(conn: &Reconnecting<Conn>) {
+    let _ = conn.call(|_| Err::<(), _>(io::Error::new(io::ErrorKind::ConnectionReset, "gone")));
+}
+
+#[test]
+fn reconnected_within_the_session_timeout() {
+    let (conn, session, down, seen) = setup(Duration::from_secs(10));
+    let states = session.watch();
+    conn.call(|_| Ok(())).unwrap();
+    assert_eq!(states.get().unwrap(), SessionState::Connected);
+    down.set(true);
+    kill_connection(&conn);
+    assert_eq!(states.get().unwrap(), SessionState::Suspended);
+    sylvan::time::advance(Duration::from_secs(4));
+    down.set(false);
+    assert_eq!(states.get().unwrap(), SessionState::Reconnected);
+    sylvan::yield_now();
+    assert_eq!(
+        *seen.borrow(),
+        vec![
+            SessionState::Connected,
+            SessionState::Suspended,
+            SessionState::Reconnected
+        ]
+    );
+    conn.shutdown();
+}
+
+#[test]
+fn lost_after_the_session_timeout_then_connected_anew() {
+    let (conn, session, down, _) = setup(Duration::from_secs(10));
+    let states = session.watch();
+    conn.call(|_| Ok(())).unwrap();
+    assert_eq!(states.get().unwrap(), SessionState::Connected);
+    down.set(true);
+    let t0 = sylvan::time::now();
+    kill_connection(&conn);
+    assert_eq!(states.get().unwrap(), SessionState::Suspended);
+    assert_eq!(states.get().unwrap(), SessionState::Lost);
+    assert_eq!(
+        sylvan::time::now() - t0,
+        Duration::from_secs(10),
+        "client-side expiry"
+    );
+    down.set(false);
+    assert_eq!(
+        states.get().unwrap(),
+        SessionState::Connected,
+        "a new session"
+    );
+    conn.shutdown();
+}
+
+#[test]
+fn a_slow_listener_does_not_stall_reconnection() {
+    sylvan::time::pause();
+    let down = Rc::new(Cell::new(false));
+    let d = down.clone();
+    let conn = Reconnecting::builder(move || {
+        if d.get() {
+            Err(io::ErrorKind::ConnectionRefused.into())
+        } else {
+            Ok(Conn)
+        }
+    })
+    .backoff(Backoff::new().jitter(Jitter::None))
+    .first_reconnect_jitter(false)
+    .wait_for_ready(true)
+    .build();
+    let session = Session::builder(Duration::from_secs(30))
+        .on_change(|_| {
+            // A listener that blocks for a long time on every change.
+            let _ = sylvan::sleep(Duration::from_secs(3600));
+        })
+        .start(conn.watch());
+    let states = session.watch();
+    conn.call(|_| Ok(())).unwrap();
+    assert_eq!(states.get().unwrap(), SessionState::Connected);
+    kill_connection(&conn);
+    // The connection comes back (reconnector unaffected) and the session
+    // follows, while the listener is still asleep.
+    conn.call(|_| Ok(())).unwrap();
+    assert_eq!(states.get().unwrap(), SessionState::Suspended);
+    assert_eq!(states.get().unwrap(), SessionState::Reconnected);
+    conn.shutdown();
+    drop(session);
+}
