@@ -57,6 +57,7 @@ mod cancel;
 pub mod chaos;
 pub mod debug;
 mod green;
+pub mod http;
 pub mod net;
 pub mod pool;
 pub mod resilience;
@@ -65,6 +66,7 @@ pub mod sync;
 mod sys;
 pub mod time;
 pub mod tpool;
+pub mod websocket;
 
 pub use cancel::{Cancelled, Elapsed, ScopeId};
 pub use green::{

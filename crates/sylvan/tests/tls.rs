@@ -13,7 +13,8 @@ use sylvan::net::tls::{TlsAcceptor, TlsConnector, rustls};
 fn configs() -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     let cert_der = rustls::pki_types::CertificateDer::from(cert.cert.der().to_vec());
-    let key_der = rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
+    let key_der =
+        rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let server = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -46,7 +47,9 @@ fn tls_round_trip() {
         tls.close()
     });
     let tcp = sylvan::connect(addr).unwrap();
-    let mut tls = TlsConnector::new(client_cfg).connect("localhost", tcp).unwrap();
+    let mut tls = TlsConnector::new(client_cfg)
+        .connect("localhost", tcp)
+        .unwrap();
     tls.write_all(b"hello").unwrap();
     let mut back = [0; 5];
     tls.read_exact(&mut back).unwrap();
@@ -97,18 +100,21 @@ fn tls_read_timeout_is_timed_out_like_tcp() {
         acceptor.accept(tcp) // then stays silent
     });
     let tcp = sylvan::connect(addr).unwrap();
-    let mut tls = TlsConnector::new(client_cfg).connect("localhost", tcp).unwrap();
+    let mut tls = TlsConnector::new(client_cfg)
+        .connect("localhost", tcp)
+        .unwrap();
     let _server_side = server.join().unwrap().unwrap();
-    tls.get_ref().set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    tls.get_ref()
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
     let err = tls.read(&mut [0; 16]).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
 
     // A scoped deadline gives the same kind.
     tls.get_ref().set_read_timeout(None).unwrap();
     let r = sylvan::timeout(Duration::from_secs(60), || {
-        sylvan::timeout(Duration::from_millis(50), || tls.read(&mut [0; 16])).unwrap_or_else(|_| {
-            Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "scope"))
-        })
+        sylvan::timeout(Duration::from_millis(50), || tls.read(&mut [0; 16]))
+            .unwrap_or_else(|_| Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "scope")))
     });
     assert_eq!(r.unwrap().unwrap_err().kind(), std::io::ErrorKind::TimedOut);
 }
@@ -120,9 +126,16 @@ fn bad_certificate_is_a_clear_error() {
     let l = sylvan::listen("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     let acceptor = TlsAcceptor::new(server_cfg);
-    let server = sylvan::spawn(move || l.accept().and_then(|(t, _)| acceptor.accept(t)).map(|_| ()));
+    let server =
+        sylvan::spawn(move || l.accept().and_then(|(t, _)| acceptor.accept(t)).map(|_| ()));
     let tcp = sylvan::connect(addr).unwrap();
-    let err = TlsConnector::new(other_client).connect("localhost", tcp).unwrap_err();
-    assert!(err.to_string().contains("TLS handshake with localhost failed"), "{err}");
+    let err = TlsConnector::new(other_client)
+        .connect("localhost", tcp)
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("TLS handshake with localhost failed"),
+        "{err}"
+    );
     let _ = server.join();
 }

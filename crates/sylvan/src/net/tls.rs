@@ -37,7 +37,9 @@ pub struct TlsStream<C> {
 
 impl<C> fmt::Debug for TlsStream<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TlsStream").field("tcp", &self.inner.sock).finish_non_exhaustive()
+        f.debug_struct("TlsStream")
+            .field("tcp", &self.inner.sock)
+            .finish_non_exhaustive()
     }
 }
 
@@ -98,7 +100,12 @@ stream_io!(ClientConnection);
 stream_io!(ServerConnection);
 
 /// Runs a handshake to completion within `timeout`.
-fn handshake<C, S>(mut conn: C, mut tcp: TcpStream, timeout: Duration, who: &str) -> io::Result<TlsStream<C>>
+fn handshake<C, S>(
+    mut conn: C,
+    mut tcp: TcpStream,
+    timeout: Duration,
+    who: &str,
+) -> io::Result<TlsStream<C>>
 where
     C: std::ops::DerefMut<Target = rustls::ConnectionCommon<S>>,
     S: rustls::SideData,
@@ -117,7 +124,10 @@ where
         Ok(Ok(())) => Ok(TlsStream {
             inner: StreamOwned::new(conn, tcp),
         }),
-        Ok(Err(e)) => Err(io::Error::new(e.kind(), format!("TLS handshake with {who} failed: {e}"))),
+        Ok(Err(e)) => Err(io::Error::new(
+            e.kind(),
+            format!("TLS handshake with {who} failed: {e}"),
+        )),
         Err(_) => Err(io::Error::new(
             io::ErrorKind::TimedOut,
             format!("TLS handshake with {who} timed out after {timeout:?}"),
@@ -129,22 +139,50 @@ where
 ///
 /// # Examples
 ///
-/// ```no_run
+/// A round trip with a self-signed certificate (made here with `rcgen`):
+///
+/// ```
 /// use std::io::{Read, Write};
 /// use std::sync::Arc;
-/// use sylvan::net::tls::{rustls, TlsConnector};
+/// use sylvan::net::tls::{rustls, TlsAcceptor, TlsConnector};
 ///
+/// let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+/// let cert_der = rustls::pki_types::CertificateDer::from(cert.cert.der().to_vec());
+/// let key = rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
+/// let provider = Arc::new(rustls::crypto::ring::default_provider());
+/// let server_config = rustls::ServerConfig::builder_with_provider(provider.clone())
+///     .with_safe_default_protocol_versions()
+///     .unwrap()
+///     .with_no_client_auth()
+///     .with_single_cert(vec![cert_der.clone()], key)
+///     .unwrap();
 /// let mut roots = rustls::RootCertStore::empty();
-/// # let ca_der: rustls::pki_types::CertificateDer<'static> = unimplemented!();
-/// roots.add(ca_der).unwrap();
-/// let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+/// roots.add(cert_der).unwrap();
+/// let client_config = rustls::ClientConfig::builder_with_provider(provider)
 ///     .with_safe_default_protocol_versions()
 ///     .unwrap()
 ///     .with_root_certificates(roots)
 ///     .with_no_client_auth();
-/// let tcp = sylvan::connect("example.test:443").unwrap();
-/// let mut tls = TlsConnector::new(Arc::new(config)).connect("example.test", tcp).unwrap();
-/// tls.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+///
+/// let listener = sylvan::listen("127.0.0.1:0").unwrap();
+/// let addr = listener.local_addr().unwrap();
+/// let acceptor = TlsAcceptor::new(Arc::new(server_config));
+/// let server = sylvan::spawn(move || -> std::io::Result<()> {
+///     let (tcp, _) = listener.accept()?;
+///     let mut tls = acceptor.accept(tcp)?;
+///     let mut buf = [0; 4];
+///     tls.read_exact(&mut buf)?;
+///     tls.write_all(&buf)?;
+///     tls.close()
+/// });
+///
+/// let tcp = sylvan::connect(addr).unwrap();
+/// let mut tls = TlsConnector::new(Arc::new(client_config)).connect("localhost", tcp).unwrap();
+/// tls.write_all(b"ping").unwrap();
+/// let mut back = [0; 4];
+/// tls.read_exact(&mut back).unwrap();
+/// assert_eq!(&back, b"ping");
+/// server.join().unwrap().unwrap();
 /// ```
 #[derive(Clone)]
 pub struct TlsConnector {
@@ -188,9 +226,17 @@ impl TlsConnector {
     /// Killed or past an enclosing deadline: returns that error; the TCP
     /// stream is closed.
     #[track_caller]
-    pub fn connect(&self, server_name: &str, tcp: TcpStream) -> io::Result<TlsStream<ClientConnection>> {
-        let name = ServerName::try_from(server_name.to_string())
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("bad TLS server name {server_name:?}: {e}")))?;
+    pub fn connect(
+        &self,
+        server_name: &str,
+        tcp: TcpStream,
+    ) -> io::Result<TlsStream<ClientConnection>> {
+        let name = ServerName::try_from(server_name.to_string()).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("bad TLS server name {server_name:?}: {e}"),
+            )
+        })?;
         let conn = ClientConnection::new(self.config.clone(), name).map_err(io::Error::other)?;
         handshake(conn, tcp, self.handshake_timeout, server_name)
     }
@@ -204,18 +250,28 @@ impl TlsConnector {
 /// use std::sync::Arc;
 /// use sylvan::net::tls::{rustls, TlsAcceptor};
 ///
-/// # let (certs, key): (Vec<rustls::pki_types::CertificateDer<'static>>, rustls::pki_types::PrivateKeyDer<'static>) = unimplemented!();
-/// let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-///     .with_safe_default_protocol_versions()
-///     .unwrap()
-///     .with_no_client_auth()
-///     .with_single_cert(certs, key)
-///     .unwrap();
-/// let acceptor = TlsAcceptor::new(Arc::new(config));
-/// let listener = sylvan::listen("127.0.0.1:8443").unwrap();
-/// let (tcp, _) = listener.accept().unwrap();
-/// let tls = acceptor.accept(tcp).unwrap();
+/// fn serve_tls(
+///     certs: Vec<rustls::pki_types::CertificateDer<'static>>,
+///     key: rustls::pki_types::PrivateKeyDer<'static>,
+/// ) -> std::io::Result<()> {
+///     let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+///         .with_safe_default_protocol_versions()
+///         .map_err(std::io::Error::other)?
+///         .with_no_client_auth()
+///         .with_single_cert(certs, key)
+///         .map_err(std::io::Error::other)?;
+///     let acceptor = TlsAcceptor::new(Arc::new(config));
+///     let listener = sylvan::listen("127.0.0.1:8443")?;
+///     loop {
+///         let (tcp, _) = listener.accept()?;
+///         let acceptor = acceptor.clone();
+///         drop(sylvan::spawn(move || acceptor.accept(tcp).map(|_tls| ())));
+///     }
+/// }
+/// # let _ = serve_tls;
 /// ```
+///
+/// See [`TlsConnector`] for a complete round trip.
 #[derive(Clone)]
 pub struct TlsAcceptor {
     config: Arc<ServerConfig>,
@@ -257,7 +313,9 @@ impl TlsAcceptor {
     /// As [`TlsConnector::connect`].
     #[track_caller]
     pub fn accept(&self, tcp: TcpStream) -> io::Result<TlsStream<ServerConnection>> {
-        let who = tcp.peer_addr().map_or_else(|_| "client".to_string(), |a| a.to_string());
+        let who = tcp
+            .peer_addr()
+            .map_or_else(|_| "client".to_string(), |a| a.to_string());
         let conn = ServerConnection::new(self.config.clone()).map_err(io::Error::other)?;
         handshake(conn, tcp, self.handshake_timeout, &who)
     }

@@ -1,0 +1,310 @@
+//! sylvan's HTTP server against hyper 1.x on tokio's `current_thread`
+//! runtime, under `wrk`, in one run.
+//!
+//! ```text
+//! cargo build --release -p sylvan-bench
+//! target/release/http             # 5 s per measurement
+//! target/release/http --quick     # 1 s per measurement
+//! ```
+//!
+//! Each server is this binary re-executed as a child (`--serve sylvan|hyper`)
+//! pinned to CPU 0 with `taskset`; `wrk -t1` runs pinned to CPU 1, against a
+//! keep-alive hello world (`Hello, World!`, 13 bytes, with `Date` and
+//! `Content-Type`), at 64 and then 1000 connections, after a 1 s warm-up.
+//! Reported: requests per second and the 99th percentile latency from
+//! `wrk --latency`, and the server's CPU time per request (user + system,
+//! from `/proc/<pid>/stat`, over the measured run). Ratios are against
+//! hyper. Nothing asserts speed.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::Duration;
+
+const BODY: &str = "Hello, World!";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    if args.get(1).map(String::as_str) == Some("--serve") {
+        return match args.get(2).map(String::as_str) {
+            Some("sylvan") => serve_sylvan(),
+            Some("hyper") => serve_hyper(),
+            other => {
+                eprintln!("unknown server {other:?}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let secs = if args.iter().any(|a| a == "--quick") {
+        1
+    } else {
+        5
+    };
+    match run(secs) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("http bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve_sylvan() -> ExitCode {
+    let server = match sylvan::http::Server::bind("127.0.0.1:0") {
+        Ok(s) => s.max_connections(4096),
+        Err(e) => {
+            eprintln!("bind: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("PORT {}", server.local_addr().unwrap().port());
+    let handle = server.serve(|_req| sylvan::http::Response::text(BODY));
+    let _ = handle.wait();
+    ExitCode::SUCCESS
+}
+
+fn serve_hyper() -> ExitCode {
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    use hyper::server::conn::http1;
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        println!("PORT {}", listener.local_addr().unwrap().port());
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let service = service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(
+                        hyper::Response::builder()
+                            .header("Content-Type", "text/plain; charset=utf-8")
+                            .body(Full::new(Bytes::from_static(BODY.as_bytes())))
+                            .unwrap(),
+                    )
+                });
+                let _ = http1::Builder::new()
+                    .keep_alive(true)
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    ExitCode::SUCCESS
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// `cmd` pinned to `cpu` when `taskset` exists.
+fn pinned(cpu: u32, program: &str) -> Command {
+    if have("taskset") {
+        let mut c = Command::new("taskset");
+        c.args(["-c", &cpu.to_string(), program]);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+struct ServerProc {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(kind: &str) -> Result<ServerProc, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut child = pinned(0, &exe.to_string_lossy())
+        .args(["--serve", kind])
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("start {kind} server: {e}"))?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    let port = line
+        .trim()
+        .strip_prefix("PORT ")
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| format!("{kind} server said {line:?}"))?;
+    Ok(ServerProc { child, port })
+}
+
+/// User + system CPU ticks of a process.
+fn cpu_ticks(pid: u32) -> Result<u64, String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| e.to_string())?;
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields overall.
+    let rest = &stat[stat.rfind(')').ok_or("bad stat")? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = f[11].parse().map_err(|_| "bad utime")?;
+    let stime: u64 = f[12].parse().map_err(|_| "bad stime")?;
+    Ok(utime + stime)
+}
+
+fn clk_tck() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    rps: f64,
+    p99: Duration,
+    requests: u64,
+    errors: bool,
+    cpu_us_per_req: f64,
+}
+
+fn parse_duration(s: &str) -> Option<Duration> {
+    let (num, unit) = s.split_at(s.find(|c: char| c.is_ascii_alphabetic())?);
+    let v: f64 = num.parse().ok()?;
+    let secs = match unit {
+        "us" => v / 1e6,
+        "ms" => v / 1e3,
+        "s" => v,
+        "m" => v * 60.0,
+        _ => return None,
+    };
+    Some(Duration::from_secs_f64(secs))
+}
+
+fn wrk(port: u16, conns: u32, secs: u32) -> Result<String, String> {
+    let out = pinned(1, "wrk")
+        .args([
+            "-t1",
+            &format!("-c{conns}"),
+            &format!("-d{secs}s"),
+            "--latency",
+            &format!("http://127.0.0.1:{port}/"),
+        ])
+        .output()
+        .map_err(|e| format!("wrk: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "wrk failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn measure(server: &ServerProc, conns: u32, secs: u32, tck: f64) -> Result<Run, String> {
+    let before = cpu_ticks(server.child.id())?;
+    let text = wrk(server.port, conns, secs)?;
+    let after = cpu_ticks(server.child.id())?;
+    let field = |prefix: &str| {
+        text.lines()
+            .map(str::trim)
+            .find(|l| l.starts_with(prefix))
+            .map(|l| l[prefix.len()..].trim().to_string())
+    };
+    let rps: f64 = field("Requests/sec:")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("no Requests/sec in {text}"))?;
+    let p99 = field("99%")
+        .and_then(|v| parse_duration(&v))
+        .ok_or_else(|| format!("no 99% latency in {text}"))?;
+    let requests: u64 = text
+        .lines()
+        .find(|l| l.contains("requests in"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| format!("no request count in {text}"))?;
+    let errors = text.contains("Socket errors") || text.contains("Non-2xx");
+    let cpu_s = (after - before) as f64 / tck;
+    Ok(Run {
+        rps,
+        p99,
+        requests,
+        errors,
+        cpu_us_per_req: cpu_s * 1e6 / requests.max(1) as f64,
+    })
+}
+
+fn run(secs: u32) -> Result<(), String> {
+    if !have("wrk") {
+        return Err("wrk is not installed (apt-get install wrk)".into());
+    }
+    let tck = clk_tck();
+    let mut rows = Vec::new();
+    for conns in [64u32, 1000] {
+        let mut pair = Vec::new();
+        for kind in ["sylvan", "hyper"] {
+            eprintln!("{kind}, {conns} connections, {secs} s ...");
+            let server = start(kind)?;
+            wrk(server.port, conns, 1)?; // warm-up: connections, caches, CPU clock
+            let r = measure(&server, conns, secs, tck)?;
+            eprintln!(
+                "  {:.0} req/s, p99 {:?}, {:.2} µs CPU/request",
+                r.rps, r.p99, r.cpu_us_per_req
+            );
+            pair.push((kind, r));
+        }
+        rows.push((conns, pair));
+    }
+    println!(
+        "\n### HTTP hello world, keep-alive (`wrk -t1`, server on CPU 0, wrk on CPU 1, {secs} s)\n"
+    );
+    println!(
+        "| server | connections | requests/s | p99 latency | server CPU per request | req/s vs hyper | CPU vs hyper |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for (conns, pair) in &rows {
+        let hyper = pair[1].1;
+        for (kind, r) in pair {
+            println!(
+                "| {kind} | {conns} | {:.0} | {:.2} ms | {:.2} µs | {:.2}× | {:.2}× |{}",
+                r.rps,
+                r.p99.as_secs_f64() * 1e3,
+                r.cpu_us_per_req,
+                r.rps / hyper.rps,
+                r.cpu_us_per_req / hyper.cpu_us_per_req,
+                if r.errors {
+                    " (wrk reported errors)"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    println!(
+        "\nRequests measured: {}",
+        rows.iter()
+            .flat_map(|(c, p)| p
+                .iter()
+                .map(move |(k, r)| format!("{k}@{c}={}", r.requests)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "Targets (issue 6): sylvan ≥ 1.2× hyper's requests/s, CPU per request ≤ 0.8× hyper's."
+    );
+    Ok(())
+}

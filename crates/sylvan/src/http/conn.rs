@@ -1,0 +1,859 @@
+//! One HTTP/1.x connection: read a head, run the handler, write the
+//! response, repeat while the connection may stay open.
+//!
+//! The engine is generic over [`Transport`], so the same code serves green
+//! TCP streams and, for the fuzz target and the split-read tests, an
+//! in-memory stream.
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::panic::{self, AssertUnwindSafe};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use super::body::{BodyKind, BodySource, BodyState, ChunkedDecoder};
+use super::date;
+use super::log;
+use super::parse::{self, Framing, Head, Limits, Reject};
+use super::request::{Request, RequestBody, Version};
+use super::response::{self, Parts, Response, bodiless, push_hex, push_u64, push_value};
+use super::upgrade::Upgraded;
+use crate::net::TcpStream;
+
+/// What the connection engine needs from a byte stream.
+pub(crate) trait Transport: 'static {
+    fn read(&self, buf: &mut [u8]) -> io::Result<usize>;
+    fn write(&self, buf: &[u8]) -> io::Result<usize>;
+    /// The timeout of the following reads.
+    fn set_read_timeout(&self, t: Option<Duration>);
+    fn shutdown(&self, how: Shutdown);
+    fn now(&self) -> Instant;
+    /// The TCP stream under this transport, for upgrades.
+    fn into_stream(self) -> Option<TcpStream>;
+}
+
+impl Transport for TcpStream {
+    fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        io::Read::read(&mut &*self, buf)
+    }
+
+    fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        io::Write::write(&mut &*self, buf)
+    }
+
+    fn set_read_timeout(&self, t: Option<Duration>) {
+        let _ = TcpStream::set_read_timeout(self, t.map(|d| d.max(Duration::from_millis(1))));
+    }
+
+    fn shutdown(&self, how: Shutdown) {
+        let _ = TcpStream::shutdown(self, how);
+    }
+
+    fn now(&self) -> Instant {
+        crate::time::now()
+    }
+
+    fn into_stream(self) -> Option<TcpStream> {
+        Some(self)
+    }
+}
+
+/// Settings of a connection; built by [`Server`](super::Server).
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) limits: Limits,
+    pub(crate) header_timeout: Duration,
+    pub(crate) keep_alive_timeout: Duration,
+    pub(crate) io_timeout: Option<Duration>,
+    pub(crate) keep_alive: bool,
+    pub(crate) linger: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            limits: Limits::default(),
+            header_timeout: Duration::from_secs(20),
+            keep_alive_timeout: Duration::from_secs(60),
+            io_timeout: Some(Duration::from_secs(60)),
+            keep_alive: true,
+            linger: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What the server's stop needs to see of a connection.
+#[derive(Debug, Default)]
+pub(crate) struct ConnState {
+    /// Waiting for the first byte of a request.
+    pub(crate) idle: Cell<bool>,
+    /// The server is stopping: finish the request in flight, then close.
+    pub(crate) draining: Rc<Cell<bool>>,
+}
+
+impl ConnState {
+    fn draining(&self) -> bool {
+        self.draining.get()
+    }
+}
+
+/// Unread body bytes the server reads and discards to keep a connection
+/// open after a handler ignored the body; more than this closes it.
+const DRAIN_LIMIT: u64 = 256 * 1024;
+/// Reads at most this much while lingering before a close.
+const LINGER_LIMIT: usize = 1024 * 1024;
+/// Response bytes gathered before a write.
+const WRITE_HIGH: usize = 64 * 1024;
+const INITIAL_BUF: usize = 4096;
+
+/// The connection's read buffer: `buf[start..end]` is unread.
+#[derive(Debug)]
+pub(crate) struct ReadBuf {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    max: usize,
+}
+
+impl ReadBuf {
+    fn new(max: usize) -> ReadBuf {
+        ReadBuf {
+            buf: vec![0; INITIAL_BUF.min(max)],
+            start: 0,
+            end: 0,
+            max,
+        }
+    }
+
+    fn data(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    fn fill(&mut self, io: &impl Transport) -> io::Result<usize> {
+        if self.end == self.buf.len() {
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            } else if self.buf.len() < self.max {
+                let len = (self.buf.len() * 2).clamp(1, self.max);
+                self.buf.resize(len, 0);
+            } else {
+                return Err(io::Error::other("HTTP read buffer is full"));
+            }
+        }
+        let n = io.read(&mut self.buf[self.end..])?;
+        self.end += n;
+        Ok(n)
+    }
+
+    fn into_rest(mut self) -> Vec<u8> {
+        self.buf.truncate(self.end);
+        self.buf.drain(..self.start);
+        self.buf
+    }
+}
+
+/// The state of one connection shared between its loop and the body of the
+/// request being handled.
+pub(crate) struct Shared<T> {
+    pub(crate) io: T,
+    rbuf: RefCell<ReadBuf>,
+    wbuf: RefCell<Vec<u8>>,
+    body: RefCell<BodyState>,
+    seq: Cell<u64>,
+    continue_pending: Cell<bool>,
+    cfg: Rc<Config>,
+}
+
+impl<T: Transport> Shared<T> {
+    pub(crate) fn new(io: T, cfg: Rc<Config>) -> Shared<T> {
+        let l = &cfg.limits;
+        let max = l.max_request_line + l.max_header_bytes + 8192;
+        Shared {
+            io,
+            rbuf: RefCell::new(ReadBuf::new(max)),
+            wbuf: RefCell::new(Vec::with_capacity(INITIAL_BUF)),
+            body: RefCell::new(BodyState::Done),
+            seq: Cell::new(0),
+            continue_pending: Cell::new(false),
+            cfg,
+        }
+    }
+
+    fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.io.write(buf) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => buf = &buf[n..],
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes out what the response writer gathered.
+    fn flush(&self) -> io::Result<()> {
+        let Ok(mut w) = self.wbuf.try_borrow_mut() else {
+            return Err(io::Error::other("HTTP connection is busy writing"));
+        };
+        if w.is_empty() {
+            return Ok(());
+        }
+        let r = self.write_all(&w);
+        w.clear();
+        r
+    }
+
+    fn set_read_deadline(&self, remaining: Duration) {
+        let t = match self.cfg.io_timeout {
+            Some(io) => remaining.min(io),
+            None => remaining,
+        };
+        self.io.set_read_timeout(Some(t));
+    }
+
+    fn read_body_inner(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let Ok(mut body) = self.body.try_borrow_mut() else {
+            return Err(io::Error::other("request body is being read elsewhere"));
+        };
+        match &*body {
+            BodyState::Done => return Ok(0),
+            BodyState::Failed(Some(e)) => return Err(e.into_io()),
+            BodyState::Failed(None) => {
+                return Err(io::Error::other(
+                    "request body cannot be read after an earlier error",
+                ));
+            }
+            _ => {}
+        }
+        if self.continue_pending.replace(false) {
+            self.wbuf
+                .borrow_mut()
+                .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+        }
+        let Ok(mut rb) = self.rbuf.try_borrow_mut() else {
+            return Err(io::Error::other("HTTP connection is busy reading"));
+        };
+        let max_body = self.cfg.limits.max_body;
+        loop {
+            if !rb.is_empty() {
+                let (c, p) = body
+                    .decode(rb.data(), buf, max_body)
+                    .map_err(|e| e.into_io())?;
+                rb.consume(c);
+                if p > 0 || body.is_done() {
+                    return Ok(p);
+                }
+                if !rb.is_empty() && c > 0 {
+                    continue;
+                }
+            }
+            let r = self.flush().and_then(|()| {
+                self.io.set_read_timeout(self.cfg.io_timeout);
+                rb.fill(&self.io)
+            });
+            match r {
+                Ok(0) => {
+                    *body = BodyState::Failed(None);
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "connection closed before the end of the request body",
+                    ));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    *body = BodyState::Failed(None);
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+impl<T: Transport> BodySource for Shared<T> {
+    fn read_body(&self, seq: u64, buf: &mut [u8]) -> io::Result<usize> {
+        if seq != self.seq.get() {
+            return Err(io::Error::other(
+                "request body read after its response was sent",
+            ));
+        }
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        self.read_body_inner(buf)
+    }
+}
+
+enum HeadRead {
+    Head(Head),
+    /// End of stream or idle timeout before a request began: close quietly.
+    Closed,
+    Reject(Reject),
+    /// The head did not arrive in time: 408.
+    TimedOut,
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::TimedOut && crate::Cancelled::from_io(e).is_none()
+}
+
+/// Reads the next request head, applying the header and keep-alive
+/// timeouts.
+fn read_head<T: Transport>(
+    sh: &Shared<T>,
+    conn_start: Instant,
+    first: bool,
+    track: Option<&ConnState>,
+) -> HeadRead {
+    let cfg = &*sh.cfg;
+    let Ok(mut rb) = sh.rbuf.try_borrow_mut() else {
+        return HeadRead::Closed;
+    };
+    let mut deadline = first.then(|| conn_start + cfg.header_timeout);
+    let mut scanned = 0;
+    let mut saw_newline = false;
+    loop {
+        let data = rb.data();
+        if !data.is_empty() {
+            let new_line = parse::memchr(b'\n', &data[scanned.min(data.len())..]).is_some();
+            saw_newline |= new_line;
+            if new_line || (!saw_newline && data.len() > cfg.limits.max_request_line) {
+                match parse::parse_head(data, &cfg.limits) {
+                    Ok(Some((head, n))) => {
+                        rb.consume(n);
+                        return HeadRead::Head(head);
+                    }
+                    Ok(None) => {}
+                    Err(r) => return HeadRead::Reject(r),
+                }
+            }
+            scanned = data.len();
+        }
+        drop(rb);
+        if sh.flush().is_err() {
+            return HeadRead::Closed;
+        }
+        rb = match sh.rbuf.try_borrow_mut() {
+            Ok(rb) => rb,
+            Err(_) => return HeadRead::Closed,
+        };
+        let empty = rb.is_empty();
+        if empty {
+            if let Some(t) = track {
+                if t.draining() {
+                    return HeadRead::Closed;
+                }
+                t.idle.set(true);
+            }
+        }
+        match deadline {
+            None if empty => sh.io.set_read_timeout(Some(cfg.keep_alive_timeout)),
+            None => {
+                deadline = Some(sh.io.now() + cfg.header_timeout);
+                sh.set_read_deadline(cfg.header_timeout);
+            }
+            Some(d) => {
+                let left = d.saturating_duration_since(sh.io.now());
+                if left.is_zero() {
+                    return if empty {
+                        HeadRead::Closed
+                    } else {
+                        HeadRead::TimedOut
+                    };
+                }
+                sh.set_read_deadline(left);
+            }
+        }
+        let r = rb.fill(&sh.io);
+        if let Some(t) = track {
+            t.idle.set(false);
+        }
+        match r {
+            Ok(0) => return HeadRead::Closed,
+            // The header timeout runs from the first byte (in practice from
+            // the first read that found the head incomplete, microseconds
+            // later: the clock is read only when the head needs more reads).
+            Ok(_) => {}
+            Err(e) if is_timeout(&e) && !rb.is_empty() => return HeadRead::TimedOut,
+            Err(_) => return HeadRead::Closed,
+        }
+    }
+}
+
+/// What the access log and the response writer need of the request.
+struct ReqInfo {
+    version: Version,
+    is_head: bool,
+    log: Option<(String, String)>,
+}
+
+/// Serves one connection until it closes.
+pub(crate) fn serve<T: Transport>(
+    sh: Rc<Shared<T>>,
+    handler: &dyn Fn(Request) -> Response,
+    peer: SocketAddr,
+    track: Option<&ConnState>,
+) {
+    let start = sh.io.now();
+    let mut first = true;
+    loop {
+        let head = match read_head(&sh, start, first, track) {
+            HeadRead::Head(h) => h,
+            HeadRead::Closed => return,
+            HeadRead::Reject(r) => {
+                send_error(&sh, r.status(), r.message(), peer);
+                linger(&sh);
+                return;
+            }
+            HeadRead::TimedOut => {
+                send_error(&sh, 408, "timed out reading the request head", peer);
+                linger(&sh);
+                return;
+            }
+        };
+        first = false;
+        match handle_one(&sh, head, handler, peer, track) {
+            Next::KeepAlive => {}
+            Next::Close => {
+                let _ = sh.flush();
+                return;
+            }
+            Next::Linger => {
+                linger(&sh);
+                return;
+            }
+            Next::Upgrade(f) => {
+                upgrade(sh, f);
+                return;
+            }
+        }
+    }
+}
+
+enum Next {
+    KeepAlive,
+    Close,
+    Linger,
+    Upgrade(Box<dyn FnOnce(Upgraded)>),
+}
+
+fn forced_unwind() -> bool {
+    crate::runtime::hub::try_hub().is_some_and(|h| h.current_core().unwinding.get())
+}
+
+fn handle_one<T: Transport>(
+    sh: &Rc<Shared<T>>,
+    head: Head,
+    handler: &dyn Fn(Request) -> Response,
+    peer: SocketAddr,
+    track: Option<&ConnState>,
+) -> Next {
+    let cfg = &*sh.cfg;
+    let seq = sh.seq.get() + 1;
+    sh.seq.set(seq);
+    let framing = head.framing;
+    *sh.body.borrow_mut() = match framing {
+        Framing::None => BodyState::Done,
+        Framing::Length(n) => BodyState::Length(n),
+        Framing::Chunked => BodyState::Chunked {
+            dec: ChunkedDecoder::new(cfg.limits.max_header_bytes),
+            total: 0,
+        },
+    };
+    sh.continue_pending
+        .set(head.expect_continue && framing != Framing::None);
+    let info = ReqInfo {
+        version: head.version,
+        is_head: head.is_head(),
+        log: log::enabled().then(|| (head.method().to_owned(), head.target().to_owned())),
+    };
+    let keep_alive = head.keep_alive && cfg.keep_alive;
+    let body = match framing {
+        Framing::None => RequestBody::empty(),
+        _ => RequestBody::new(sh.clone() as Rc<dyn BodySource>, seq),
+    };
+    let started = info.log.is_some().then(|| sh.io.now());
+    sh.io.set_read_timeout(cfg.io_timeout);
+    let req = Request::new(head, peer, body);
+    let mut panicked = false;
+    let resp = match panic::catch_unwind(AssertUnwindSafe(|| handler(req))) {
+        Ok(r) => r,
+        Err(p) if forced_unwind() => panic::resume_unwind(p),
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| p.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("Box<dyn Any>");
+            tracing::error!(target: "sylvan::http", %peer, "handler panicked: {msg}");
+            panicked = true;
+            Response::status_page(500)
+        }
+    };
+    let failure = match &*sh.body.borrow() {
+        BodyState::Failed(Some(e)) => Some(*e),
+        _ => None,
+    };
+    let resp = match failure {
+        Some(super::body::BodyError::TooLarge) => Response::status_page(413),
+        Some(super::body::BodyError::Malformed(m)) => {
+            Response::text(format!("400 Bad Request: {m}\n")).with_status(400)
+        }
+        None => resp,
+    };
+    let mut parts = resp.into_parts();
+    let user_close = parts.headers.iter().any(|(n, v)| {
+        n.eq_ignore_ascii_case("connection")
+            && parse::list(v.as_bytes()).any(|t| t.eq_ignore_ascii_case(b"close"))
+    });
+    let upgrade = parts.upgrade.take().filter(|_| {
+        (parts.status == 101 || (200..300).contains(&parts.status))
+            && sh.body.borrow().is_done()
+            && !info.is_head
+    });
+    // A streamed response body is sent after a pending 100 Continue (it may
+    // be reading the request body). Otherwise, once the final response is
+    // out, the 100 Continue can no longer be sent and the client may or may
+    // not send the body: close.
+    let streams = matches!(parts.body, BodyKind::Reader(..))
+        && !(bodiless(parts.status) || info.is_head || upgrade.is_some());
+    let no_continue = sh.continue_pending.get() && !streams;
+    let body_state_ok = match &*sh.body.borrow() {
+        BodyState::Done => true,
+        BodyState::Length(n) => *n <= DRAIN_LIMIT && !no_continue,
+        BodyState::Chunked { .. } => !no_continue,
+        BodyState::Failed(_) => false,
+    };
+    let mut close = !keep_alive
+        || panicked
+        || failure.is_some()
+        || user_close
+        || !body_state_ok
+        || track.is_some_and(ConnState::draining);
+    let sent = write_response(sh, &mut parts, &info, &mut close, upgrade.is_some());
+    if let (Some((method, target)), Some(started)) = (&info.log, started) {
+        let elapsed = sh.io.now().saturating_duration_since(started);
+        log::access(
+            peer,
+            method,
+            target,
+            info.version,
+            parts.status,
+            sent.as_ref().ok().copied(),
+            elapsed,
+        );
+    }
+    if sent.is_err() {
+        return Next::Close;
+    }
+    if let Some(f) = upgrade {
+        return Next::Upgrade(f);
+    }
+    let unread = !sh.body.borrow().is_done();
+    if close {
+        return if unread || !sh.rbuf.borrow().is_empty() {
+            Next::Linger
+        } else {
+            Next::Close
+        };
+    }
+    if unread && !drain_body(sh, seq) {
+        return Next::Linger;
+    }
+    // Responses to pipelined requests already buffered go out together.
+    let pipelined = !sh.rbuf.borrow().is_empty();
+    if (!pipelined || sh.wbuf.borrow().len() >= WRITE_HIGH) && sh.flush().is_err() {
+        return Next::Close;
+    }
+    Next::KeepAlive
+}
+
+/// Reads and discards the rest of a body the handler left, up to
+/// [`DRAIN_LIMIT`]; `false` if the connection cannot be reused.
+fn drain_body<T: Transport>(sh: &Shared<T>, seq: u64) -> bool {
+    let mut scratch = [0u8; 4096];
+    let mut total = 0u64;
+    loop {
+        match sh.read_body(seq, &mut scratch) {
+            Ok(0) => return true,
+            Ok(n) => {
+                total += n as u64;
+                if total > DRAIN_LIMIT {
+                    return false;
+                }
+            }
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Serializes and sends a response; returns the body bytes sent.
+fn write_response<T: Transport>(
+    sh: &Shared<T>,
+    parts: &mut Parts,
+    info: &ReqInfo,
+    close: &mut bool,
+    upgrading: bool,
+) -> io::Result<u64> {
+    let status = parts.status;
+    let no_body = bodiless(status) || info.is_head || upgrading;
+    let mut length = match &parts.body {
+        BodyKind::Bytes(b) => Some(b.len() as u64),
+        BodyKind::Reader(_, n) => *n,
+    };
+    if length.is_none() {
+        length = parts
+            .headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.trim().parse().ok());
+    }
+    let chunked = !no_body && length.is_none() && info.version == Version::Http11;
+    if !no_body && length.is_none() && !chunked {
+        *close = true; // HTTP/1.0: the end of the body is the end of the connection
+    }
+    if sh.continue_pending.get() && matches!(parts.body, BodyKind::Reader(..)) && !no_body {
+        // A streamed response may be reading the request body: the client
+        // must have been told to send it first.
+        sh.continue_pending.set(false);
+        sh.wbuf
+            .borrow_mut()
+            .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+    }
+    {
+        let mut w = sh.wbuf.borrow_mut();
+        write_head(&mut w, parts, length, chunked, *close, upgrading, info);
+    }
+    if no_body {
+        if upgrading {
+            sh.flush()?;
+        }
+        return Ok(0);
+    }
+    match &mut parts.body {
+        BodyKind::Bytes(b) => {
+            let mut w = sh.wbuf.borrow_mut();
+            if b.len() <= WRITE_HIGH {
+                w.extend_from_slice(b);
+                return Ok(b.len() as u64);
+            }
+            drop(w);
+            sh.flush()?;
+            sh.write_all(b)?;
+            Ok(b.len() as u64)
+        }
+        BodyKind::Reader(r, _) => {
+            let sent = stream_body(sh, r.as_mut(), length, chunked);
+            if sent.is_err() {
+                *close = true;
+            }
+            sent
+        }
+    }
+}
+
+fn stream_body<T: Transport>(
+    sh: &Shared<T>,
+    r: &mut dyn io::Read,
+    length: Option<u64>,
+    chunked: bool,
+) -> io::Result<u64> {
+    let mut scratch = vec![0u8; 16 * 1024];
+    let mut sent = 0u64;
+    loop {
+        let want = match length {
+            Some(n) if sent >= n => break,
+            Some(n) => scratch
+                .len()
+                .min(usize::try_from(n - sent).unwrap_or(usize::MAX)),
+            None => scratch.len(),
+        };
+        let n = match r.read(&mut scratch[..want]) {
+            Ok(0) => {
+                if let Some(len) = length {
+                    let _ = sh.flush();
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("response body ended after {sent} of {len} bytes"),
+                    ));
+                }
+                break;
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                tracing::warn!(target: "sylvan::http", "response body failed: {e}");
+                let _ = sh.flush();
+                return Err(e);
+            }
+        };
+        let mut w = sh.wbuf.borrow_mut();
+        if chunked {
+            push_hex(&mut w, n as u64);
+            w.extend_from_slice(b"\r\n");
+            w.extend_from_slice(&scratch[..n]);
+            w.extend_from_slice(b"\r\n");
+        } else {
+            w.extend_from_slice(&scratch[..n]);
+        }
+        sent += n as u64;
+        let full = w.len() >= WRITE_HIGH;
+        drop(w);
+        if full {
+            sh.flush()?;
+        }
+    }
+    if chunked {
+        sh.wbuf.borrow_mut().extend_from_slice(b"0\r\n\r\n");
+    }
+    Ok(sent)
+}
+
+fn write_head(
+    w: &mut Vec<u8>,
+    parts: &Parts,
+    length: Option<u64>,
+    chunked: bool,
+    close: bool,
+    upgrading: bool,
+    info: &ReqInfo,
+) {
+    let status = parts.status;
+    w.extend_from_slice(b"HTTP/1.1 ");
+    push_u64(w, u64::from(status));
+    w.push(b' ');
+    w.extend_from_slice(response::reason(status).as_bytes());
+    w.extend_from_slice(b"\r\n");
+    let mut has_date = false;
+    for (name, value) in &parts.headers {
+        let skip = name.eq_ignore_ascii_case("content-length")
+            || name.eq_ignore_ascii_case("transfer-encoding")
+            || name.eq_ignore_ascii_case("connection");
+        if skip {
+            continue;
+        }
+        if !response::valid_name(name) {
+            tracing::warn!(target: "sylvan::http", "dropping response header with invalid name {name:?}");
+            continue;
+        }
+        has_date |= name.eq_ignore_ascii_case("date");
+        w.extend_from_slice(name.as_bytes());
+        w.extend_from_slice(b": ");
+        push_value(w, value);
+        w.extend_from_slice(b"\r\n");
+    }
+    if !has_date {
+        w.extend_from_slice(b"Date: ");
+        date::with_http_date(|d| w.extend_from_slice(d));
+        w.extend_from_slice(b"\r\n");
+    }
+    if upgrading {
+        w.extend_from_slice(b"Connection: Upgrade\r\n");
+    } else {
+        if chunked {
+            w.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+        } else if let Some(n) = length {
+            if !(100..200).contains(&status) && status != 204 && status != 304 {
+                w.extend_from_slice(b"Content-Length: ");
+                push_u64(w, n);
+                w.extend_from_slice(b"\r\n");
+            }
+        }
+        if close {
+            w.extend_from_slice(b"Connection: close\r\n");
+        } else if info.version == Version::Http10 {
+            w.extend_from_slice(b"Connection: keep-alive\r\n");
+        }
+    }
+    w.extend_from_slice(b"\r\n");
+}
+
+/// A response the server makes itself (limits, timeouts), then close.
+fn send_error<T: Transport>(sh: &Shared<T>, status: u16, msg: &str, peer: SocketAddr) {
+    let body = format!("{status} {}: {msg}\n", response::reason(status));
+    let parts = Response::text(body).with_status(status).into_parts();
+    let info = ReqInfo {
+        version: Version::Http11,
+        is_head: false,
+        log: None,
+    };
+    let len = match &parts.body {
+        BodyKind::Bytes(b) => b.len(),
+        BodyKind::Reader(..) => 0,
+    };
+    if let Ok(mut w) = sh.wbuf.try_borrow_mut() {
+        write_head(&mut w, &parts, Some(len as u64), false, true, false, &info);
+        if let BodyKind::Bytes(b) = &parts.body {
+            w.extend_from_slice(b);
+        }
+    }
+    tracing::debug!(target: "sylvan::http", %peer, status, "rejected request: {msg}");
+    if log::enabled() {
+        log::access(
+            peer,
+            "-",
+            "-",
+            Version::Http11,
+            status,
+            Some(len as u64),
+            Duration::ZERO,
+        );
+    }
+    let _ = sh.flush();
+}
+
+/// Closes without losing the response to a reset: shut down our side,
+/// then read and discard what the client still sends, for a little while.
+fn linger<T: Transport>(sh: &Shared<T>) {
+    if sh.flush().is_err() {
+        return;
+    }
+    sh.io.shutdown(Shutdown::Write);
+    let Ok(mut rb) = sh.rbuf.try_borrow_mut() else {
+        return;
+    };
+    let until = sh.io.now() + sh.cfg.linger;
+    let mut total = 0;
+    while total < LINGER_LIMIT {
+        let left = until.saturating_duration_since(sh.io.now());
+        if left.is_zero() {
+            break;
+        }
+        sh.io.set_read_timeout(Some(left));
+        let n = rb.data().len();
+        rb.consume(n);
+        match rb.fill(&sh.io) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => total += n,
+        }
+    }
+}
+
+fn upgrade<T: Transport>(sh: Rc<Shared<T>>, f: Box<dyn FnOnce(Upgraded)>) {
+    match Rc::try_unwrap(sh) {
+        Ok(sh) => {
+            let rest = sh.rbuf.into_inner().into_rest();
+            if let Some(stream) = sh.io.into_stream() {
+                f(Upgraded::new(stream, rest));
+            }
+        }
+        Err(_) => {
+            tracing::warn!(target: "sylvan::http", "cannot upgrade: a request body of this connection is still alive");
+        }
+    }
+}

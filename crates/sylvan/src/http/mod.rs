@@ -1,0 +1,176 @@
+//! An HTTP/1.1 server in the spirit of `eventlet.wsgi`: handlers are plain
+//! synchronous `Fn(Request) -> Response` code, one green thread per
+//! connection.
+//!
+//! - HTTP/1.0 and 1.1, keep-alive, pipelining (answered in order), chunked
+//!   request and response bodies, `Expect: 100-continue` (sent lazily, on
+//!   the handler's first body read), `HEAD`, `Date`.
+//! - Limits with the right status and a closed connection (414, 431, 413,
+//!   400, 501), strict framing against request smuggling, never a panic on
+//!   bad input (the request reader is fuzzed: `fuzz/`).
+//! - Three separate timeouts — header read (slowloris → 408), keep-alive
+//!   idle, per-I/O — and a bound on concurrent connections.
+//! - Graceful stop: idle connections close at once, requests in flight
+//!   finish with `Connection: close`, the rest is cancelled at the deadline.
+//! - An access log through `tracing` (target `sylvan::http::access`), and a
+//!   handler panic turned into a `500` for that request only.
+//! - Protocol upgrades ([`Response::on_upgrade`]), on which
+//!   [`websocket`](crate::websocket) is built.
+//!
+//! Parsing uses `httparse`, push-based: a partial head just waits for more
+//! bytes. The head is copied once out of the connection buffer into the
+//! [`Request`]; names, values and the target are slices of that copy.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use std::time::Duration;
+//! use sylvan::http::{Response, Server};
+//!
+//! let server = Server::bind("127.0.0.1:0").unwrap().serve(|mut req| {
+//!     let mut body = Vec::new();
+//!     match req.read_to_end(&mut body) {
+//!         Ok(_) => Response::text(format!("{} {} bytes\n", req.method(), body.len())),
+//!         Err(e) => Response::text(e.to_string()).with_status(400),
+//!     }
+//! });
+//!
+//! // Any client works; here a raw green socket with two pipelined requests.
+//! let mut c = sylvan::connect(server.local_addr()).unwrap();
+//! c.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc\
+//!               GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+//! let mut out = String::new();
+//! c.read_to_string(&mut out).unwrap();
+//! assert_eq!(out.matches("HTTP/1.1 200 OK").count(), 2);
+//! assert!(out.contains("POST 3 bytes") && out.ends_with("GET 0 bytes\n"));
+//! server.stop(Duration::from_secs(1));
+//! ```
+//!
+//! To serve on every core, run one server per hub of a
+//! [`Runtime`](crate::Runtime), each on its own `SO_REUSEPORT` listener
+//! ([`Server::from_listener`]).
+
+mod body;
+mod conn;
+mod date;
+mod log;
+mod parse;
+mod request;
+mod response;
+mod server;
+mod upgrade;
+
+pub use body::Body;
+pub use request::{Headers, Request, RequestBody, Version};
+pub use response::{Response, reason};
+pub use server::{Server, ServerHandle};
+pub use upgrade::Upgraded;
+
+/// Entry points for the fuzz target and the split-read tests; not a
+/// public API.
+#[doc(hidden)]
+pub mod __private {
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+    use std::io::{self, Read};
+    use std::net::{Shutdown, SocketAddr};
+    use std::rc::Rc;
+    use std::time::{Duration, Instant};
+
+    use super::conn::{self, Config, Shared, Transport};
+    use super::{Request, Response};
+    use crate::net::TcpStream;
+
+    struct MemIo {
+        input: RefCell<VecDeque<Vec<u8>>>,
+        output: Rc<RefCell<Vec<u8>>>,
+    }
+
+    impl Transport for MemIo {
+        fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+            let mut input = self.input.borrow_mut();
+            let Some(mut chunk) = input.pop_front() else {
+                return Ok(0);
+            };
+            if chunk.is_empty() {
+                // An empty chunk stands for a read timeout.
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            let n = chunk.len().min(buf.len());
+            buf[..n].copy_from_slice(&chunk[..n]);
+            if n < chunk.len() {
+                chunk.drain(..n);
+                input.push_front(chunk);
+            }
+            Ok(n)
+        }
+
+        fn write(&self, buf: &[u8]) -> io::Result<usize> {
+            self.output.borrow_mut().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn set_read_timeout(&self, _: Option<Duration>) {}
+
+        fn shutdown(&self, _: Shutdown) {}
+
+        fn now(&self) -> Instant {
+            Instant::now()
+        }
+
+        fn into_stream(self) -> Option<TcpStream> {
+            None
+        }
+    }
+
+    /// Serves one in-memory connection whose reads return `chunks` in
+    /// turn (an empty chunk is a read timeout), with small limits, and
+    /// returns a transcript: each request as the handler saw it, then the
+    /// bytes written back without their `Date` lines.
+    pub fn serve_chunks(chunks: &[&[u8]]) -> String {
+        let output = Rc::new(RefCell::new(Vec::new()));
+        let io = MemIo {
+            input: RefCell::new(chunks.iter().map(|c| c.to_vec()).collect()),
+            output: output.clone(),
+        };
+        let mut cfg = Config::default();
+        cfg.limits.max_request_line = 256;
+        cfg.limits.max_header_bytes = 1024;
+        cfg.limits.max_headers = 16;
+        cfg.limits.max_body = 4096;
+        cfg.linger = Duration::ZERO;
+        let seen = Rc::new(RefCell::new(String::new()));
+        let log = seen.clone();
+        let handler = move |mut req: Request| {
+            let mut body = Vec::new();
+            let r = req.read_to_end(&mut body);
+            let line = format!(
+                "{} {} {:?} {:?} body={:?} {:?}\n",
+                req.method(),
+                req.uri(),
+                req.version(),
+                req.headers(),
+                String::from_utf8_lossy(&body),
+                r.map_err(|e| e.kind()),
+            );
+            log.borrow_mut().push_str(&line);
+            if req.path() == "/stream" {
+                return Response::from_reader(io::Cursor::new(body));
+            }
+            Response::text(format!("{} bytes", body.len()))
+        };
+        let peer = SocketAddr::from(([192, 0, 2, 1], 1234));
+        let sh = Rc::new(Shared::new(io, Rc::new(cfg)));
+        conn::serve(sh, &handler, peer, None);
+        let out = String::from_utf8_lossy(&output.borrow()).into_owned();
+        let out: String = out
+            .split_inclusive("\r\n")
+            .filter(|l| !l.starts_with("Date: "))
+            .collect();
+        let mut t = seen.take();
+        t.push_str("--\n");
+        t.push_str(&out);
+        t
+    }
+}

@@ -1,0 +1,454 @@
+//! Request heads: push-based parsing with `httparse` (an incomplete head is
+//! not an error), size limits, and the framing rules that keep request
+//! smuggling out (RFC 9112 §6).
+
+use std::mem::MaybeUninit;
+
+use super::request::{HeaderIdx, Headers, Version};
+
+/// Size limits of a request; see the setters of [`Server`](super::Server).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) max_request_line: usize,
+    pub(crate) max_header_bytes: usize,
+    pub(crate) max_headers: usize,
+    pub(crate) max_body: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_request_line: 8 * 1024,
+            max_header_bytes: 64 * 1024,
+            max_headers: 100,
+            max_body: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// Why a request was refused before its handler ran; each maps to the
+/// status sent back (after which the connection closes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reject {
+    /// 400, with what was wrong.
+    Bad(&'static str),
+    /// 413
+    BodyTooLarge,
+    /// 414
+    UriTooLong,
+    /// 417
+    Expectation,
+    /// 431
+    HeadersTooLarge,
+    /// 501
+    NotImplemented(&'static str),
+    /// 505
+    Version,
+}
+
+impl Reject {
+    pub(crate) fn status(self) -> u16 {
+        match self {
+            Reject::Bad(_) => 400,
+            Reject::BodyTooLarge => 413,
+            Reject::UriTooLong => 414,
+            Reject::Expectation => 417,
+            Reject::HeadersTooLarge => 431,
+            Reject::NotImplemented(_) => 501,
+            Reject::Version => 505,
+        }
+    }
+
+    pub(crate) fn message(self) -> &'static str {
+        match self {
+            Reject::Bad(m) | Reject::NotImplemented(m) => m,
+            Reject::BodyTooLarge => "request body too large",
+            Reject::UriTooLong => "request line too long",
+            Reject::Expectation => "unsupported Expect value",
+            Reject::HeadersTooLarge => "request header fields too large",
+            Reject::Version => "HTTP version not supported",
+        }
+    }
+}
+
+/// How the request body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+/// A parsed request head: owned bytes plus indexes into them.
+#[derive(Debug)]
+pub(crate) struct Head {
+    pub(crate) headers: Headers,
+    pub(crate) method: (u32, u32),
+    pub(crate) target: (u32, u32),
+    pub(crate) version: Version,
+    pub(crate) framing: Framing,
+    /// The client allows the connection to stay open after this request.
+    pub(crate) keep_alive: bool,
+    pub(crate) expect_continue: bool,
+}
+
+impl Head {
+    pub(crate) fn method(&self) -> &str {
+        self.headers.str_at(self.method)
+    }
+
+    pub(crate) fn target(&self) -> &str {
+        self.headers.str_at(self.target)
+    }
+
+    pub(crate) fn is_head(&self) -> bool {
+        self.method() == "HEAD"
+    }
+}
+
+/// The stack holds this many `httparse` header slots; more are heap
+/// allocated per parse.
+const STACK_HEADERS: usize = 128;
+
+/// Parses one request head at the start of `buf`.
+///
+/// `Ok(None)`: incomplete, read more (unless a limit says otherwise, which
+/// is checked here too). `Ok(Some((head, n)))`: the head took `n` bytes.
+pub(crate) fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, Reject> {
+    let max_headers = limits.max_headers.max(1);
+    if max_headers <= STACK_HEADERS {
+        let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
+        parse_with(buf, limits, &mut slots[..max_headers])
+    } else {
+        let mut slots: Vec<MaybeUninit<httparse::Header<'_>>> = Vec::new();
+        slots.resize_with(max_headers, MaybeUninit::uninit);
+        parse_with(buf, limits, &mut slots)
+    }
+}
+
+fn parse_with<'b>(
+    buf: &'b [u8],
+    limits: &Limits,
+    slots: &mut [MaybeUninit<httparse::Header<'b>>],
+) -> Result<Option<(Head, usize)>, Reject> {
+    let mut req = httparse::Request::new(&mut []);
+    let status =
+        httparse::ParserConfig::default().parse_request_with_uninit_headers(&mut req, buf, slots);
+    let n = match status {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => {
+            check_partial(buf, limits)?;
+            return Ok(None);
+        }
+        Err(httparse::Error::TooManyHeaders) => return Err(Reject::HeadersTooLarge),
+        Err(httparse::Error::Version) => {
+            // A line that is too long is reported as such even when the
+            // parser stumbled on it first.
+            check_partial(buf, limits)?;
+            return Err(Reject::Version);
+        }
+        Err(e) => {
+            check_partial(buf, limits)?;
+            return Err(Reject::Bad(bad_message(e)));
+        }
+    };
+    let line_len = request_line_len(buf);
+    if line_len > limits.max_request_line {
+        return Err(Reject::UriTooLong);
+    }
+    if n - line_len > limits.max_header_bytes {
+        return Err(Reject::HeadersTooLarge);
+    }
+
+    let base = buf.as_ptr() as usize;
+    let off = |s: &[u8]| -> (u32, u32) {
+        let start = (s.as_ptr() as usize).wrapping_sub(base) as u32;
+        (start, start + s.len() as u32)
+    };
+    let method = off(req.method.unwrap_or("").as_bytes());
+    let target = off(req.path.unwrap_or("").as_bytes());
+    let version = match req.version {
+        Some(0) => Version::Http10,
+        _ => Version::Http11,
+    };
+    let mut index = Vec::with_capacity(req.headers.len());
+    for h in req.headers.iter() {
+        let (ns, ne) = off(h.name.as_bytes());
+        let (vs, ve) = off(h.value);
+        index.push(HeaderIdx { ns, ne, vs, ve });
+    }
+    let headers = Headers::new(buf[..n].to_vec().into_boxed_slice(), index);
+    let mut head = Head {
+        headers,
+        method,
+        target,
+        version,
+        framing: Framing::None,
+        keep_alive: version == Version::Http11,
+        expect_continue: false,
+    };
+    semantics(&mut head, limits)?;
+    Ok(Some((head, n)))
+}
+
+/// Length of the request line, CRLF included, ignoring the empty lines a
+/// client may send before it (RFC 9112 §2.2).
+fn request_line_len(buf: &[u8]) -> usize {
+    let start = buf
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(buf.len());
+    match memchr(b'\n', &buf[start..]) {
+        Some(i) => i + 1,
+        None => buf.len() - start,
+    }
+}
+
+fn check_partial(buf: &[u8], limits: &Limits) -> Result<(), Reject> {
+    let line = request_line_len(buf);
+    if line > limits.max_request_line {
+        return Err(Reject::UriTooLong);
+    }
+    if buf.len().saturating_sub(line) > limits.max_header_bytes {
+        return Err(Reject::HeadersTooLarge);
+    }
+    Ok(())
+}
+
+pub(crate) fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
+    hay.iter().position(|&b| b == needle)
+}
+
+fn bad_message(e: httparse::Error) -> &'static str {
+    match e {
+        httparse::Error::HeaderName => "invalid header name",
+        httparse::Error::HeaderValue => "invalid header value",
+        httparse::Error::NewLine => "invalid line ending",
+        httparse::Error::Token => "invalid token in request line",
+        _ => "malformed request",
+    }
+}
+
+fn trim(v: &[u8]) -> &[u8] {
+    let s = v
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(v.len());
+    let e = v
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(s, |i| i + 1);
+    &v[s..e]
+}
+
+/// The list elements of a header value (`a, b ,c`), trimmed, empty ones
+/// skipped (RFC 9110 §5.6.1).
+pub(crate) fn list(v: &[u8]) -> impl Iterator<Item = &[u8]> {
+    v.split(|&b| b == b',').map(trim).filter(|e| !e.is_empty())
+}
+
+/// Framing, connection and expectation rules of one request head.
+fn semantics(head: &mut Head, limits: &Limits) -> Result<(), Reject> {
+    let mut content_length: Option<u64> = None;
+    let mut te_seen = false;
+    let mut chunked_last = false;
+    let mut hosts = 0;
+    let mut close = false;
+    let mut keep_alive = false;
+    let mut expect = None;
+    for (name, value) in head.headers.iter_bytes() {
+        match name.len() {
+            4 if name.eq_ignore_ascii_case("host") => hosts += 1,
+            6 if name.eq_ignore_ascii_case("expect") => {
+                if expect.is_some() {
+                    return Err(Reject::Expectation);
+                }
+                expect = Some(value.eq_ignore_ascii_case(b"100-continue"));
+            }
+            10 if name.eq_ignore_ascii_case("connection") => {
+                for t in list(value) {
+                    if t.eq_ignore_ascii_case(b"close") {
+                        close = true;
+                    } else if t.eq_ignore_ascii_case(b"keep-alive") {
+                        keep_alive = true;
+                    }
+                }
+            }
+            14 if name.eq_ignore_ascii_case("content-length") => {
+                if content_length.is_some() {
+                    return Err(Reject::Bad("duplicate Content-Length"));
+                }
+                content_length = Some(parse_length(value)?);
+            }
+            17 if name.eq_ignore_ascii_case("transfer-encoding") => {
+                for coding in list(value) {
+                    if chunked_last {
+                        // Anything after `chunked` (including a second
+                        // `chunked`) leaves the body without a framing.
+                        return Err(Reject::Bad("chunked is not the final transfer coding"));
+                    }
+                    if coding.eq_ignore_ascii_case(b"chunked") {
+                        chunked_last = true;
+                    } else {
+                        return Err(Reject::NotImplemented("unsupported Transfer-Encoding"));
+                    }
+                }
+                te_seen = true;
+            }
+            _ => {}
+        }
+    }
+    if te_seen {
+        if content_length.is_some() {
+            return Err(Reject::Bad("both Content-Length and Transfer-Encoding"));
+        }
+        if head.version == Version::Http10 {
+            return Err(Reject::Bad("Transfer-Encoding in an HTTP/1.0 request"));
+        }
+        if !chunked_last {
+            return Err(Reject::Bad("empty Transfer-Encoding"));
+        }
+        head.framing = Framing::Chunked;
+    } else if let Some(n) = content_length {
+        if n > limits.max_body {
+            return Err(Reject::BodyTooLarge);
+        }
+        head.framing = if n == 0 {
+            Framing::None
+        } else {
+            Framing::Length(n)
+        };
+    }
+    if head.version == Version::Http11 && hosts != 1 {
+        return Err(Reject::Bad(if hosts == 0 {
+            "missing Host header"
+        } else {
+            "more than one Host header"
+        }));
+    }
+    match expect {
+        Some(false) => return Err(Reject::Expectation),
+        Some(true) => head.expect_continue = head.version == Version::Http11,
+        None => {}
+    }
+    head.keep_alive = match head.version {
+        Version::Http11 => !close,
+        Version::Http10 => keep_alive && !close,
+    };
+    Ok(())
+}
+
+/// `Content-Length`: digits only (no sign, no list, no spaces inside), at
+/// most 19 of them so it fits a `u64`.
+fn parse_length(v: &[u8]) -> Result<u64, Reject> {
+    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return Err(Reject::Bad("invalid Content-Length"));
+    }
+    Ok(v.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Option<(Head, usize)>, Reject> {
+        parse_head(s.as_bytes(), &Limits::default())
+    }
+
+    fn reject(s: &str) -> Reject {
+        parse(s).unwrap_err()
+    }
+
+    #[test]
+    fn simple_get() {
+        let (h, n) = parse("GET /a?b=1 HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\r\nrest")
+            .unwrap()
+            .unwrap();
+        assert_eq!(n, 40);
+        assert_eq!(h.method(), "GET");
+        assert_eq!(h.target(), "/a?b=1");
+        assert_eq!(h.version, Version::Http11);
+        assert_eq!(h.headers.get("x-a"), Some("1"));
+        assert_eq!(h.framing, Framing::None);
+        assert!(h.keep_alive);
+    }
+
+    #[test]
+    fn partial_is_not_an_error() {
+        assert!(parse("GET / HTTP/1.1\r\nHost: x\r\n").unwrap().is_none());
+        assert!(parse("GE").unwrap().is_none());
+        assert!(parse("").unwrap().is_none());
+    }
+
+    #[test]
+    fn framing_rules() {
+        let ok = |s: &str| parse(s).unwrap().unwrap().0.framing;
+        assert_eq!(
+            ok("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n"),
+            Framing::Length(5)
+        );
+        assert_eq!(
+            ok("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            Framing::Chunked
+        );
+        assert_eq!(
+            ok("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: CHUNKED\r\n\r\n"),
+            Framing::Chunked
+        );
+        let both =
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert!(matches!(reject(both), Reject::Bad(_)));
+        let dup = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n";
+        assert!(matches!(reject(dup), Reject::Bad(_)));
+        for bad in ["-1", "+5", "5, 5", "0x5", "", "1 2", "99999999999999999999"] {
+            let s = format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {bad}\r\n\r\n");
+            assert!(matches!(reject(&s), Reject::Bad(_)), "{bad}");
+        }
+        let gz = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
+        assert_eq!(reject(gz).status(), 501);
+        let twice = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n\r\n";
+        assert_eq!(reject(twice).status(), 400);
+        let split = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert_eq!(reject(split).status(), 400);
+        let v10 = "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert_eq!(reject(v10).status(), 400);
+        let big = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999999\r\n\r\n";
+        assert_eq!(reject(big), Reject::BodyTooLarge);
+    }
+
+    #[test]
+    fn limits() {
+        let long = format!("GET /{} HTTP/1.1\r\n", "a".repeat(9000));
+        assert_eq!(reject(&long), Reject::UriTooLong);
+        assert_eq!(reject(&long[..8200]), Reject::UriTooLong);
+        let many: String = (0..101).map(|i| format!("X-{i}: v\r\n")).collect();
+        let s = format!("GET / HTTP/1.1\r\nHost: x\r\n{many}\r\n");
+        assert_eq!(reject(&s), Reject::HeadersTooLarge);
+        let huge = format!("GET / HTTP/1.1\r\nHost: x\r\nX: {}\r\n", "v".repeat(70_000));
+        assert_eq!(reject(&huge), Reject::HeadersTooLarge);
+    }
+
+    #[test]
+    fn connection_and_host() {
+        let h = |s: &str| parse(s).unwrap().unwrap().0;
+        assert!(!h("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").keep_alive);
+        assert!(!h("GET / HTTP/1.0\r\n\r\n").keep_alive);
+        assert!(h("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").keep_alive);
+        assert_eq!(reject("GET / HTTP/1.1\r\n\r\n").status(), 400);
+        assert_eq!(
+            reject("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n").status(),
+            400
+        );
+        assert!(h("GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n").expect_continue);
+        assert_eq!(
+            reject("GET / HTTP/1.1\r\nHost: x\r\nExpect: nope\r\n\r\n").status(),
+            417
+        );
+        assert_eq!(reject("GET / HTTP/2.0\r\nHost: x\r\n\r\n").status(), 505);
+        assert_eq!(reject("GET / HTTP/1.1\r\nHost : x\r\n\r\n").status(), 400);
+        assert_eq!(
+            reject("GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n").status(),
+            400
+        );
+    }
+}

@@ -1,0 +1,412 @@
+//! [`Response`]: status, headers and a [`Body`]; and the head serializer.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::io::Read;
+
+use super::body::{Body, BodyKind};
+use super::upgrade::Upgraded;
+
+type UpgradeFn = Box<dyn FnOnce(Upgraded)>;
+
+/// An HTTP response, built by a handler and sent by the server.
+///
+/// The server owns the framing: it writes `Content-Length` or
+/// `Transfer-Encoding`, `Connection` and (unless the handler set one)
+/// `Date`; a handler's own `Content-Length`, `Transfer-Encoding` and
+/// `Connection` fields are not sent, except that `Connection: close` makes
+/// the server close the connection after this response and a
+/// `Content-Length` gives the length of a [streamed](Body::from_reader)
+/// body. For `HEAD` requests the body is not sent (its length, if known,
+/// is). Header values containing CR, LF or NUL have those bytes replaced by
+/// spaces, and fields whose name is not a valid token are dropped (with a
+/// warning), so a response can never be split.
+///
+/// # Examples
+///
+/// ```
+/// use sylvan::http::Response;
+///
+/// let r = Response::text("hello")
+///     .with_status(201)
+///     .header("X-Request-Id", "42");
+/// assert_eq!(r.status(), 201);
+/// assert_eq!(r.header_value("x-request-id"), Some("42"));
+/// assert_eq!(r.header_value("content-type"), Some("text/plain; charset=utf-8"));
+///
+/// let empty = Response::new(204);
+/// assert_eq!(empty.body().len(), Some(0));
+/// ```
+pub struct Response {
+    status: u16,
+    headers: Vec<(Cow<'static, str>, Cow<'static, str>)>,
+    body: Body,
+    upgrade: Option<UpgradeFn>,
+}
+
+impl fmt::Debug for Response {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Response")
+            .field("status", &self.status)
+            .field("headers", &self.headers)
+            .field("body", &self.body)
+            .field("upgrade", &self.upgrade.is_some())
+            .finish()
+    }
+}
+
+impl Default for Response {
+    fn default() -> Self {
+        Response::new(200)
+    }
+}
+
+impl Response {
+    /// A response with `status` and no body or headers.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(sylvan::http::Response::new(404).status(), 404);
+    /// ```
+    pub fn new(status: u16) -> Response {
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Body::empty(),
+            upgrade: None,
+        }
+    }
+
+    /// `200 OK` with a UTF-8 plain-text body.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let r = sylvan::http::Response::text("hi");
+    /// assert_eq!(r.body().len(), Some(2));
+    /// ```
+    pub fn text(body: impl Into<Cow<'static, str>>) -> Response {
+        Response::new(200)
+            .header("Content-Type", "text/plain; charset=utf-8")
+            .with_body(body.into())
+    }
+
+    /// `200 OK` with an HTML body.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let r = sylvan::http::Response::html("<p>hi</p>");
+    /// assert_eq!(r.header_value("Content-Type"), Some("text/html; charset=utf-8"));
+    /// ```
+    pub fn html(body: impl Into<Cow<'static, str>>) -> Response {
+        Response::new(200)
+            .header("Content-Type", "text/html; charset=utf-8")
+            .with_body(body.into())
+    }
+
+    /// `200 OK` with a binary body (`application/octet-stream`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let r = sylvan::http::Response::bytes(vec![0u8; 4]);
+    /// assert_eq!(r.body().len(), Some(4));
+    /// ```
+    pub fn bytes(body: impl Into<Body>) -> Response {
+        Response::new(200)
+            .header("Content-Type", "application/octet-stream")
+            .with_body(body)
+    }
+
+    /// `200 OK` with a body streamed from `reader` (see
+    /// [`Body::from_reader`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let r = sylvan::http::Response::from_reader(std::io::Cursor::new(vec![1, 2, 3]));
+    /// assert_eq!(r.body().len(), None);
+    /// ```
+    pub fn from_reader(reader: impl Read + 'static) -> Response {
+        Response::new(200).with_body(Body::from_reader(reader))
+    }
+
+    /// A plain-text response with `status` whose body is the reason phrase
+    /// (`"404 Not Found"`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let r = sylvan::http::Response::status_page(404);
+    /// assert_eq!(r.body().len(), Some("404 Not Found\n".len() as u64));
+    /// ```
+    pub fn status_page(status: u16) -> Response {
+        Response::text(format!("{status} {}\n", reason(status))).with_status(status)
+    }
+
+    /// Sets the status code.
+    pub fn with_status(mut self, status: u16) -> Response {
+        self.status = status;
+        self
+    }
+
+    /// Replaces the body.
+    pub fn with_body(mut self, body: impl Into<Body>) -> Response {
+        self.body = body.into();
+        self
+    }
+
+    /// Adds a header field (several fields may share a name).
+    pub fn header(
+        mut self,
+        name: impl Into<Cow<'static, str>>,
+        value: impl Into<Cow<'static, str>>,
+    ) -> Response {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets header `name`, replacing every field of that name (any case).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let r = sylvan::http::Response::text("x").set_header("content-type", "text/csv");
+    /// assert_eq!(r.header_value("Content-Type"), Some("text/csv"));
+    /// ```
+    pub fn set_header(
+        mut self,
+        name: impl Into<Cow<'static, str>>,
+        value: impl Into<Cow<'static, str>>,
+    ) -> Response {
+        let name = name.into();
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// The status code.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The first value of header `name` (any case).
+    pub fn header_value(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| &**v)
+    }
+
+    /// The header fields set so far, in order.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers.iter().map(|(n, v)| (&**n, &**v))
+    }
+
+    /// The body.
+    pub fn body(&self) -> &Body {
+        &self.body
+    }
+
+    /// Switches protocols after this response: once the server has sent it
+    /// (typically `101 Switching Protocols` with an `Upgrade` field), it
+    /// hands the connection to `f`, which runs in the connection's green
+    /// thread; the connection closes when `f` returns. The body of such a
+    /// response is not sent. [`websocket::accept`](crate::websocket::accept)
+    /// is built on this.
+    ///
+    /// If the response cannot be sent, `f` is dropped without running.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use sylvan::http::{Response, Server};
+    ///
+    /// let server = Server::bind("127.0.0.1:0").unwrap().serve(|_req| {
+    ///     Response::new(101)
+    ///         .header("Upgrade", "echo")
+    ///         .on_upgrade(|mut conn| {
+    ///             let mut buf = [0; 64];
+    ///             while let Ok(n @ 1..) = conn.read(&mut buf) {
+    ///                 if conn.write_all(&buf[..n]).is_err() {
+    ///                     break;
+    ///                 }
+    ///             }
+    ///         })
+    /// });
+    /// let mut c = sylvan::connect(server.local_addr()).unwrap();
+    /// c.write_all(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nping").unwrap();
+    /// let mut head = [0; 128];
+    /// let mut got = Vec::new();
+    /// while !got.ends_with(b"ping") {
+    ///     let n = c.read(&mut head).unwrap();
+    ///     got.extend_from_slice(&head[..n]);
+    /// }
+    /// assert!(got.starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"));
+    /// ```
+    pub fn on_upgrade(mut self, f: impl FnOnce(Upgraded) + 'static) -> Response {
+        self.upgrade = Some(Box::new(f));
+        self
+    }
+
+    pub(crate) fn into_parts(self) -> Parts {
+        Parts {
+            status: self.status,
+            headers: self.headers,
+            body: self.body.kind,
+            upgrade: self.upgrade,
+        }
+    }
+}
+
+/// A response taken apart for sending.
+pub(crate) struct Parts {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(Cow<'static, str>, Cow<'static, str>)>,
+    pub(crate) body: BodyKind,
+    pub(crate) upgrade: Option<UpgradeFn>,
+}
+
+/// The reason phrase of a status code (`""` for unknown ones).
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(sylvan::http::reason(404), "Not Found");
+/// assert_eq!(sylvan::http::reason(299), "");
+/// ```
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        101 => "Switching Protocols",
+        103 => "Early Hints",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        203 => "Non-Authoritative Information",
+        204 => "No Content",
+        205 => "Reset Content",
+        206 => "Partial Content",
+        300 => "Multiple Choices",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        411 => "Length Required",
+        412 => "Precondition Failed",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        416 => "Range Not Satisfiable",
+        417 => "Expectation Failed",
+        422 => "Unprocessable Content",
+        426 => "Upgrade Required",
+        428 => "Precondition Required",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => "",
+    }
+}
+
+/// Whether a response with this status to this request has no body
+/// (RFC 9110 §6.4.1).
+pub(crate) fn bodiless(status: u16) -> bool {
+    (100..200).contains(&status) || status == 204 || status == 304
+}
+
+pub(crate) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut tmp = [0u8; 20];
+    let mut i = tmp.len();
+    loop {
+        i -= 1;
+        tmp[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&tmp[i..]);
+}
+
+pub(crate) fn push_hex(out: &mut Vec<u8>, mut n: u64) {
+    let mut tmp = [0u8; 16];
+    let mut i = tmp.len();
+    loop {
+        i -= 1;
+        tmp[i] = b"0123456789abcdef"[(n & 15) as usize];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&tmp[i..]);
+}
+
+/// A header name is sent only if it is an RFC 9110 token.
+pub(crate) fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Appends a header value with CR, LF and NUL replaced by spaces.
+pub(crate) fn push_value(out: &mut Vec<u8>, v: &str) {
+    if v.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+        out.extend(v.bytes().map(|b| match b {
+            b'\r' | b'\n' | 0 => b' ',
+            b => b,
+        }));
+    } else {
+        out.extend_from_slice(v.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers() {
+        let mut v = Vec::new();
+        push_u64(&mut v, 0);
+        v.push(b' ');
+        push_u64(&mut v, 18_446_744_073_709_551_615);
+        v.push(b' ');
+        push_hex(&mut v, 0x1f);
+        v.push(b' ');
+        push_hex(&mut v, 0);
+        assert_eq!(v, b"0 18446744073709551615 1f 0");
+    }
+
+    #[test]
+    fn values_cannot_split() {
+        let mut v = Vec::new();
+        push_value(&mut v, "a\r\nSet-Cookie: x");
+        assert_eq!(v, b"a  Set-Cookie: x");
+        assert!(valid_name("X-Ok"));
+        assert!(!valid_name("X Bad"));
+        assert!(!valid_name(""));
+        assert!(!valid_name("a:b"));
+    }
+}

@@ -1,0 +1,409 @@
+//! [`Server`]: settings, the accept loop (on [`serve`](crate::net::serve)),
+//! connection tracking for graceful stop.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+use super::conn::{self, Config, ConnState, Shared};
+use super::request::Request;
+use super::response::Response;
+use crate::net::{ServeOptions, StopReport, TcpListener, TcpStream, ToSocketAddrs};
+
+/// An HTTP/1.1 server: settings plus a bound listener; [`serve`](Self::serve)
+/// starts it. Eventlet's `wsgi.server`, with plain Rust handlers.
+///
+/// Each connection runs in its own green thread, where the handler — a
+/// plain `Fn(Request) -> Response` — is called once per request, in order
+/// (pipelined requests are answered in order). Keep-alive follows HTTP/1.1
+/// and HTTP/1.0 rules; request bodies stream through [`Request`]'s `Read`,
+/// chunked or not; response bodies are bytes or a stream (chunked when the
+/// length is unknown).
+///
+/// # Limits
+///
+/// A request that breaks a limit gets the status below and the connection
+/// closes: request line over [`max_request_line`](Self::max_request_line)
+/// → `414`; header section over [`max_header_size`](Self::max_header_size)
+/// or more than [`max_headers`](Self::max_headers) fields → `431`; body
+/// over [`max_body_size`](Self::max_body_size) → `413`; a malformed
+/// request → `400`, including the request-smuggling shapes (both
+/// `Content-Length` and `Transfer-Encoding`, duplicate or invalid
+/// `Content-Length`, `chunked` not last); a transfer coding other than
+/// `chunked` → `501`.
+///
+/// # Timeouts
+///
+/// Three, separately (Eventlet PR #116, gevent #1866):
+/// [`header_timeout`](Self::header_timeout) bounds the whole time to
+/// receive a request head once it started (or from accept, for the first
+/// request) — a client that dribbles its headers gets `408` (slowloris);
+/// [`keep_alive_timeout`](Self::keep_alive_timeout) bounds the wait for
+/// the next request on an idle connection, which then closes silently;
+/// [`io_timeout`](Self::io_timeout) bounds each read and write while a
+/// request is handled.
+///
+/// # Examples
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use std::time::Duration;
+/// use sylvan::http::{Response, Server};
+///
+/// let server = Server::bind("127.0.0.1:0")
+///     .unwrap()
+///     .max_connections(100)
+///     .header_timeout(Duration::from_secs(5))
+///     .serve(|req| match req.path() {
+///         "/" => Response::text("hello, world\n"),
+///         _ => Response::status_page(404),
+///     });
+///
+/// let mut c = sylvan::connect(server.local_addr()).unwrap();
+/// c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+/// let mut out = String::new();
+/// c.read_to_string(&mut out).unwrap();
+/// assert!(out.starts_with("HTTP/1.1 200 OK\r\n"));
+/// assert!(out.ends_with("\r\n\r\nhello, world\n"));
+///
+/// let report = server.stop(Duration::from_secs(1));
+/// assert_eq!(report.killed, 0);
+/// ```
+pub struct Server {
+    listener: TcpListener,
+    cfg: Config,
+    max_connections: usize,
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("listener", &self.listener)
+            .field("config", &self.cfg)
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+impl Server {
+    /// Binds a listener on `addr` ([`listen`](crate::listen): backlog
+    /// 1024, `SO_REUSEADDR`) with the default settings.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = sylvan::http::Server::bind("127.0.0.1:0").unwrap();
+    /// assert!(s.local_addr().unwrap().ip().is_loopback());
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`listen`](crate::listen).
+    #[track_caller]
+    pub fn bind(addr: impl ToSocketAddrs) -> io::Result<Server> {
+        Ok(Server::from_listener(crate::listen(addr)?))
+    }
+
+    /// Serves on an existing listener, e.g. one opened with
+    /// `SO_REUSEPORT` on each hub of a [`Runtime`](crate::Runtime).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let l = sylvan::net::ListenOptions::new().reuse_port(true).bind("127.0.0.1:0").unwrap();
+    /// let s = sylvan::http::Server::from_listener(l);
+    /// assert!(s.local_addr().is_ok());
+    /// ```
+    pub fn from_listener(listener: TcpListener) -> Server {
+        Server {
+            listener,
+            cfg: Config::default(),
+            max_connections: 1024,
+        }
+    }
+
+    /// The address the listener is bound to.
+    ///
+    /// # Errors
+    ///
+    /// As `getsockname(2)`.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Connections served at once (default 1024, Eventlet's `max_size`);
+    /// more wait in the kernel's accept backlog, not dropped.
+    pub fn max_connections(mut self, n: usize) -> Server {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// Longest request line, CRLF included (default 8 KiB); longer → `414`.
+    pub fn max_request_line(mut self, bytes: usize) -> Server {
+        self.cfg.limits.max_request_line = bytes.max(16);
+        self
+    }
+
+    /// Largest header section after the request line (default 64 KiB);
+    /// larger → `431`. Also bounds a chunked body's trailer section.
+    pub fn max_header_size(mut self, bytes: usize) -> Server {
+        self.cfg.limits.max_header_bytes = bytes.max(16);
+        self
+    }
+
+    /// Most header fields in a request (default 100); more → `431`.
+    pub fn max_headers(mut self, n: usize) -> Server {
+        self.cfg.limits.max_headers = n.max(1);
+        self
+    }
+
+    /// Largest request body (default 16 MiB); larger → `413`, sent at once
+    /// for a declared `Content-Length`, or in place of the handler's
+    /// response when a chunked body grows past it while being read.
+    pub fn max_body_size(mut self, bytes: u64) -> Server {
+        self.cfg.limits.max_body = bytes;
+        self
+    }
+
+    /// Longest time to receive a request head (default 20 s), counted from
+    /// its first byte — or from accept, for a connection's first request;
+    /// past it the client gets `408` and the connection closes.
+    pub fn header_timeout(mut self, d: Duration) -> Server {
+        self.cfg.header_timeout = d.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Longest wait for the next request on an idle keep-alive connection
+    /// (default 60 s); past it the connection closes without a response.
+    pub fn keep_alive_timeout(mut self, d: Duration) -> Server {
+        self.cfg.keep_alive_timeout = d.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Timeout of each socket read and write while a request is handled
+    /// (default 60 s; `None`: none). A body read that waits longer fails
+    /// with `ErrorKind::TimedOut`; a response write that does closes the
+    /// connection.
+    pub fn io_timeout(mut self, d: Option<Duration>) -> Server {
+        self.cfg.io_timeout = d.filter(|d| !d.is_zero());
+        self
+    }
+
+    /// Whether connections may serve more than one request (default on).
+    pub fn keep_alive(mut self, on: bool) -> Server {
+        self.cfg.keep_alive = on;
+        self
+    }
+
+    /// How long the server keeps reading (and discarding) after it sent a
+    /// final error response and shut down its side, so the client reads
+    /// the response rather than a reset (default 1 s).
+    pub fn linger(mut self, d: Duration) -> Server {
+        self.cfg.linger = d;
+        self
+    }
+
+    /// Starts serving in a green thread of this hub; returns at once.
+    ///
+    /// A handler panic becomes a `500` for that request only (logged, and
+    /// the connection closes). Each response is logged to the `tracing`
+    /// target `sylvan::http::access` at `INFO`, in Common Log Format.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sylvan::http::{Response, Server};
+    ///
+    /// let server = Server::bind("127.0.0.1:0").unwrap().serve(|_req| Response::text("ok"));
+    /// assert_eq!(server.active(), 0);
+    /// ```
+    pub fn serve<F>(self, handler: F) -> ServerHandle
+    where
+        F: Fn(Request) -> Response + 'static,
+    {
+        let local_addr = self
+            .listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let registry = Rc::new(Registry::default());
+        let reg = registry.clone();
+        let cfg = Rc::new(self.cfg);
+        let io_timeout = cfg.io_timeout;
+        let handler: Rc<dyn Fn(Request) -> Response> = Rc::new(handler);
+        let net = ServeOptions::new()
+            .max_connections(self.max_connections)
+            .serve(self.listener, move |stream: TcpStream, peer| {
+                let _ = stream.set_nodelay(true);
+                let _ = stream.set_write_timeout(io_timeout);
+                let sh = Rc::new(Shared::new(stream, cfg.clone()));
+                let entry = reg.register(&sh);
+                conn::serve(sh, &*handler, peer, Some(&entry.state));
+                Ok::<(), io::Error>(())
+            });
+        ServerHandle {
+            net,
+            registry,
+            local_addr,
+        }
+    }
+}
+
+/// A connection as the registry sees it.
+type Tracked = (Rc<Entry>, Weak<Shared<TcpStream>>);
+
+/// The connections of a server, so that stop can close the idle ones.
+#[derive(Default)]
+struct Registry {
+    draining: Rc<Cell<bool>>,
+    next: Cell<u64>,
+    conns: RefCell<HashMap<u64, Tracked>>,
+}
+
+struct Entry {
+    id: u64,
+    state: ConnState,
+    registry: Weak<Registry>,
+}
+
+impl Registry {
+    fn register(self: &Rc<Self>, sh: &Rc<Shared<TcpStream>>) -> EntryGuard {
+        let id = self.next.get();
+        self.next.set(id + 1);
+        let entry = Rc::new(Entry {
+            id,
+            state: ConnState {
+                idle: Cell::new(false),
+                draining: self.draining.clone(),
+            },
+            registry: Rc::downgrade(self),
+        });
+        self.conns
+            .borrow_mut()
+            .insert(id, (entry.clone(), Rc::downgrade(sh)));
+        EntryGuard(entry)
+    }
+
+    /// Marks the server draining and closes every idle connection.
+    fn drain(&self) -> usize {
+        self.draining.set(true);
+        let idle: Vec<_> = self
+            .conns
+            .borrow()
+            .values()
+            .filter(|(e, _)| e.state.idle.get())
+            .filter_map(|(_, sh)| sh.upgrade())
+            .collect();
+        for sh in &idle {
+            let _ = sh.io.shutdown(Shutdown::Both);
+        }
+        idle.len()
+    }
+}
+
+/// Unregisters its connection when the connection's green thread ends.
+struct EntryGuard(Rc<Entry>);
+
+impl std::ops::Deref for EntryGuard {
+    type Target = Entry;
+    fn deref(&self) -> &Entry {
+        &self.0
+    }
+}
+
+impl Drop for EntryGuard {
+    fn drop(&mut self) {
+        if let Some(r) = self.0.registry.upgrade() {
+            if let Ok(mut c) = r.conns.try_borrow_mut() {
+                c.remove(&self.0.id);
+            }
+        }
+    }
+}
+
+/// A running [`Server`]: its address, and graceful [`stop`](Self::stop).
+///
+/// Dropping the handle leaves the server running.
+pub struct ServerHandle {
+    net: crate::net::ServerHandle,
+    registry: Rc<Registry>,
+    local_addr: SocketAddr,
+}
+
+impl fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("local_addr", &self.local_addr)
+            .field("active", &self.active())
+            .field("draining", &self.registry.draining.get())
+            .finish()
+    }
+}
+
+impl ServerHandle {
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Connections open now.
+    pub fn active(&self) -> usize {
+        self.net.active()
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> u64 {
+        self.net.accepted()
+    }
+
+    /// Stops gracefully: stops accepting, closes idle keep-alive
+    /// connections at once, lets requests in flight finish (their responses
+    /// carry `Connection: close`) until `grace` has passed, then kills what
+    /// remains and waits for it to unwind. Upgraded connections (WebSocket)
+    /// count as in flight.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sylvan::http::{Response, Server};
+    ///
+    /// let server = Server::bind("127.0.0.1:0").unwrap().serve(|_| Response::text("ok"));
+    /// let addr = server.local_addr();
+    /// let _idle = sylvan::connect(addr).unwrap(); // connected, no request
+    /// while server.active() == 0 {
+    ///     sylvan::yield_now();
+    /// }
+    /// let report = server.stop(Duration::from_secs(5));
+    /// assert_eq!((report.finished, report.killed), (1, 0)); // closed at once
+    /// assert!(sylvan::connect(addr).is_err());
+    /// ```
+    ///
+    /// # Cancellation
+    ///
+    /// As [`net::ServerHandle::stop`](crate::net::ServerHandle::stop): if
+    /// the caller is killed or its deadline passes, the grace period ends
+    /// there, and the remaining connections are killed and waited for.
+    pub fn stop(&self, grace: Duration) -> StopReport {
+        let open = self.net.active();
+        self.registry.drain();
+        let report = self.net.stop(grace);
+        StopReport {
+            finished: open.saturating_sub(report.killed).max(report.finished),
+            ..report
+        }
+    }
+
+    /// Blocks until the server stops.
+    ///
+    /// # Cancellation
+    ///
+    /// Returns the error if the caller is killed or its deadline passes;
+    /// the server keeps running.
+    pub fn wait(&self) -> Result<(), crate::Cancelled> {
+        self.net.wait()
+    }
+}
