@@ -1,0 +1,96 @@
+//! `sylvan echo`: the seed's echo server, on one or more hubs.
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::common::{parse_duration, shutdown_signal, usage};
+
+/// Flags of `sylvan echo`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:7000")]
+    pub listen: String,
+    /// OS threads, one hub each, sharing the port with SO_REUSEPORT.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Close a connection idle this long.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+    /// How long to let connections finish on Ctrl-C / SIGTERM.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub grace: Duration,
+}
+
+/// Runs the echo server until SIGINT/SIGTERM.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let addr: SocketAddr = args.listen.parse().map_err(|_| {
+        usage(format!(
+            "--listen {:?} is not an IP:PORT address",
+            args.listen
+        ))
+    })?;
+    if args.threads == 0 {
+        return Err(usage("--threads must be at least 1"));
+    }
+    let reuse = args.threads > 1;
+    // Bind once up front so a port in use is reported before anything starts.
+    let first = sylvan::net::ListenOptions::new()
+        .reuse_port(reuse)
+        .bind(addr)
+        .map_err(|e| usage(format!("cannot listen on {addr}: {e}")))?;
+    let bound = first.local_addr()?;
+    let first = first.into_std()?;
+    eprintln!(
+        "sylvan echo: listening on {bound} ({} thread(s))",
+        args.threads
+    );
+    let stop = shutdown_signal()?;
+    // One hub per thread; hub 0 uses the socket bound above.
+    let (done_tx, done_rx) = sylvan::sync::channel::<()>();
+    let first = std::sync::Mutex::new(Some(first));
+    let results = sylvan::Runtime::builder()
+        .threads(args.threads)
+        .build()
+        .context("starting the runtime")?
+        .run(|| -> anyhow::Result<()> {
+            let taken = first.lock().map(|mut f| f.take()).unwrap_or(None);
+            let listener = match taken {
+                Some(l) => sylvan::net::TcpListener::from_std(l)?,
+                None => sylvan::net::ListenOptions::new()
+                    .reuse_port(true)
+                    .bind(bound)?,
+            };
+            let idle = args.idle_timeout;
+            let server = sylvan::serve(listener, move |mut conn, _| -> std::io::Result<()> {
+                conn.set_read_timeout(Some(idle))?;
+                let mut buf = [0; 16 * 1024];
+                loop {
+                    let n = conn.read(&mut buf)?;
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    conn.write_all(&buf[..n])?;
+                }
+            });
+            // Hub 0 waits for the signal and tells the others.
+            if sylvan::Runtime::current_index() == Some(0) {
+                let _ = stop.recv();
+                for _ in 1..args.threads {
+                    let _ = done_tx.send(());
+                }
+            } else {
+                let _ = done_rx.recv();
+            }
+            server.stop(args.grace);
+            Ok(())
+        });
+    for r in results {
+        r?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,26 @@
+//! `sylvan`: the command-line tool built on the sylvan library.
+//!
+//! Subcommands: `demo` (reconnection surviving faults, end to end), `proxy`
+//! (TCP load balancer), `chaos` (fault-injecting proxy with Toxiproxy's HTTP
+//! API), `bench` (load generator), `echo` (the seed's echo server).
+//!
+//! Flags are parsed by clap into raw arguments, then validated into
+//! settings by each subcommand; errors go to stderr as one line, with exit
+//! code 2 for bad input and 1 for failures at run time.
+
+mod cli;
+mod common;
+mod echo;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    common::init_logging(&cli.log_level);
+    match cli::run(cli) {
+        Ok(code) => code,
+        Err(e) => common::report(&e),
+    }
+}

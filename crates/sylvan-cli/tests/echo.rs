@@ -1,0 +1,95 @@
+//! `sylvan echo`: serves, drains on SIGTERM, rejects bad input with exit 2.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn connect_when_up(port: u16) -> TcpStream {
+    let give_up = Instant::now() + Duration::from_secs(20);
+    loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => return s,
+            Err(e) if Instant::now() > give_up => panic!("sylvan echo never came up: {e}"),
+            Err(_) => std::thread::yield_now(),
+        }
+    }
+}
+
+#[test]
+fn echoes_on_two_threads_and_exits_cleanly_on_sigterm() {
+    let port = free_port();
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin!("sylvan"))
+        .args([
+            "echo",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--threads",
+            "2",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for i in 0..20 {
+        let mut s = connect_when_up(port);
+        let msg = format!("hello {i}");
+        s.write_all(msg.as_bytes()).unwrap();
+        let mut back = vec![0; msg.len()];
+        s.read_exact(&mut back).unwrap();
+        assert_eq!(back, msg.as_bytes());
+    }
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn bad_input_is_one_line_and_exit_code_2() {
+    for (args, expect) in [
+        (
+            vec!["echo", "--listen", "not-an-address"],
+            "is not an IP:PORT address",
+        ),
+        (
+            vec!["echo", "--threads", "0"],
+            "--threads must be at least 1",
+        ),
+        (vec!["echo", "--idle-timeout", "5"], "no unit"),
+    ] {
+        let out = Command::new(assert_cmd::cargo::cargo_bin!("sylvan"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expect), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn port_in_use_is_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = Command::new(assert_cmd::cargo::cargo_bin!("sylvan"))
+        .args(["echo", "--listen", &addr])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot listen on") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+}
