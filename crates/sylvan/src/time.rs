@@ -14,6 +14,21 @@
 //! Deadlines passed as `Instant` are read on this clock's time line: get
 //! them from [`now`], not from `Instant::now()`, when the clock may be
 //! paused.
+//!
+//! Auto-advance does not wait for sockets: with the clock paused, a green
+//! thread waiting on real I/O under a deadline sees that deadline pass as
+//! soon as the hub is otherwise idle (tokio's paused clock behaves the same
+//! way). Pause the clock for logic that waits on timers, queues and events;
+//! test real I/O on real time, or make sure the peer's data is already on
+//! its way before the hub goes idle.
+//!
+//! # Values handed back on cancellation
+//!
+//! When [`timeout`] returns `Err(Elapsed)` it drops the body's value. A
+//! blocking call that hands its argument back when cancelled (e.g.
+//! [`Queue::put`](crate::sync::Queue::put)'s `PutError`) does so inside that
+//! value, so keep what you need in a variable outside the closure, or use
+//! [`deadline`] / `timeout` around a smaller body.
 
 use std::panic::Location;
 use std::time::{Duration, Instant};

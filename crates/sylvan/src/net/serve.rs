@@ -284,6 +284,9 @@ impl ServerHandle {
     /// killed at once and still waited for, so `stop` never leaves
     /// handlers behind.
     pub fn stop(&self, grace: Duration) -> StopReport {
+        // Count before anything else, so a handler that ends while the
+        // accept loop winds down is counted as finished.
+        let at_stop = self.active();
         if let Some(acceptor) = self.acceptor.borrow_mut().take() {
             acceptor.kill();
             // The accept loop ends at its next blocking call; the listener
@@ -292,7 +295,6 @@ impl ServerHandle {
                 crate::yield_now();
             }
         }
-        let at_stop = self.active();
         let loc = Location::caller();
         let _ = crate::timeout(grace, || {
             while self.active() > 0 {
@@ -310,7 +312,7 @@ impl ServerHandle {
             crate::yield_now();
         }
         StopReport {
-            finished: at_stop - remaining.len(),
+            finished: at_stop.saturating_sub(remaining.len()),
             killed: remaining.len(),
         }
     }
