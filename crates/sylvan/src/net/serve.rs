@@ -174,7 +174,7 @@ where
                 id: crate::current().id(),
             };
             if let Err(e) = h(conn, peer) {
-                tracing::warn!(%peer, "connection handler failed: {e}");
+                log_handler_error(peer, &e);
             }
         });
         match spawned {
@@ -183,6 +183,26 @@ where
             }
             Err(e) => tracing::error!(%peer, "sylvan::serve: cannot start a handler: {e}"),
         }
+    }
+}
+
+/// Logs a handler's error: at `warn`, except a peer that went away (reset,
+/// broken pipe, early EOF) or a kill at shutdown, which are routine and go
+/// to `debug`.
+fn log_handler_error<E: fmt::Display + 'static>(peer: SocketAddr, e: &E) {
+    let routine = (e as &dyn std::any::Any)
+        .downcast_ref::<std::io::Error>()
+        .is_some_and(|e| {
+            use std::io::ErrorKind::*;
+            matches!(
+                e.kind(),
+                ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
+            ) || crate::Cancelled::from_io(e).is_some()
+        });
+    if routine {
+        tracing::debug!(%peer, "connection handler ended: {e}");
+    } else {
+        tracing::warn!(%peer, "connection handler failed: {e}");
     }
 }
 
