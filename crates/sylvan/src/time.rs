@@ -45,7 +45,9 @@ use crate::runtime::park::{self, Parked};
 /// # Precision
 ///
 /// May sleep longer than `dur`, never shorter: the wake-up comes at the
-/// first hub turn at or after the deadline.
+/// first hub turn at or after the deadline. When the hub has nothing else
+/// to do it waits in `epoll_wait`, whose timeout has millisecond
+/// granularity, so an idle hub wakes up to about 1 ms late.
 ///
 /// # Examples
 ///

@@ -162,12 +162,14 @@ impl UnixStream {
 impl Read for &UnixStream {
     #[track_caller]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io.read_with(|mut s| s.read(buf))
+        let len = buf.len();
+        self.io.read_stream(len, |mut s| s.read(buf))
     }
 
     #[track_caller]
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.io.read_with(|mut s| s.read_vectored(bufs))
+        let len = bufs.iter().map(|b| b.len()).sum();
+        self.io.read_stream(len, |mut s| s.read_vectored(bufs))
     }
 }
 

@@ -32,6 +32,14 @@ pub(crate) enum Dir {
 pub(crate) struct IoEntry {
     readers: RefCell<WaitList>,
     writers: RefCell<WaitList>,
+    /// A stream read came back short (or `WouldBlock`) and no readable
+    /// event has arrived since: the next read parks without trying the
+    /// syscall first (it would only return `EAGAIN`).
+    read_drained: std::cell::Cell<bool>,
+    /// The peer closed its side (or the socket failed): once seen, a short
+    /// read no longer means drained, since the end of stream (or the error)
+    /// is still to be read and brings no new event.
+    read_closed: std::cell::Cell<bool>,
 }
 
 /// The hub's table of registered sources; the mio token is the index.
@@ -79,6 +87,10 @@ pub(crate) fn dispatch(hub: &Hub, ev: &mio::event::Event) {
         return;
     };
     if ev.is_readable() || ev.is_read_closed() || ev.is_error() || ev.is_priority() {
+        entry.read_drained.set(false);
+        if ev.is_read_closed() || ev.is_error() {
+            entry.read_closed.set(true);
+        }
         entry.readers.borrow_mut().notify_all(hub);
     }
     if ev.is_writable() || ev.is_write_closed() || ev.is_error() {
@@ -156,6 +168,47 @@ impl Registration {
                 deadline = timeout.map(|d| hub.clock.after(d));
             }
             self.wait(hub, dir, deadline, loc)?;
+        }
+    }
+
+    /// [`io`](Self::io) for a stream read into a buffer of `len` bytes,
+    /// with tokio's readiness hint: a read that returns less than `len`
+    /// has drained the socket, so the next read parks on readiness at once
+    /// instead of first paying for a syscall that returns `EAGAIN`. Safe
+    /// because new data always brings a new edge-triggered event, and
+    /// events are handled only between green-thread runs.
+    pub(crate) fn read_stream(
+        &self,
+        len: usize,
+        timeout: Option<Duration>,
+        loc: &'static Location<'static>,
+        mut op: impl FnMut() -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let mut deadline = None;
+        loop {
+            if !self.entry.read_drained.get() || len == 0 {
+                match op() {
+                    Ok(n) => {
+                        if n > 0 && n < len && !self.entry.read_closed.get() {
+                            self.entry.read_drained.set(true);
+                        }
+                        return Ok(n);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        self.entry.read_drained.set(true)
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            let hub = hub();
+            if hub.shared.id != self.hub_id {
+                return Err(wrong_hub());
+            }
+            if deadline.is_none() {
+                deadline = timeout.map(|d| hub.clock.after(d));
+            }
+            self.wait(hub, Dir::Read, deadline, loc)?;
         }
     }
 
@@ -243,6 +296,20 @@ impl<S: Source> GreenIo<S> {
             Location::caller(),
             || f(io),
         )
+    }
+
+    /// Runs a stream read into a buffer of `len` bytes through the retry
+    /// primitive, with the drained-socket hint (see
+    /// [`Registration::read_stream`]).
+    #[track_caller]
+    pub(crate) fn read_stream(
+        &self,
+        len: usize,
+        mut f: impl FnMut(&S) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let io = self.get();
+        self.reg
+            .read_stream(len, self.read_timeout.get(), Location::caller(), || f(io))
     }
 
     /// Runs a write-side operation through the retry primitive.
