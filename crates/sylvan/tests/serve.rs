@@ -173,3 +173,13 @@ fn handler_errors_are_logged_not_fatal() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn wait_returns_when_another_green_thread_stops_the_server() {
+    let l = sylvan::listen("127.0.0.1:0").unwrap();
+    let server = std::rc::Rc::new(sylvan::serve(l, echo));
+    let s2 = server.clone();
+    let stopper = sylvan::spawn(move || s2.stop(Duration::from_secs(1)));
+    server.wait().unwrap();
+    assert_eq!(stopper.join().unwrap().killed, 0);
+}

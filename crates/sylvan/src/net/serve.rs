@@ -64,6 +64,7 @@ impl ServeOptions {
             slot_free: RefCell::new(WaitList::default()),
             all_done: RefCell::new(WaitList::default()),
             accepted: Cell::new(0),
+            stopped: crate::sync::Event::new(),
         });
         let st = state.clone();
         let handler = Rc::new(handler);
@@ -85,6 +86,8 @@ struct State {
     slot_free: RefCell<WaitList>,
     all_done: RefCell<WaitList>,
     accepted: Cell<u64>,
+    /// Sent when `stop` has finished.
+    stopped: crate::sync::Event<()>,
 }
 
 impl State {
@@ -331,23 +334,23 @@ impl ServerHandle {
         while self.active() > 0 {
             crate::yield_now();
         }
+        let _ = self.state.stopped.send(());
         StopReport {
             finished: at_stop.saturating_sub(remaining.len()),
             killed: remaining.len(),
         }
     }
 
-    /// Blocks until the accept loop ends (only [`stop`](Self::stop), or the
-    /// hub shutting down, ends it).
+    /// Blocks until [`stop`](Self::stop) has finished (called from another
+    /// green thread).
     ///
     /// # Cancellation
     ///
     /// Returns the error if the caller is killed or its deadline passes;
     /// the server keeps running.
     pub fn wait(&self) -> Result<(), crate::Cancelled> {
-        match &*self.acceptor.borrow() {
-            Some(a) => a.wait(),
-            None => Ok(()),
-        }
+        // Waits on an event rather than on the accept loop's handle, so no
+        // borrow is held while parked and `stop` can run meanwhile.
+        self.state.stopped.wait()
     }
 }
