@@ -55,6 +55,7 @@
 
 mod cancel;
 pub mod chaos;
+pub mod compat;
 pub mod debug;
 mod green;
 pub mod http;
@@ -69,6 +70,7 @@ pub mod tpool;
 pub mod websocket;
 
 pub use cancel::{Cancelled, Elapsed, ScopeId};
+pub use compat::block_on;
 pub use green::{
     Builder, Current, GreenId, GreenThread, JoinError, current, run, spawn, spawn_after,
 };
