@@ -68,6 +68,8 @@ mod sys;
 pub mod time;
 pub mod tpool;
 pub mod websocket;
+#[cfg(feature = "zookeeper")]
+pub mod zk;
 
 pub use cancel::{Cancelled, Elapsed, ScopeId};
 pub use compat::block_on;
