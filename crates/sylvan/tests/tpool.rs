@@ -80,7 +80,7 @@ fn many_concurrent_jobs_from_one_hub() {
         .map(|i| sylvan::spawn(move || sylvan::tpool::execute(move || i * i)))
         .collect();
     let sum: u64 = gs.into_iter().map(|g| g.join().unwrap().unwrap()).sum();
-    assert_eq!(sum, (0..200u64).map(|i| i * i).sum());
+    assert_eq!(sum, (0..200u64).map(|i| i * i).sum::<u64>());
 }
 
 #[test]

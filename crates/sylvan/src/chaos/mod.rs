@@ -78,17 +78,24 @@
 //!
 //! Proxies and toxics have names, and toxics can be read and built from
 //! Toxiproxy's type and attribute names ([`Toxic::from_attributes`],
-//! [`Toxic::attributes`], [`ChaosProxy::update_toxic`]), so a
-//! Toxiproxy-compatible control API can sit on top.
+//! [`Toxic::attributes`], [`ChaosProxy::update_toxic`]). A [`Registry`]
+//! holds a set of named proxies with Toxiproxy's semantics (create,
+//! update, populate, reset), and `chaos::api` (feature `chaos-api`) serves
+//! Toxiproxy's HTTP API over it, so Toxiproxy's clients drive sylvan's
+//! proxies unchanged; `sylvan chaos` is that server on the command line.
 
+#[cfg(feature = "chaos-api")]
+pub mod api;
 mod error;
 mod link;
 mod proxy;
 mod pump;
+mod registry;
 mod rng;
 mod shared;
 mod toxic;
 
 pub use error::ChaosError;
 pub use proxy::{ChaosProxy, ProxyBuilder, ProxyStats};
+pub use registry::{DEFAULT_LISTEN, ProxyConfig, ProxyState, ProxyUpdate, Registry, RegistryError};
 pub use toxic::{Direction, Toxic, ToxicInfo};
