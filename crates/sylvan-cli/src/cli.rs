@@ -20,13 +20,26 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// An end-to-end run showing reconnection surviving faults.
+    Demo(crate::demo::Args),
     /// The seed's echo server.
     Echo(crate::echo::Args),
+    /// TCP load balancer with health checks, retries, ejection and
+    /// ZooKeeper discovery.
+    Proxy(crate::proxy::command::Args),
+    /// Load generator: echo or HTTP, latency histogram, JSON and SVG.
+    Bench(crate::bench::Args),
+    /// Fault-injecting proxies driven by Toxiproxy's HTTP API.
+    Chaos(crate::chaos::Args),
 }
 
 /// Runs the chosen subcommand.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Demo(a) => crate::demo::run(a),
         Command::Echo(a) => crate::echo::run(a),
+        Command::Proxy(a) => crate::proxy::command::run(a),
+        Command::Bench(a) => crate::bench::run(a),
+        Command::Chaos(a) => crate::chaos::run(a),
     }
 }

@@ -24,6 +24,15 @@ pub struct Args {
     /// How long to let connections finish on Ctrl-C / SIGTERM.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub grace: Duration,
+    /// Register this server in ZooKeeper while it runs:
+    /// zk://HOST:PORT[,HOST:PORT...]/PATH (an ephemeral sequential node
+    /// holding the address, re-created if the session is lost).
+    #[arg(long, value_name = "ZK_URL")]
+    pub register: Option<String>,
+    /// ZooKeeper session timeout asked for by --register (the server may
+    /// clamp it): how long after this process dies its registration goes.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub zk_session_timeout: Duration,
 }
 
 /// Runs the echo server until SIGINT/SIGTERM.
@@ -36,6 +45,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })?;
     if args.threads == 0 {
         return Err(usage("--threads must be at least 1"));
+    }
+    let register: Option<sylvan::zk::ZkUrl> = match &args.register {
+        Some(u) => Some(u.parse().map_err(|e| usage(format!("--register: {e}")))?),
+        None => None,
+    };
+    if args.zk_session_timeout.is_zero() {
+        return Err(usage("--zk-session-timeout must be more than 0"));
     }
     let reuse = args.threads > 1;
     // Bind once up front so a port in use is reported before anything starts.
@@ -77,9 +93,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     conn.write_all(&buf[..n])?;
                 }
             });
-            // Hub 0 waits for the signal and tells the others.
+            // Hub 0 registers, waits for the signal and tells the others.
             if sylvan::Runtime::current_index() == Some(0) {
+                let registered = match &register {
+                    Some(url) => {
+                        let zk = sylvan::zk::Client::builder(&url.hosts)
+                            .session_timeout(args.zk_session_timeout)
+                            .connect()
+                            .with_context(|| format!("connecting to ZooKeeper at {}", url.hosts))?;
+                        let reg = sylvan::zk::register(&zk, &url.path, &bound.to_string())
+                            .with_context(|| format!("registering under {}", url.path))?;
+                        eprintln!(
+                            "sylvan echo: registered as {}",
+                            reg.path().unwrap_or_default()
+                        );
+                        Some((zk, reg))
+                    }
+                    None => None,
+                };
                 let _ = stop.recv();
+                if let Some((zk, reg)) = registered {
+                    let _ = reg.deregister();
+                    let _ = zk.close();
+                }
                 for _ in 1..args.threads {
                     let _ = done_tx.send(());
                 }

@@ -8,9 +8,13 @@
 //! settings by each subcommand; errors go to stderr as one line, with exit
 //! code 2 for bad input and 1 for failures at run time.
 
+mod bench;
+mod chaos;
 mod cli;
 mod common;
+mod demo;
 mod echo;
+mod proxy;
 
 use std::process::ExitCode;
 
