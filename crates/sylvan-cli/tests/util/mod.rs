@@ -100,22 +100,21 @@ impl Proc {
     /// Waits (20 s at most) for the process to exit; its exit code and the
     /// rest of its stderr.
     pub fn wait_exit(&mut self) -> (Option<i32>, Vec<String>) {
+        // The stderr reader ends when the process closes stderr, i.e. when
+        // it exits: wait for that (bounded), then reap it.
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                // The reader thread ends at EOF; take what it has.
-                while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(2)) {
-                    self.seen.push(l);
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => self.seen.push(l),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    panic!("process did not exit; stderr {:?}", self.seen)
                 }
-                return (status.code(), self.seen.clone());
             }
-            assert!(
-                Instant::now() < deadline,
-                "process did not exit; stderr {:?}",
-                self.seen
-            );
-            std::thread::sleep(Duration::from_millis(10));
         }
+        let status = self.child.wait().unwrap();
+        (status.code(), self.seen.clone())
     }
 }
 
@@ -169,12 +168,13 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     (status, body)
 }
 
-/// Polls `cond` every 10 ms for up to 10 s.
+/// Polls `cond` (typically a request to the process under test, which
+/// paces the loop) until it holds, for up to 10 s.
 pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !cond() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::yield_now();
     }
 }
 
