@@ -103,6 +103,12 @@ impl Server {
     /// # Errors
     ///
     /// As [`listen`](crate::listen).
+    ///
+    /// # Cancellation
+    ///
+    /// Blocks only to resolve a host name (on the thread pool); if the
+    /// green thread is killed or its deadline passes then, returns that
+    /// error and nothing is bound or connected.
     #[track_caller]
     pub fn bind(addr: impl ToSocketAddrs) -> io::Result<Server> {
         Ok(Server::from_listener(crate::listen(addr)?))

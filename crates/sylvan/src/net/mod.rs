@@ -51,6 +51,12 @@ pub use wait::{wait_readable, wait_readable_timeout, wait_writable, wait_writabl
 ///
 /// As `bind(2)`/`listen(2)`, with the address in the message (e.g.
 /// `AddrInUse`).
+///
+/// # Cancellation
+///
+/// Blocks only to resolve a host name (on the thread pool); if the
+/// green thread is killed or its deadline passes then, returns that
+/// error and nothing is bound or connected.
 #[track_caller]
 pub fn listen(addr: impl ToSocketAddrs) -> std::io::Result<TcpListener> {
     ListenOptions::new().bind(addr)

@@ -633,6 +633,12 @@ impl ListenOptions {
     /// # Errors
     ///
     /// The last address's error (e.g. `AddrInUse`).
+    ///
+    /// # Cancellation
+    ///
+    /// Blocks only to resolve a host name (on the thread pool); if the
+    /// green thread is killed or its deadline passes then, returns that
+    /// error and nothing is bound or connected.
     #[track_caller]
     pub fn bind(&self, addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
         let mut last = None;
@@ -680,6 +686,12 @@ impl TcpListener {
     /// # Errors
     ///
     /// As `std::net::TcpListener::bind`, with the address in the message.
+    ///
+    /// # Cancellation
+    ///
+    /// Blocks only to resolve a host name (on the thread pool); if the
+    /// green thread is killed or its deadline passes then, returns that
+    /// error and nothing is bound or connected.
     #[track_caller]
     pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
         ListenOptions::new().backlog(128).bind(addr)
@@ -695,6 +707,12 @@ impl TcpListener {
     /// let b = sylvan::net::TcpListener::bind_reuseport(a.local_addr().unwrap()).unwrap();
     /// assert_eq!(a.local_addr().unwrap(), b.local_addr().unwrap());
     /// ```
+    ///
+    /// # Cancellation
+    ///
+    /// Blocks only to resolve a host name (on the thread pool); if the
+    /// green thread is killed or its deadline passes then, returns that
+    /// error and nothing is bound or connected.
     #[track_caller]
     pub fn bind_reuseport(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
         ListenOptions::new().reuse_port(true).bind(addr)

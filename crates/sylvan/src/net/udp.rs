@@ -50,6 +50,12 @@ impl UdpSocket {
     /// let s = sylvan::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     /// assert!(s.local_addr().is_ok());
     /// ```
+    ///
+    /// # Cancellation
+    ///
+    /// Blocks only to resolve a host name (on the thread pool); if the
+    /// green thread is killed or its deadline passes then, returns that
+    /// error and nothing is bound or connected.
     #[track_caller]
     pub fn bind(addr: impl ToSocketAddrs) -> io::Result<UdpSocket> {
         let mut last = None;
@@ -114,6 +120,11 @@ impl UdpSocket {
     }
 
     /// Like `recv_from`, without consuming the datagram.
+    ///
+    /// # Cancellation
+    ///
+    /// As `recv_from`: a parked call returns the cancellation as an
+    /// `io::Error`, and no datagram was consumed.
     #[track_caller]
     pub fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         self.io.read_with(|s| s.peek_from(buf))
@@ -132,6 +143,12 @@ impl UdpSocket {
     /// let mut buf = [0; 2];
     /// assert_eq!(b.recv_from(&mut buf).unwrap().0, 2);
     /// ```
+    ///
+    /// # Cancellation
+    ///
+    /// Blocks only to resolve a host name (on the thread pool); if the
+    /// green thread is killed or its deadline passes then, returns that
+    /// error and nothing is bound or connected.
     #[track_caller]
     pub fn connect(&self, addr: impl ToSocketAddrs) -> io::Result<()> {
         let addr = *resolve_all(&addr)?
@@ -161,6 +178,11 @@ impl UdpSocket {
     }
 
     /// Like `recv`, without consuming the datagram.
+    ///
+    /// # Cancellation
+    ///
+    /// As `recv_from`: a parked call returns the cancellation as an
+    /// `io::Error`, and no datagram was consumed.
     #[track_caller]
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.io.read_with(|s| s.peek(buf))
