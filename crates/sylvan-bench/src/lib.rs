@@ -43,6 +43,30 @@ impl Plan {
         target: Duration::from_millis(10),
         reps: 2,
     };
+
+    /// The plan the command line asks for: none → full, `--quick` → quick;
+    /// `--help` prints `usage` and asks to exit 0, anything else prints it
+    /// to stderr and asks to exit 2.
+    pub fn from_args(usage: &str) -> Result<Plan, std::process::ExitCode> {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        match args
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice()
+        {
+            [] => Ok(Plan::FULL),
+            ["--quick"] => Ok(Plan::QUICK),
+            ["--help" | "-h"] => {
+                println!("{usage}");
+                Err(std::process::ExitCode::SUCCESS)
+            }
+            _ => {
+                eprintln!("{usage}");
+                Err(std::process::ExitCode::from(2))
+            }
+        }
+    }
 }
 
 /// The timing of one side of a benchmark.

@@ -44,23 +44,9 @@ const USAGE: &str = "usage: sync [--quick]\n\
     --quick   shorter repetitions (a smoke test; numbers are noisier)";
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let plan = match args
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
-        [] => Plan::FULL,
-        ["--quick"] => Plan::QUICK,
-        ["--help" | "-h"] => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        _ => {
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
-        }
+    let plan = match Plan::from_args(USAGE) {
+        Ok(plan) => plan,
+        Err(code) => return code,
     };
     run(plan);
     ExitCode::SUCCESS
