@@ -465,6 +465,23 @@ impl fmt::Display for JoinError {
 
 impl std::error::Error for JoinError {}
 
+/// Runs `f`, catching a panic as [`panic::catch_unwind`] does, except the
+/// forced unwind with which the hub tears a green thread down at shutdown:
+/// that one always goes on, so no user code keeps running during teardown.
+///
+/// Every place in sylvan that catches panics of green code uses this.
+pub(crate) fn catch_panic<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
+    match panic::catch_unwind(AssertUnwindSafe(f)) {
+        Err(p) if is_force_unwinding() => panic::resume_unwind(p),
+        r => r,
+    }
+}
+
+/// Whether the running green thread is being force-unwound by its hub.
+pub(crate) fn is_force_unwinding() -> bool {
+    crate::runtime::hub::try_hub().is_some_and(|h| h.current_core().unwinding.get())
+}
+
 /// The context running now; see [`current`].
 #[derive(Debug, Clone)]
 pub struct Current {

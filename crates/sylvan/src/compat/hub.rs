@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::panic::{self, AssertUnwindSafe};
+use std::panic;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,8 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll, Waker};
 use std::thread;
 
-use crate::green::{Builder, GreenThread};
-use crate::runtime::hub::hub;
+use crate::green::{Builder, GreenThread, catch_panic};
 use crate::runtime::multi::Runtime;
 use crate::runtime::task::panic_message;
 use crate::sync::{Receiver, Sender};
@@ -335,11 +334,10 @@ fn dispatch(rx: Receiver<Msg>) {
 
 /// Runs one job on its green thread and reports how it ended.
 fn run_job<T, F: FnOnce() -> T>(f: F, completer: Completer<T>) {
-    match panic::catch_unwind(AssertUnwindSafe(f)) {
+    // A forced unwind at hub shutdown goes on through `catch_panic`;
+    // `completer` is dropped on the way and reports `HubGone`.
+    match catch_panic(f) {
         Ok(v) => completer.complete(Ok(v)),
-        // A forced unwind at hub shutdown must go on; `completer` is
-        // dropped on the way and reports `HubGone`.
-        Err(p) if hub().current_core().unwinding.get() => panic::resume_unwind(p),
         Err(p) => completer.complete(Err(RemoteJoinError::Panicked(p))),
     }
 }

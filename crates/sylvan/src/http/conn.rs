@@ -8,7 +8,6 @@
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::net::{Shutdown, SocketAddr};
-use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -19,6 +18,7 @@ use super::parse::{self, Framing, Head, Limits, Reject};
 use super::request::{Request, RequestBody, Version};
 use super::response::{self, Parts, Response, bodiless, push_hex, push_u64, push_value};
 use super::upgrade::Upgraded;
+use crate::green::catch_panic;
 use crate::net::TcpStream;
 
 /// What the connection engine needs from a byte stream.
@@ -452,10 +452,6 @@ enum Next {
     Upgrade(Box<dyn FnOnce(Upgraded)>),
 }
 
-fn forced_unwind() -> bool {
-    crate::runtime::hub::try_hub().is_some_and(|h| h.current_core().unwinding.get())
-}
-
 fn handle_one<T: Transport>(
     sh: &Rc<Shared<T>>,
     head: Head,
@@ -491,9 +487,8 @@ fn handle_one<T: Transport>(
     sh.io.set_read_timeout(cfg.io_timeout);
     let req = Request::new(head, peer, body);
     let mut panicked = false;
-    let resp = match panic::catch_unwind(AssertUnwindSafe(|| handler(req))) {
+    let resp = match catch_panic(|| handler(req)) {
         Ok(r) => r,
-        Err(p) if forced_unwind() => panic::resume_unwind(p),
         Err(p) => {
             let msg = p
                 .downcast_ref::<&str>()

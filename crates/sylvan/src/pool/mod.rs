@@ -5,11 +5,11 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::error::Error;
 use std::fmt;
-use std::panic::{self, AssertUnwindSafe, Location};
+use std::panic::{self, Location};
 use std::rc::Rc;
 
 use crate::cancel::Cancelled;
-use crate::green::{GreenThread, spawn};
+use crate::green::{GreenThread, catch_panic, spawn};
 use crate::runtime::hub::hub;
 use crate::runtime::park::{self, WaitList};
 use crate::runtime::task::panic_message;
@@ -265,7 +265,7 @@ impl GreenPool {
     {
         match self.admit(Location::caller()) {
             Ok(Admission::Slot(guard)) => Ok(GreenPool::spawn_in(guard, f)),
-            Ok(Admission::Inline) => Ok(match panic::catch_unwind(AssertUnwindSafe(f)) {
+            Ok(Admission::Inline) => Ok(match catch_panic(f) {
                 // A green thread that just hands the result over.
                 Ok(v) => spawn(move || v),
                 Err(p) => spawn(move || -> T { panic::resume_unwind(p) }),
@@ -317,7 +317,7 @@ impl GreenPool {
             // Dropping the handle detaches it: an unjoined panic is logged.
             Ok(Admission::Slot(guard)) => drop(GreenPool::spawn_in(guard, f)),
             Ok(Admission::Inline) => {
-                if let Err(p) = panic::catch_unwind(AssertUnwindSafe(f)) {
+                if let Err(p) = catch_panic(f) {
                     log_lost_panic(p.as_ref());
                 }
             }

@@ -3,10 +3,10 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::panic::{self, AssertUnwindSafe, Location};
+use std::panic::Location;
 
 use super::{Admission, GreenPool, SpawnError, log_lost_panic};
-use crate::green::{GreenThread, JoinError};
+use crate::green::{GreenThread, JoinError, catch_panic};
 use crate::runtime::park;
 
 /// A job of a pile: running in the pool, or already run inline.
@@ -96,9 +96,7 @@ impl<T> Drop for Ordered<T> {
 pub(super) fn start<T: 'static>(admission: Admission, f: impl FnOnce() -> T + 'static) -> Job<T> {
     match admission {
         Admission::Slot(guard) => Job::Running(GreenPool::spawn_in(guard, f)),
-        Admission::Inline => {
-            Job::Done(panic::catch_unwind(AssertUnwindSafe(f)).map_err(JoinError::Panicked))
-        }
+        Admission::Inline => Job::Done(catch_panic(f).map_err(JoinError::Panicked)),
     }
 }
 
