@@ -100,15 +100,26 @@ impl StackPool {
         self.live.get()
     }
 
-    /// Rounds a requested stack size to what a slot really gets.
-    pub(crate) fn slot_size(requested: usize) -> usize {
+    /// Rounds a requested stack size to what a slot really gets; `None`
+    /// if that does not fit in the address space.
+    pub(crate) fn slot_size(requested: usize) -> Option<usize> {
         let page = mem::page_size();
-        requested.max(MIN_STACK_SIZE).next_multiple_of(page)
+        requested
+            .max(MIN_STACK_SIZE)
+            .checked_next_multiple_of(page)
+            .filter(|&n| n <= isize::MAX as usize)
     }
 
     /// Hands out a stack of (at least) `size` bytes, guard page included.
     pub(crate) fn allocate(self: &Rc<Self>, size: usize) -> io::Result<GreenStack> {
-        let slot_size = Self::slot_size(size);
+        let Some(slot_size) = Self::slot_size(size) else {
+            return Err(io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                format!(
+                    "cannot reserve a green-thread stack of {size} bytes: larger than the address space"
+                ),
+            ));
+        };
         let slot = {
             let mut classes = self.classes.borrow_mut();
             let class = match classes.iter().position(|c| c.slot_size == slot_size) {
@@ -349,11 +360,12 @@ mod tests {
 
     #[test]
     fn sizes_round_to_pages_and_classes_are_separate() {
-        assert_eq!(StackPool::slot_size(1), MIN_STACK_SIZE);
+        assert_eq!(StackPool::slot_size(1), Some(MIN_STACK_SIZE));
         assert_eq!(
             StackPool::slot_size(MIN_STACK_SIZE + 1),
-            MIN_STACK_SIZE + mem::page_size()
+            Some(MIN_STACK_SIZE + mem::page_size())
         );
+        assert_eq!(StackPool::slot_size(usize::MAX), None);
         let pool = Rc::new(StackPool::new());
         let a = pool.allocate(64 * 1024).unwrap();
         let b = pool.allocate(128 * 1024).unwrap();
@@ -364,8 +376,16 @@ mod tests {
     #[test]
     fn absurd_size_is_a_clear_error() {
         let pool = Rc::new(StackPool::new());
-        let err = pool.allocate(1 << 50).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::OutOfMemory);
-        assert!(err.to_string().contains("address space"), "{err}");
+        for size in [
+            1 << 50,
+            usize::MAX,
+            usize::MAX - 4095,
+            isize::MAX as usize + 1,
+        ] {
+            let err = pool.allocate(size).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::OutOfMemory, "{size}");
+            assert!(err.to_string().contains("address space"), "{err}");
+        }
+        assert_eq!(pool.live(), 0);
     }
 }
