@@ -89,6 +89,9 @@ pub(crate) fn unregister(id: u64) {
 fn run() {
     let (lock, cv) = state();
     let mut st = lock.lock().unwrap_or_else(|e| e.into_inner());
+    // Stalls found under the lock, reported after releasing it: a tracing
+    // subscriber that blocks must not stall hubs registering meanwhile.
+    let mut stalls: Vec<(Arc<HubShared>, u64, Duration)> = Vec::new();
     loop {
         let mut min_threshold = Duration::from_millis(200);
         let now = Instant::now();
@@ -105,13 +108,20 @@ fn run() {
                 w.warned = false;
             } else if !w.warned && now.duration_since(w.since) >= Duration::from_nanos(threshold) {
                 w.warned = true;
-                warn(&hub, running, now.duration_since(w.since));
+                stalls.push((hub.clone(), running, now.duration_since(w.since)));
             }
             if threshold != 0 {
                 min_threshold = min_threshold.min(Duration::from_nanos(threshold));
             }
             true
         });
+        if !stalls.is_empty() {
+            drop(st);
+            for (hub, green, for_) in stalls.drain(..) {
+                warn(&hub, green, for_);
+            }
+            st = lock.lock().unwrap_or_else(|e| e.into_inner());
+        }
         if st.hubs.is_empty() {
             st = cv.wait(st).unwrap_or_else(|e| e.into_inner());
         } else {
