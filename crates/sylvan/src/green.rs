@@ -43,6 +43,9 @@ impl fmt::Display for GreenId {
     }
 }
 
+/// Closures larger than this are boxed before they go onto a new stack.
+const MAX_INLINE_CLOSURE: usize = 512;
+
 /// Spawns a green thread on this OS thread's hub and returns its handle.
 ///
 /// The new green thread is queued to run; the caller keeps running until it
@@ -110,6 +113,12 @@ pub fn spawn_after<T: 'static>(delay: Duration, f: impl FnOnce() -> T + 'static)
 /// any blocking sylvan call made by the root context drives the hub too.
 /// Green threads that `f` spawned and left running are not waited for.
 ///
+/// Called from the root context, `run` then [shuts the hub down](shutdown):
+/// every green thread still alive on this OS thread (whoever spawned it) is
+/// killed and unwound before `run` returns, so their destructors run while
+/// the thread's thread-locals are still alive, as `asyncio.run` cancels
+/// what is left. Called from a green thread, it only waits for `f`.
+///
 /// # Examples
 ///
 /// ```
@@ -132,8 +141,18 @@ pub fn spawn_after<T: 'static>(delay: Duration, f: impl FnOnce() -> T + 'static)
 /// thread running `f` is killed in turn and `run` waits for it to finish,
 /// returning what `f` returned (typically the `Cancelled` error it
 /// propagated). `f` is never abandoned halfway.
+///
+/// Where the caller may not suspend at all — a destructor running while
+/// its thread unwinds from a panic, or while the hub unwinds its green
+/// threads — `run` calls `f` directly instead; every blocking call in `f`
+/// then fails at once with [`Cancelled::Killed`].
 #[track_caller]
 pub fn run<T: 'static>(f: impl FnOnce() -> T + 'static) -> T {
+    let hub = hub();
+    let from_root = hub.current_core().is_root();
+    if hub.cannot_suspend(hub.current_core()).is_some() {
+        return f();
+    }
     let g = spawn(f);
     if g.wait().is_err() {
         while !g.is_finished() {
@@ -143,11 +162,78 @@ pub fn run<T: 'static>(f: impl FnOnce() -> T + 'static) -> T {
             crate::time::yield_now();
         }
     }
-    match g.join() {
+    let r = g.join();
+    if from_root {
+        hub.shutdown();
+    }
+    match r {
         Ok(v) => v,
         Err(JoinError::Panicked(p)) => panic::resume_unwind(p),
         Err(e) => unreachable!("sylvan::run: the green thread started and finished, yet {e}"),
     }
+}
+
+/// Shuts down this OS thread's hub: kills every green thread on it and
+/// force-unwinds them, so their destructors run (sockets close, guards
+/// release) now, while the thread's thread-locals are still alive.
+///
+/// Call it at the end of `main` (or of any OS thread that used sylvan
+/// without [`run`] or a [`Runtime`](crate::Runtime), which do it for you).
+/// A green thread still alive when its thread ends without this is
+/// *leaked*: never resumed and never unwound, its destructors never run,
+/// since the thread-locals its frames borrow may be destroyed by then;
+/// sylvan logs a `tracing` warning saying how many and where they were
+/// parked.
+///
+/// Green threads spawned while shutting down (by a destructor) are unwound
+/// too. The hub stays usable: later calls spawn on it as before. Does
+/// nothing on a thread that never used sylvan.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// struct Closes(std::rc::Rc<std::cell::Cell<bool>>);
+/// impl Drop for Closes {
+///     fn drop(&mut self) { self.0.set(true) }
+/// }
+///
+/// let closed = std::rc::Rc::new(std::cell::Cell::new(false));
+/// let c = Closes(closed.clone());
+/// let g = sylvan::spawn(move || {
+///     let _c = c;
+///     sylvan::sleep(Duration::from_secs(3600))
+/// });
+/// sylvan::yield_now(); // it starts and parks
+/// sylvan::shutdown();
+/// assert!(closed.get(), "its destructors ran");
+/// assert!(g.is_finished());
+/// ```
+///
+/// # Panics
+///
+/// If called from a green thread (only the root context may shut its hub
+/// down): the message says so.
+#[track_caller]
+pub fn shutdown() {
+    let Some(hub) = crate::runtime::hub::try_hub() else {
+        return;
+    };
+    assert!(
+        hub.current_core().is_root(),
+        "sylvan::shutdown must be called from the root context (the OS thread's own stack), not from a green thread"
+    );
+    if hub.cannot_suspend(hub.current_core()).is_some() {
+        // A destructor on the scheduler's own path: unwinding green
+        // threads from here would run user code inside the scheduler.
+        tracing::error!(
+            "sylvan::shutdown called from a destructor the hub runs; ignored (at {})",
+            Location::caller()
+        );
+        return;
+    }
+    hub.shutdown();
 }
 
 /// Configures a green thread before spawning it.
@@ -219,11 +305,33 @@ impl Builder {
     }
 
     /// Spawns `f`, whose `None` means "did not run" (killed before start).
-    fn spawn_inner<T: 'static>(
+    ///
+    /// Closures of any size are accepted: corosensei copies the entry
+    /// closure onto the new stack and refuses more than 1 KiB, so a large
+    /// one is boxed first (small ones, the common case, are not).
+    fn spawn_inner<T: 'static, F: FnOnce() -> Option<T> + 'static>(
         self,
-        f: impl FnOnce() -> Option<T> + 'static,
+        f: F,
     ) -> io::Result<GreenThread<T>> {
-        let hub = hub();
+        if std::mem::size_of::<F>() > MAX_INLINE_CLOSURE {
+            let boxed = Box::new(f);
+            self.spawn_small(boxed)
+        } else {
+            self.spawn_small(f)
+        }
+    }
+
+    /// [`spawn_inner`](Self::spawn_inner) for a closure small enough to
+    /// copy onto the new stack.
+    fn spawn_small<T: 'static, F: FnOnce() -> Option<T> + 'static>(
+        self,
+        f: F,
+    ) -> io::Result<GreenThread<T>> {
+        let Some(hub) = crate::runtime::hub::hub_unless_exiting() else {
+            return Err(io::Error::other(
+                "cannot spawn a green thread: this thread is exiting and its hub was already destroyed",
+            ));
+        };
         let stack = hub.stacks.allocate(self.stack_size)?;
         let cell = Rc::new(TaskCell {
             core: Core::new(next_green_id(), self.name, stack.guard(), stack.size()),
@@ -233,15 +341,33 @@ impl Builder {
         let inner = cell.clone();
         let coro = Coroutine::with_stack(stack, move |y: &Yielder<(), ()>, ()| {
             inner.core.yielder.set(y as *const _);
-            let r = panic::catch_unwind(AssertUnwindSafe(f));
-            let r = match r {
-                Ok(Some(v)) => Some(Ok(v)),
-                Ok(None) => None,
+            if inner.core.killed.get() {
+                // Killed before it ran: drop the closure unrun, here on its
+                // own stack (a destructor that blocks fails at once).
+                if let Err(p) = panic::catch_unwind(AssertUnwindSafe(|| drop(f))) {
+                    log_panic(&inner.core, p.as_ref());
+                }
+                return;
+            }
+            let r = match panic::catch_unwind(AssertUnwindSafe(f)) {
+                Ok(Some(v)) => Ok(v),
+                Ok(None) => return,
                 // A forced unwind at hub shutdown must reach corosensei.
                 Err(p) if inner.core.unwinding.get() => panic::resume_unwind(p),
-                Err(p) => Some(Err(p)),
+                Err(p) => Err(p),
             };
-            *inner.result.borrow_mut() = r;
+            if inner.detached.get() {
+                // Nobody can take it: drop it here, on this green thread's
+                // stack, never on the scheduler's path.
+                if let Err(p) = &r {
+                    log_panic(&inner.core, p.as_ref());
+                }
+                if let Err(p) = catch_panic(|| drop(r)) {
+                    log_panic(&inner.core, p.as_ref());
+                }
+            } else {
+                *inner.result.borrow_mut() = Some(r);
+            }
         });
         *cell.core.coro.borrow_mut() = Some(coro);
         hub.insert_task(cell.clone());
@@ -362,7 +488,13 @@ impl<T> GreenThread<T> {
     /// ```
     pub fn kill(&self) {
         if !self.cell.core.finished.get() {
-            hub().kill(&self.cell.core);
+            match crate::runtime::hub::try_hub() {
+                Some(hub) => hub.kill(&self.cell.core),
+                // No hub (a thread-local destructor after the hub's): the
+                // green thread was leaked and never runs again; nobody to
+                // wake.
+                None => self.cell.core.killed.set(true),
+            }
         }
     }
 

@@ -44,6 +44,26 @@
 //!   expired, returns [`Cancelled`]; propagate it with `?`. Each blocking
 //!   call documents this under `# Cancellation`.
 //! - **Virtual time** for tests: [`time::pause`] and [`time::advance`].
+//! - **Shutdown.** [`shutdown`] kills every green thread of the hub and
+//!   force-unwinds it, so its destructors run (sockets close) while the
+//!   thread's thread-locals are still alive; [`run`] and each
+//!   [`Runtime`] thread do it before they return. A green thread still
+//!   alive when its OS thread ends without that is *leaked*: never resumed
+//!   and never unwound (its destructors never run, its stack stays
+//!   mapped), because the thread-locals its frames borrow may already be
+//!   destroyed; a `tracing` warning says how many and where they were
+//!   parked. Leaking is always sound; running those destructors would not
+//!   be.
+//! - **Nothing suspends while unwinding.** While a green thread unwinds
+//!   (a panic, or the forced unwind of shutdown), every blocking call in a
+//!   destructor fails at once with [`Cancelled::Killed`] and
+//!   [`yield_now`] returns at once: other green threads never run in the
+//!   middle of an unwind. The same holds for a green thread's closure
+//!   dropped unrun (it was killed before it started).
+//! - **No user code on the scheduler's path.** A green thread's result,
+//!   panic payload or unrun closure is dropped on its own stack, never by
+//!   the hub's loop, so a destructor that blocks cannot re-enter the
+//!   scheduler.
 
 #![deny(
     missing_docs,
@@ -74,7 +94,7 @@ pub mod zk;
 pub use cancel::{Cancelled, Elapsed, ScopeId};
 pub use compat::block_on;
 pub use green::{
-    Builder, Current, GreenId, GreenThread, JoinError, current, run, spawn, spawn_after,
+    Builder, Current, GreenId, GreenThread, JoinError, current, run, shutdown, spawn, spawn_after,
 };
 pub use net::{connect, listen, serve};
 pub use pool::{GreenPile, GreenPool};

@@ -73,10 +73,15 @@ pub fn sleep(dur: Duration) -> Result<(), Cancelled> {
     let loc = Location::caller();
     if dur.is_zero() {
         park::check_cancelled()?;
-        hub().yield_current();
+        if let Some(hub) = crate::runtime::hub::hub_unless_exiting() {
+            hub.yield_current();
+        }
         return Ok(());
     }
-    let until = hub().clock.after(dur);
+    let Some(hub) = crate::runtime::hub::hub_unless_exiting() else {
+        return Err(Cancelled::Killed);
+    };
+    let until = hub.clock.after(dur);
     sleep_until_ns(loc, until)
 }
 
@@ -132,7 +137,9 @@ fn sleep_until_ns(loc: &'static Location<'static>, until: u64) -> Result<(), Can
 /// g.join().unwrap();
 /// ```
 pub fn yield_now() {
-    hub().yield_current();
+    if let Some(hub) = crate::runtime::hub::hub_unless_exiting() {
+        hub.yield_current();
+    }
 }
 
 /// Runs `f` with a deadline `dur` from now; Eventlet's `with Timeout(dur)`.

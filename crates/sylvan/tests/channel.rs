@@ -298,8 +298,8 @@ fn a_wakeup_spent_on_a_cancelled_sender_is_passed_on() {
     assert_eq!(rx.recv(), Ok(2));
 }
 
-/// A green thread parked in `recv` when its hub's thread exits is unwound;
-/// it must leave the waiter list so it doesn't swallow a later wake-up.
+/// A green thread parked in `recv` when its hub's thread exits is leaked
+/// (never resumed); its waiter entry must not swallow a later wake-up.
 #[test]
 fn receivers_unwound_at_thread_exit_leave_the_channel() {
     sylvan::time::pause();

@@ -510,6 +510,40 @@ fn abort_kills_a_running_closure_and_skips_a_queued_one() {
 }
 
 #[test]
+fn closures_are_unwound_and_fail_with_hub_gone_at_shutdown() {
+    bounded(|| {
+        let drops = util::SyncDropCounter::default();
+        let guard = drops.track();
+        let (h_tx, h_rx) = sylvan::sync::channel();
+        let (started_tx, started_rx) = sylvan::sync::channel();
+        let (exit_tx, exit_rx) = sylvan::sync::channel::<()>();
+        let t = std::thread::spawn(move || {
+            h_tx.send(HubHandle::current()).unwrap();
+            let _ = exit_rx.recv();
+            sylvan::shutdown();
+        });
+        let hub = h_rx.recv().unwrap();
+        let in_flight = hub.spawn(move || {
+            let _guard = guard;
+            started_tx.send(()).unwrap();
+            sylvan::sleep(Duration::from_secs(3600))
+        });
+        started_rx.recv().unwrap();
+        exit_tx.send(()).unwrap();
+        t.join().unwrap();
+        assert_eq!(drops.dropped(), 1, "unwound by shutdown");
+        assert!(matches!(
+            sylvan::block_on(in_flight).unwrap(),
+            Err(RemoteJoinError::HubGone)
+        ));
+        assert!(matches!(
+            sylvan::block_on(hub.spawn(|| ())).unwrap(),
+            Err(RemoteJoinError::HubGone)
+        ));
+    });
+}
+
+#[test]
 fn closures_fail_with_hub_gone_when_the_hub_thread_exits() {
     bounded(|| {
         let drops = util::SyncDropCounter::default();
@@ -531,8 +565,9 @@ fn closures_fail_with_hub_gone_when_the_hub_thread_exits() {
         started_rx.recv().unwrap();
         exit_tx.send(()).unwrap();
         t.join().unwrap();
-        // Its green thread was unwound at thread exit: destructors ran.
-        assert_eq!(drops.dropped(), 1);
+        // The thread exited without `sylvan::shutdown`: its green thread
+        // was leaked (its destructors never run), and the job reports it.
+        assert_eq!(drops.dropped(), 0);
         assert!(matches!(
             sylvan::block_on(in_flight).unwrap(),
             Err(RemoteJoinError::HubGone)

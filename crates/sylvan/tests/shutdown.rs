@@ -1,5 +1,7 @@
-//! When a hub's thread ends, its green threads are force-unwound so their
-//! destructors run; nothing leaks.
+//! `sylvan::shutdown()` (and `run`, and each `Runtime` thread) force-unwinds
+//! a hub's green threads so their destructors run; nothing leaks. Green
+//! threads still alive at thread exit without it are leaked, never unwound
+//! (see tests/soundness.rs).
 
 mod util;
 
@@ -9,7 +11,7 @@ use std::time::Duration;
 use sylvan::sync::{Event, Queue};
 
 #[test]
-fn thread_exit_drops_every_green_thread() {
+fn shutdown_drops_every_green_thread() {
     let drops = util::SyncDropCounter::default();
     let d = drops.clone();
     let spawned = Arc::new(Mutex::new(0usize));
@@ -63,6 +65,8 @@ fn thread_exit_drops_every_green_thread() {
             *s.lock().unwrap() += 1;
         }
         assert!(sylvan::debug::stats().green_threads >= 60);
+        sylvan::shutdown();
+        assert_eq!(sylvan::debug::stats().green_threads, 0);
     })
     .join()
     .unwrap();
@@ -91,6 +95,7 @@ fn destructors_that_block_fail_instead_of_suspending() {
             let _ = sylvan::sleep(Duration::from_secs(3600));
         }));
         sylvan::yield_now();
+        sylvan::shutdown();
     })
     .join()
     .unwrap();

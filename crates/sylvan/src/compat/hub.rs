@@ -38,6 +38,42 @@ enum Msg {
 struct Inner {
     tx: Sender<Msg>,
     next_id: AtomicU64,
+    /// Jobs sent and not yet completed, and whether the hub's thread has
+    /// exited. A thread that exits without `sylvan::shutdown` leaks its
+    /// green threads (the dispatcher and the jobs with them), so nothing
+    /// would ever complete these: the hub's exit hook fails them instead.
+    pending: Mutex<Pending>,
+}
+
+#[derive(Default)]
+struct Pending {
+    gone: bool,
+    jobs: HashMap<u64, Weak<dyn HubGone>>,
+}
+
+/// A job's slot, seen without its result type.
+trait HubGone: Send + Sync {
+    /// Completes the job with `HubGone`, unless it completed already.
+    fn hub_gone(&self);
+}
+
+impl Inner {
+    fn lock_pending(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The hub's thread exited: fail every job still pending, and every
+    /// later one at once.
+    fn hub_exited(&self) {
+        let jobs = {
+            let mut p = self.lock_pending();
+            p.gone = true;
+            std::mem::take(&mut p.jobs)
+        };
+        for slot in jobs.into_values().filter_map(|w| w.upgrade()) {
+            slot.hub_gone();
+        }
+    }
 }
 
 thread_local! {
@@ -161,9 +197,10 @@ impl HubHandle {
         }
         let (handle, rx) = HubHandle::pair();
         CURRENT.with(|c| *c.borrow_mut() = Arc::downgrade(&handle.inner));
-        let spawned = Builder::new()
-            .name("sylvan-compat-dispatcher")
-            .spawn(move || dispatch(rx));
+        let spawned = Builder::new().name("sylvan-compat-dispatcher").spawn({
+            let weak = Arc::downgrade(&handle.inner);
+            move || dispatch(rx, weak)
+        });
         if let Err(e) = spawned {
             panic!("sylvan::compat::HubHandle::current: cannot start the dispatcher: {e}");
         }
@@ -175,6 +212,7 @@ impl HubHandle {
         let inner = Arc::new(Inner {
             tx,
             next_id: AtomicU64::new(1),
+            pending: Mutex::new(Pending::default()),
         });
         (HubHandle { inner }, rx)
     }
@@ -217,8 +255,26 @@ impl HubHandle {
                 waker: None,
             }),
         });
-        let completer = Completer(Some(slot.clone()));
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut p = self.inner.lock_pending();
+            if p.gone {
+                drop(p);
+                finish(&slot, None);
+                return RemoteJoinHandle {
+                    slot,
+                    id,
+                    hub: self.inner.clone(),
+                };
+            }
+            let weak: Weak<dyn HubGone> = Arc::downgrade(&slot) as Weak<dyn HubGone>;
+            p.jobs.insert(id, weak);
+        }
+        let completer = Completer {
+            slot: Some(slot.clone()),
+            id,
+            hub: Arc::downgrade(&self.inner),
+        };
         let job: Job = Box::new(move || run_job(f, completer));
         // An unbounded send never waits. If the hub is gone, the job comes
         // back in the error and dropping it reports `HubGone`.
@@ -284,8 +340,8 @@ pub fn start_hubs(rt: &Runtime) -> io::Result<Vec<HubHandle>> {
                 let i = Runtime::current_index().unwrap_or(0);
                 let end = ends.lock().unwrap_or_else(PoisonError::into_inner)[i].take();
                 if let Some((rx, weak)) = end {
-                    CURRENT.with(|c| *c.borrow_mut() = weak);
-                    dispatch(rx);
+                    CURRENT.with(|c| *c.borrow_mut() = weak.clone());
+                    dispatch(rx, weak);
                 }
             });
         })?;
@@ -294,7 +350,12 @@ pub fn start_hubs(rt: &Runtime) -> io::Result<Vec<HubHandle>> {
 
 /// The dispatcher: one green thread per job, until every handle is gone;
 /// then waits for the jobs still running.
-fn dispatch(rx: Receiver<Msg>) {
+fn dispatch(rx: Receiver<Msg>, inner: Weak<Inner>) {
+    crate::runtime::hub::hub().shared.on_exit(Box::new(move || {
+        if let Some(inner) = inner.upgrade() {
+            inner.hub_exited();
+        }
+    }));
     let running: Rc<RefCell<HashMap<u64, GreenThread<()>>>> = Rc::default();
     // Ends when every sender is gone, or when this context is cancelled
     // (killed or unwound as its hub shuts down).
@@ -364,27 +425,51 @@ impl<T> Slot<T> {
 
 /// The job's side of a [`Slot`]: completes it once; if dropped without
 /// completing (the closure never ran, or was unwound), reports why.
-struct Completer<T>(Option<Arc<Slot<T>>>);
+struct Completer<T> {
+    slot: Option<Arc<Slot<T>>>,
+    id: u64,
+    /// Weak: a job must not keep the channel's sender (in `Inner`) alive.
+    hub: Weak<Inner>,
+}
 
 impl<T> Completer<T> {
     fn complete(mut self, r: Result<T, RemoteJoinError>) {
-        if let Some(slot) = self.0.take() {
+        if let Some(slot) = self.slot.take() {
+            self.unregister();
             finish(&slot, Some(r));
+        }
+    }
+
+    fn unregister(&self) {
+        if let Some(inner) = self.hub.upgrade() {
+            inner.lock_pending().jobs.remove(&self.id);
         }
     }
 }
 
 impl<T> Drop for Completer<T> {
     fn drop(&mut self) {
-        if let Some(slot) = self.0.take() {
+        if let Some(slot) = self.slot.take() {
+            self.unregister();
             finish(&slot, None);
         }
     }
 }
 
+impl<T: Send> HubGone for Slot<T> {
+    fn hub_gone(&self) {
+        finish(self, None);
+    }
+}
+
+/// Completes `slot` with `r` (`None`: aborted or hub gone), once: a later
+/// completion is ignored.
 fn finish<T>(slot: &Slot<T>, r: Option<Result<T, RemoteJoinError>>) {
     let waker = {
         let mut st = slot.lock();
+        if st.done {
+            return;
+        }
         let r = r.unwrap_or(Err(if st.aborted {
             RemoteJoinError::Aborted
         } else {

@@ -93,7 +93,7 @@ impl Drop for SlotGuard {
         inner.running.set(inner.running.get() - 1);
         inner.fill();
         if inner.running.get() == 0 {
-            inner.idle.borrow_mut().notify_all(hub());
+            inner.idle.borrow_mut().wake_all();
         }
     }
 }
@@ -101,9 +101,8 @@ impl Drop for SlotGuard {
 impl Inner {
     /// Hands free slots to waiting spawners, oldest first.
     fn fill(&self) {
-        let hub = hub();
         while self.queued.get() > 0 && self.running.get() < self.size.get() {
-            if !self.spawners.borrow_mut().notify_one(hub) {
+            if !self.spawners.borrow_mut().wake_one() {
                 // Only cancelled spawners are left, some still counted in
                 // `queued` until they run; each calls `fill` as it leaves.
                 break;

@@ -12,10 +12,20 @@
 //!   green thread being resumed, which the scheduler keeps alive (it holds an
 //!   `Rc` to the task for the whole resume).
 //! - The hub is created by [`hub`] and destroyed by the thread-local
-//!   [`HubOwner`] at thread exit: first every remaining green thread is
-//!   force-unwound (its destructors run, with the hub still reachable), then
-//!   the memory is freed. No `&Hub` outlives that, because no code of the
-//!   thread runs after its thread-locals are destroyed.
+//!   [`HubOwner`] at thread exit. Green threads are force-unwound only by an
+//!   explicit [`Hub::shutdown`], made while the thread's other thread-locals
+//!   are still alive (`sylvan::run`, each `Runtime` thread,
+//!   `sylvan::shutdown`). A green thread still alive when `HubOwner` runs is
+//!   leaked, never resumed nor unwound: thread-locals its frames borrow may
+//!   already be destroyed (they are destroyed in reverse order of first
+//!   use). Its stack stays mapped for ever (the leaked coroutine keeps the
+//!   stack pool alive), so anything pinned on it stays valid. No `&Hub` is
+//!   used after that, because leaked frames never run again and no code of
+//!   the thread runs after its thread-locals are destroyed.
+//! - User code never runs on the scheduler's path while the root is parked
+//!   in it: results, panic payloads and closures are dropped on the green
+//!   thread's own stack. `in_scheduler` marks that path; a blocking call
+//!   made from it anyway fails instead of re-entering the loop.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
@@ -50,7 +60,6 @@ pub(crate) fn next_green_id() -> u64 {
 
 /// The part of a hub other OS threads may touch: the remote wake queue and
 /// what the watchdog reads.
-#[derive(Debug)]
 pub(crate) struct HubShared {
     pub(crate) id: u64,
     pub(crate) thread_name: String,
@@ -68,9 +77,39 @@ pub(crate) struct HubShared {
     pub(crate) threshold_ns: AtomicU64,
     /// Names of named green threads, for the watchdog's message.
     pub(crate) names: Mutex<HashMap<u64, Arc<str>>>,
+    /// Run once when the hub's thread exits (after its green threads were
+    /// leaked or ended), to fail what they would have completed.
+    exit_hooks: Mutex<Vec<ExitHook>>,
+}
+
+type ExitHook = Box<dyn FnOnce() + Send>;
+
+impl std::fmt::Debug for HubShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubShared")
+            .field("id", &self.id)
+            .field("thread_name", &self.thread_name)
+            .field("alive", &self.alive)
+            .finish_non_exhaustive()
+    }
 }
 
 impl HubShared {
+    /// Registers `hook` to run when the hub's thread exits. It runs in a
+    /// thread-local destructor: it must not use sylvan or other
+    /// thread-locals.
+    pub(crate) fn on_exit(&self, hook: ExitHook) {
+        self.exit_hooks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(hook);
+    }
+
+    /// Whether the hub still runs (its thread has not exited).
+    pub(crate) fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::Acquire)
+    }
+
     /// Queues a wake-up for a parked context and wakes the hub's poll.
     pub(crate) fn remote_wake(&self, token: WakeToken) {
         if !self.alive.load(Ordering::Acquire) {
@@ -91,6 +130,8 @@ pub(crate) struct Hub {
     free_slots: RefCell<Vec<u32>>,
     ready: RefCell<VecDeque<u32>>,
     current: Cell<*const Core>,
+    /// Set while the root context runs scheduler code (not user code).
+    in_scheduler: Cell<bool>,
     pub(crate) root: Core,
     pub(crate) timers: RefCell<Timers>,
     pub(crate) clock: Clock,
@@ -132,10 +173,11 @@ impl Drop for HubOwner {
         // SAFETY: the pointer came from Box::into_raw in `init` and is freed
         // only here, once. Until then it is valid.
         let hub = unsafe { &*self.0 };
-        hub.shutdown();
+        hub.leak_remaining();
         HUB.with(|h| h.set(ptr::null()));
-        // SAFETY: shutdown unwound every green thread, so no reference into
-        // the hub remains; see the module invariants.
+        // SAFETY: every green thread is finished or leaked (never to run
+        // again), so no reference into the hub is used after this; see the
+        // module invariants.
         drop(unsafe { Box::from_raw(self.0 as *mut Hub) });
     }
 }
@@ -159,17 +201,43 @@ pub(crate) fn hub() -> &'static Hub {
 }
 
 /// The current thread's hub, if it has one already.
+///
+/// `None` also in a thread-local destructor that runs after the hub's own:
+/// wake paths use this, since with no hub there is nobody to wake.
 pub(crate) fn try_hub() -> Option<&'static Hub> {
     let p = HUB.with(|h| h.get());
     // SAFETY: as in `hub`.
     (!p.is_null()).then(|| unsafe { &*p })
 }
 
+/// The current thread's hub, created on first use; `None` when the thread
+/// is exiting and its hub was already destroyed (a blocking call made from
+/// a later thread-local destructor), where blocking calls fail instead.
+pub(crate) fn hub_unless_exiting() -> Option<&'static Hub> {
+    match try_hub() {
+        Some(h) => Some(h),
+        None => try_init().ok(),
+    }
+}
+
 #[cold]
 fn init() -> &'static Hub {
+    match try_init() {
+        Ok(h) => h,
+        Err(e) => panic!("sylvan: {e}"),
+    }
+}
+
+#[cold]
+fn try_init() -> std::io::Result<&'static Hub> {
     let hub = match Hub::new() {
         Ok(h) => Box::new(h),
-        Err(e) => panic!("sylvan: cannot create this thread's hub: {e}"),
+        Err(e) => {
+            return Err(std::io::Error::new(
+                e.kind(),
+                format!("cannot create this thread's hub: {e}"),
+            ));
+        }
     };
     let p: *const Hub = Box::into_raw(hub);
     let registered = OWNER
@@ -178,15 +246,15 @@ fn init() -> &'static Hub {
     if !registered {
         // SAFETY: `p` was just created by Box::into_raw and is not shared.
         drop(unsafe { Box::from_raw(p as *mut Hub) });
-        panic!(
-            "sylvan: a blocking call was made while this thread was exiting, after its hub was destroyed"
-        );
+        return Err(std::io::Error::other(
+            "this thread is exiting and its hub was already destroyed",
+        ));
     }
     HUB.with(|h| h.set(p));
     // SAFETY: `p` is valid until HubOwner drops it at thread exit.
     let hub = unsafe { &*p };
     watchdog::register(&hub.shared);
-    hub
+    Ok(hub)
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -215,12 +283,14 @@ impl Hub {
             location: AtomicPtr::new(ptr::null_mut()),
             threshold_ns: AtomicU64::new(threshold.map_or(0, nanos)),
             names: Mutex::new(HashMap::new()),
+            exit_hooks: Mutex::new(Vec::new()),
         });
         Ok(Hub {
             tasks: RefCell::new(Vec::new()),
             free_slots: RefCell::new(Vec::new()),
             ready: RefCell::new(VecDeque::new()),
             current: Cell::new(ptr::null()),
+            in_scheduler: Cell::new(false),
             root: Core::new(0, None, (0, 0), 0),
             timers: RefCell::new(Timers::default()),
             clock: Clock::new(),
@@ -341,23 +411,51 @@ impl Hub {
         }
     }
 
+    /// Why the current context may not suspend now, if it may not: it is
+    /// unwinding (a panic, or the hub's forced unwind), it is a green thread
+    /// whose entry function has not run (its closure being dropped unrun),
+    /// or it is the root running the scheduler's own code.
+    pub(crate) fn cannot_suspend(&self, core: &Core) -> Option<&'static str> {
+        if std::thread::panicking() || core.unwinding.get() {
+            Some("the context is unwinding")
+        } else if core.is_root() {
+            self.in_scheduler.get().then_some(
+                "it was made from the scheduler's own path (a destructor run by the hub)",
+            )
+        } else if core.yielder.get().is_null() {
+            Some("the green thread has not started")
+        } else {
+            None
+        }
+    }
+
     /// Suspends the current context until it is woken (park's second half).
+    ///
+    /// The caller (`park`) has checked [`cannot_suspend`](Self::cannot_suspend).
     pub(crate) fn suspend_current(&self, core: &Core) {
         if core.is_root() {
             self.run_until_root_woken();
         } else {
             let y = core.yielder.get();
+            debug_assert!(!y.is_null(), "park checked cannot_suspend");
             // SAFETY: the yielder pointer was stored by the coroutine's entry
             // function and lives on its stack, which is live while the
-            // coroutine runs (and we are running inside it now).
+            // coroutine runs (and we are running inside it now); park checked
+            // that it is not null (the entry function has run).
             unsafe { (*y).suspend(()) };
         }
     }
 
-    /// Lets other green threads run once, then continues.
+    /// Lets other green threads run once, then continues. Returns at once,
+    /// without running anything, where suspending is not allowed (see
+    /// [`cannot_suspend`](Self::cannot_suspend)).
     pub(crate) fn yield_current(&self) {
         let core = self.current_core();
+        if self.cannot_suspend(core).is_some() {
+            return;
+        }
         if core.is_root() {
+            let _sched = SchedulerPath::enter(self);
             self.turn(false);
             let n = self.ready.borrow().len();
             for _ in 0..n {
@@ -369,13 +467,15 @@ impl Hub {
         } else {
             self.ready.borrow_mut().push_back(core.slot.get());
             let y = core.yielder.get();
-            // SAFETY: as in `suspend_current`.
+            // SAFETY: as in `suspend_current`; `cannot_suspend` checked that
+            // the pointer is not null.
             unsafe { (*y).suspend(()) };
         }
     }
 
     /// The scheduler loop, run on the root's stack while the root is parked.
     fn run_until_root_woken(&self) {
+        let _sched = SchedulerPath::enter(self);
         loop {
             let mut budget = BUDGET;
             while self.root.parked.get() != 0 {
@@ -396,6 +496,12 @@ impl Hub {
         }
     }
 
+    /// Switches into the green thread of `slot` until it suspends or ends.
+    ///
+    /// A green thread killed before it started is resumed too: its entry
+    /// function sees the kill and drops its closure unrun, on its own stack,
+    /// where a destructor that blocks fails instead of re-entering the
+    /// scheduler.
     fn resume(&self, slot: u32) {
         let Some(task) = self.tasks.borrow().get(slot as usize).cloned().flatten() else {
             return;
@@ -405,13 +511,6 @@ impl Hub {
         let Some(c) = coro.as_mut() else {
             return;
         };
-        if core.killed.get() && !core.started.get() {
-            // Killed before it ever ran: drop the closure unrun.
-            coro.take();
-            drop(coro);
-            self.finish(slot, &task);
-            return;
-        }
         core.started.set(true);
         self.current.set(core as *const Core);
         signal::set_current(
@@ -432,7 +531,9 @@ impl Hub {
             shared.switches.load(Ordering::Relaxed) + 1,
             Ordering::Relaxed,
         );
+        let in_scheduler = self.in_scheduler.replace(false);
         let r = c.resume(());
+        self.in_scheduler.set(in_scheduler);
         shared.running.store(0, Ordering::Relaxed);
         signal::clear_current();
         self.current.set(ptr::null());
@@ -443,6 +544,8 @@ impl Hub {
         }
     }
 
+    /// Bookkeeping once a green thread has returned: no user code runs here
+    /// (its result was stored or dropped by its entry function).
     fn finish(&self, slot: u32, task: &Rc<dyn Task>) {
         let core = task.core();
         core.finished.set(true);
@@ -456,7 +559,6 @@ impl Hub {
                 .remove(&core.id);
         }
         core.joiners.borrow_mut().notify_all(self);
-        task.on_finish();
     }
 
     /// One turn of the event loop: poll I/O (blocking only if `may_block`
@@ -558,10 +660,15 @@ impl Hub {
         }
     }
 
-    /// Force-unwinds every remaining green thread so destructors run.
-    fn shutdown(&self) {
-        self.shared.alive.store(false, Ordering::Release);
-        watchdog::unregister(self.shared.id);
+    /// Kills and force-unwinds every green thread of this hub, so their
+    /// destructors run now, while the thread's thread-locals are alive.
+    /// Green threads spawned by those destructors are unwound too. The hub
+    /// stays usable afterwards.
+    ///
+    /// Must be called from the root context, outside the scheduler.
+    pub(crate) fn shutdown(&self) {
+        debug_assert!(self.current.get().is_null() && !self.in_scheduler.get());
+        let _sched = SchedulerPath::enter(self);
         loop {
             let batch: Vec<Rc<dyn Task>> = {
                 let mut tasks = self.tasks.borrow_mut();
@@ -578,7 +685,7 @@ impl Hub {
                 let core = task.core();
                 core.killed.set(true);
                 core.unwinding.set(true);
-                let coro = core.coro.borrow_mut().take();
+                let mut coro = core.coro.borrow_mut().take();
                 self.current.set(core as *const Core);
                 signal::set_current(
                     core.guard.0,
@@ -586,15 +693,116 @@ impl Hub {
                     core.name.as_deref(),
                     core.stack_size,
                 );
+                self.in_scheduler.set(false);
+                if let Some(c) = coro.as_mut().filter(|c| !c.started()) {
+                    // Never ran: run its entry function, which sees the kill
+                    // and drops the closure on the green thread's own stack.
+                    core.started.set(true);
+                    let _ = c.resume(());
+                }
+                // A suspended coroutine is force-unwound by its drop.
                 drop(coro);
+                self.in_scheduler.set(true);
                 signal::clear_current();
                 self.current.set(ptr::null());
                 core.finished.set(true);
-                task.on_finish();
+                if core.name.is_some() {
+                    self.shared
+                        .names
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&core.id);
+                }
+                core.joiners.borrow_mut().notify_all(self);
             }
         }
         self.ready.borrow_mut().clear();
         *self.timers.borrow_mut() = Timers::default();
+    }
+
+    /// At thread exit: leaks every green thread still alive (never resumed,
+    /// never unwound, its stack never unmapped), since thread-locals its
+    /// frames borrow may already be destroyed. Says how many and where.
+    fn leak_remaining(&self) {
+        self.shared.alive.store(false, Ordering::Release);
+        watchdog::unregister(self.shared.id);
+        let left: Vec<Rc<dyn Task>> = self
+            .tasks
+            .borrow_mut()
+            .iter_mut()
+            .filter_map(Option::take)
+            .collect();
+        if !left.is_empty() {
+            let mut places: Vec<String> = left
+                .iter()
+                .take(8)
+                .map(|t| {
+                    let c = t.core();
+                    format!(
+                        "{} ({}) at {}",
+                        c.id,
+                        c.name.as_deref().unwrap_or("<unnamed>"),
+                        c.last_block
+                            .get()
+                            .map_or("its start".to_string(), |l| l.to_string())
+                    )
+                })
+                .collect();
+            if left.len() > places.len() {
+                places.push(format!("and {} more", left.len() - places.len()));
+            }
+            tracing::warn!(
+                hub = self.shared.id,
+                thread = %self.shared.thread_name,
+                "sylvan: thread '{}' exited with {} green thread(s) still alive; they are leaked \
+                 (never resumed, their destructors never run) because the thread-locals they \
+                 may borrow are already destroyed. Call sylvan::shutdown() before the thread \
+                 ends to unwind them. Parked: {}",
+                self.shared.thread_name,
+                left.len(),
+                places.join(", ")
+            );
+            for t in left {
+                // The coroutine inside keeps its stack, and the stack keeps
+                // the stack pool's mappings: all of it stays valid for ever.
+                std::mem::forget(t);
+            }
+        }
+        self.ready.borrow_mut().clear();
+        // Timer entries are plain tokens: dropping them runs no user code.
+        *self.timers.borrow_mut() = Timers::default();
+        let hooks = std::mem::take(
+            &mut *self
+                .shared
+                .exit_hooks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        for hook in hooks {
+            hook();
+        }
+    }
+}
+
+/// Marks the root context as running scheduler code for as long as it
+/// lives (restoring the previous mark, so it nests).
+struct SchedulerPath<'a> {
+    hub: &'a Hub,
+    was: bool,
+}
+
+impl<'a> SchedulerPath<'a> {
+    fn enter(hub: &'a Hub) -> SchedulerPath<'a> {
+        SchedulerPath {
+            hub,
+            was: hub.in_scheduler.replace(true),
+        }
+    }
+}
+
+impl Drop for SchedulerPath<'_> {
+    fn drop(&mut self) {
+        self.hub.in_scheduler.set(self.was);
     }
 }
 

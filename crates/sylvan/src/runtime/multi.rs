@@ -186,8 +186,9 @@ impl Runtime {
     /// The threads start together and `run` returns once every `f` has
     /// returned. `f` may borrow from the caller (the threads are scoped), so
     /// it needs to be `Sync`, not `'static`. Green threads an `f` spawned
-    /// and left running when it returns are not waited for: its thread then
-    /// exits, and its hub unwinds them (their destructors run).
+    /// and left running when it returns are not waited for: the thread
+    /// [shuts its hub down](crate::shutdown), killing and unwinding them
+    /// (their destructors run), then exits.
     ///
     /// # Examples
     ///
@@ -229,7 +230,11 @@ impl Runtime {
                     let (f, first_panic) = (&f, &first_panic);
                     let spawned = b.spawn_scoped(scope, move || {
                         INDEX.with(|c| c.set(Some(i)));
-                        match panic::catch_unwind(AssertUnwindSafe(f)) {
+                        let r = panic::catch_unwind(AssertUnwindSafe(f));
+                        // Unwind what `f` left running while this thread's
+                        // thread-locals are still alive.
+                        crate::green::shutdown();
+                        match r {
                             Ok(v) => Some(v),
                             Err(p) => {
                                 let mut slot =

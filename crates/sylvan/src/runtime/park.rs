@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::panic::Location;
 use std::sync::Arc;
 
-use super::hub::{Hub, HubShared, hub, try_hub};
+use super::hub::{Hub, HubShared, hub, hub_unless_exiting, try_hub};
 use crate::cancel::{Cancelled, ScopeId};
 
 /// Identifies one park of one green thread (or of the root context).
@@ -53,9 +53,23 @@ pub(crate) fn park_at(
     own: Option<u64>,
     register: impl FnOnce(WakeToken),
 ) -> Result<Parked, Cancelled> {
-    let hub = hub();
+    let Some(hub) = hub_unless_exiting() else {
+        // A thread-local destructor after the hub's: nothing can wake us.
+        return Err(Cancelled::Killed);
+    };
     let core = hub.current_core();
     check_cancelled_in(hub)?;
+    if let Some(why) = hub.cannot_suspend(core) {
+        if core.is_root() {
+            // Only reachable through a destructor the hub itself ran: say
+            // so, since the caller sees a plain `Killed`.
+            tracing::error!(
+                "sylvan: a blocking call at {location} failed because {why}; \
+                 suspending there would re-enter the hub's loop"
+            );
+        }
+        return Err(Cancelled::Killed);
+    }
     let scope = core.scope_deadline();
     // Read the clock only when there is a deadline of our own to compare.
     if own.is_some_and(|o| o <= hub.clock.now()) {
@@ -68,21 +82,29 @@ pub(crate) fn park_at(
     };
     core.parked.set(seq);
     core.wake.set(Wake::None);
+    // Whatever happens from here (a panic in `register`, the root's
+    // deadlock report, the forced unwind at shutdown), the park ends with
+    // `parked` cleared and the timer disarmed, so no later wake-up can be
+    // spent on this stale token.
+    let mut guard = ParkGuard {
+        hub,
+        core,
+        timer: None,
+    };
     register(token);
     let effective = match (own, scope) {
         (Some(o), Some((s, _))) => Some(o.min(s)),
         (o, s) => o.or(s.map(|s| s.0)),
     };
-    let timer = effective.map(|when| hub.timers.borrow_mut().insert(when, token));
+    guard.timer = effective.map(|when| hub.timers.borrow_mut().insert(when, token));
     core.last_block.set(Some(location));
     hub.suspend_current(core);
-    core.parked.set(0);
     let reason = core.wake.replace(Wake::None);
-    if reason != Wake::Timer {
-        if let Some(k) = timer {
-            hub.timers.borrow_mut().cancel(k);
-        }
+    if reason == Wake::Timer {
+        // It fired, so the heap no longer holds it.
+        guard.timer = None;
     }
+    drop(guard);
     match reason {
         Wake::Notified | Wake::None => Ok(Parked::Woken),
         Wake::Killed => Err(Cancelled::Killed),
@@ -98,10 +120,32 @@ pub(crate) fn park_at(
     }
 }
 
+/// Ends a park on every path, unwinding included: clears `parked` and
+/// disarms the timer if it did not fire.
+struct ParkGuard<'a> {
+    hub: &'a Hub,
+    core: &'a super::task::Core,
+    timer: Option<super::timer::TimerKey>,
+}
+
+impl Drop for ParkGuard<'_> {
+    fn drop(&mut self) {
+        self.core.parked.set(0);
+        if let Some(k) = self.timer.take() {
+            if let Ok(mut timers) = self.hub.timers.try_borrow_mut() {
+                timers.cancel(k);
+            }
+        }
+    }
+}
+
 /// Fails if a blocking call made now would fail at once: the current context
 /// was killed, is unwinding, or its innermost scoped deadline has passed.
 pub(crate) fn check_cancelled() -> Result<(), Cancelled> {
-    check_cancelled_in(hub())
+    match hub_unless_exiting() {
+        Some(hub) => check_cancelled_in(hub),
+        None => Err(Cancelled::Killed),
+    }
 }
 
 fn check_cancelled_in(hub: &Hub) -> Result<(), Cancelled> {
@@ -145,6 +189,12 @@ impl Unparker {
         }
     }
 
+    /// Whether the hub of the parked context still runs. A hub whose thread
+    /// exited leaked its green threads: waking them does nothing.
+    pub(crate) fn hub_alive(&self) -> bool {
+        self.shared.is_alive()
+    }
+
     /// Wakes the parked context (no effect if it stopped waiting, or if its
     /// hub is gone).
     pub(crate) fn unpark(self) {
@@ -173,6 +223,31 @@ pub(crate) struct WaitList {
 impl WaitList {
     pub(crate) fn push(&mut self, token: WakeToken) {
         self.tokens.push_back(token);
+    }
+
+    /// Wakes the oldest waiter that is still waiting, on this thread's hub.
+    /// Returns whether one was. Safe to call from anywhere, thread-local
+    /// destructors included: with no hub there is nobody to wake.
+    pub(crate) fn wake_one(&mut self) -> bool {
+        match try_hub() {
+            Some(hub) => self.notify_one(hub),
+            None => {
+                self.tokens.clear();
+                self.stale = 0;
+                false
+            }
+        }
+    }
+
+    /// Wakes every waiter, on this thread's hub; as [`wake_one`](Self::wake_one).
+    pub(crate) fn wake_all(&mut self) {
+        match try_hub() {
+            Some(hub) => self.notify_all(hub),
+            None => {
+                self.tokens.clear();
+                self.stale = 0;
+            }
+        }
     }
 
     /// Wakes the oldest waiter that is still waiting. Returns whether one was.

@@ -158,15 +158,18 @@ impl Core {
 /// A green thread as the hub sees it: its core plus a typed result slot.
 pub(crate) trait Task {
     fn core(&self) -> &Core;
-    /// Called once when the green thread has finished (or was dropped at
-    /// shutdown), after joiners were woken.
-    fn on_finish(&self);
 }
 
 /// The result slot of a green thread, shared with its `GreenThread` handle.
+///
+/// The hub never drops a user value held here: the green thread's entry
+/// function drops its own result (or panic payload) when the handle was
+/// already dropped, and otherwise the handle takes it. So a destructor that
+/// blocks never runs on the scheduler's path.
 pub(crate) struct TaskCell<T> {
     pub(crate) core: Core,
-    /// `None` until it finishes; stays `None` if it was killed before running.
+    /// `None` until it finishes; stays `None` if it was killed before
+    /// running, or if nobody could take it (detached).
     pub(crate) result: RefCell<Option<thread::Result<T>>>,
     /// Set when the handle was dropped without joining.
     pub(crate) detached: Cell<bool>,
@@ -175,14 +178,6 @@ pub(crate) struct TaskCell<T> {
 impl<T> Task for TaskCell<T> {
     fn core(&self) -> &Core {
         &self.core
-    }
-
-    fn on_finish(&self) {
-        if self.detached.get() {
-            if let Some(Err(payload)) = &*self.result.borrow() {
-                log_panic(&self.core, payload.as_ref());
-            }
-        }
     }
 }
 

@@ -4,7 +4,6 @@ use std::panic::Location;
 use std::rc::Rc;
 
 use crate::cancel::Cancelled;
-use crate::runtime::hub::hub;
 use crate::runtime::park::{self, WaitList};
 
 /// A value sent once and awaited by any number of green threads; Eventlet's
@@ -86,7 +85,7 @@ impl<T> Event<T> {
         }
         *v = Some(value);
         drop(v);
-        self.inner.waiters.borrow_mut().notify_all(hub());
+        self.inner.waiters.borrow_mut().wake_all();
         Ok(())
     }
 

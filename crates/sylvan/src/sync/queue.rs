@@ -5,7 +5,6 @@ use std::panic::Location;
 use std::rc::Rc;
 
 use crate::cancel::Cancelled;
-use crate::runtime::hub::hub;
 use crate::runtime::park::{self, Parked, WaitList, WakeToken};
 
 use super::order::{Item, QueueOrder, Store};
@@ -250,7 +249,7 @@ impl<T> Queue<T> {
             ticket,
             putter,
         });
-        self.inner.getters.borrow_mut().notify_one(hub());
+        self.inner.getters.borrow_mut().wake_one();
         ticket
     }
 
@@ -350,7 +349,7 @@ impl<T> Queue<T> {
             self.push(value, None);
             return Ok(());
         }
-        if self.inner.cap == Some(0) && self.inner.getters.borrow_mut().notify_one(hub()) {
+        if self.inner.cap == Some(0) && self.inner.getters.borrow_mut().wake_one() {
             // A getter is waiting: hand the item over as a direct transfer.
             let ticket = self.inner.next_ticket.get() + 1;
             self.inner.next_ticket.set(ticket);
@@ -401,12 +400,13 @@ impl<T> Queue<T> {
     /// ```
     pub fn try_get(&self) -> Option<T> {
         let item = self.inner.items.borrow_mut().pop()?;
-        let hub = hub();
-        if let Some(t) = item.putter {
+        // With no hub (a thread-local destructor after the hub's) there is
+        // nobody to wake.
+        if let (Some(t), Some(hub)) = (item.putter, crate::runtime::hub::try_hub()) {
             hub.wake(t, crate::runtime::park::Wake::Notified);
         }
         if self.inner.cap.is_some_and(|n| n > 0) {
-            self.inner.putters.borrow_mut().notify_one(hub);
+            self.inner.putters.borrow_mut().wake_one();
         }
         Some(item.value)
     }

@@ -36,11 +36,13 @@ impl RemoteWaiters {
     }
 
     /// Takes the oldest waiter, for the caller to wake (preferably after
-    /// releasing the lock).
+    /// releasing the lock). Waiters whose hub is gone are dropped on the
+    /// way: their thread exited and leaked them, so they will never run.
     pub(crate) fn pop(&mut self) -> Option<Unparker> {
         while let Some((_, u)) = self.entries.pop_front() {
             match u {
-                Some(u) => return Some(u),
+                Some(u) if u.hub_alive() => return Some(u),
+                Some(_) => {}
                 None => self.holes -= 1,
             }
         }

@@ -256,9 +256,8 @@ impl Semaphore {
     /// each calls `fill` again when it leaves the queue.
     fn fill(&self) {
         let inner = &*self.inner;
-        let hub = hub();
         while inner.permits.get() > 0 && inner.queued.get() > 0 {
-            if !inner.waiters.borrow_mut().notify_one(hub) {
+            if !inner.waiters.borrow_mut().wake_one() {
                 break;
             }
             inner.permits.set(inner.permits.get() - 1);
