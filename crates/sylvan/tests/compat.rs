@@ -593,7 +593,7 @@ fn start_hubs_threads_exit_once_every_handle_is_dropped() {
             }
         }
         // A green thread left running on that hub; it is unwound when the
-        // hub's thread exits.
+        // hub's thread shuts its hub down before it exits.
         let h = hub.spawn(move || {
             let tell = Tell(gone_tx);
             sylvan::spawn(move || {

@@ -183,8 +183,8 @@ impl Drop for Guard {
         if n > 0 {
             return;
         }
-        // Not while unwinding (a panic, or the hub force-unwinding its
-        // green threads at thread exit): the sockets close as the link is
+        // Not while unwinding (a panic, or `sylvan::shutdown` force-unwinding
+        // its green threads): the sockets close as the link is
         // dropped anyway.
         if !std::thread::panicking() {
             self.link.close(End::Close);
