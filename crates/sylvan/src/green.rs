@@ -155,7 +155,7 @@ pub fn run<T: 'static>(f: impl FnOnce() -> T + 'static) -> T {
     }
     let g = spawn(f);
     if g.wait().is_err() {
-        while !g.is_finished() {
+        while !g.is_finished() && crate::runtime::hub::may_suspend() {
             if g.cell.core.started.get() {
                 g.kill();
             }

@@ -625,3 +625,36 @@ fn pool_inline_runs_stop_at_shutdown() {
     .unwrap();
     assert_eq!(continued.load(SeqCst), 0, "user code ran during teardown");
 }
+
+// ---------------------------------------------------------------------------
+// Loops that wait by yielding end where yielding does nothing.
+
+#[test]
+fn stopping_a_server_from_a_destructor_during_a_panic_returns() {
+    use std::io::Read;
+    let listener = sylvan::listen("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = sylvan::serve(listener, |mut conn, _| -> std::io::Result<()> {
+        conn.read(&mut [0; 1]).map(drop)
+    });
+    let client = sylvan::connect(addr).unwrap();
+    while server.active() == 0 {
+        sylvan::yield_now();
+    }
+    struct StopOnDrop(Option<sylvan::net::ServerHandle>);
+    impl Drop for StopOnDrop {
+        fn drop(&mut self) {
+            if let Some(s) = self.0.take() {
+                s.stop(Duration::from_secs(1));
+            }
+        }
+    }
+    let g = sylvan::spawn(move || {
+        let _s = StopOnDrop(Some(server));
+        panic!("unwinding through a server stop")
+    });
+    assert!(g.join().is_err());
+    // The killed handler ends once the hub runs it: the client sees EOF.
+    let mut buf = [0; 1];
+    assert_eq!((&client).read(&mut buf).unwrap(), 0);
+}

@@ -305,7 +305,10 @@ impl ServerHandle {
     /// If the caller is killed or its deadline passes during the grace
     /// period, the grace period ends there: the remaining handlers are
     /// killed at once and still waited for, so `stop` never leaves
-    /// handlers behind.
+    /// handlers behind. Called where the caller may not suspend at all (a
+    /// destructor running while its green thread unwinds), `stop` kills the
+    /// accept loop and the handlers and returns without waiting: they end
+    /// as soon as the hub runs them.
     pub fn stop(&self, grace: Duration) -> StopReport {
         // Count before anything else, so a handler that ends while the
         // accept loop winds down is counted as finished.
@@ -314,7 +317,9 @@ impl ServerHandle {
             acceptor.kill();
             // The accept loop ends at its next blocking call; the listener
             // closes when it does.
-            while !acceptor.is_finished() {
+            // (Where this context may not suspend — a destructor running
+            // while it unwinds — the killed loop ends later, on its own.)
+            while !acceptor.is_finished() && crate::runtime::hub::may_suspend() {
                 crate::yield_now();
             }
         }
@@ -331,7 +336,7 @@ impl ServerHandle {
                 g.kill();
             }
         }
-        while self.active() > 0 {
+        while self.active() > 0 && crate::runtime::hub::may_suspend() {
             crate::yield_now();
         }
         let _ = self.state.stopped.send(());

@@ -210,6 +210,13 @@ pub(crate) fn try_hub() -> Option<&'static Hub> {
     (!p.is_null()).then(|| unsafe { &*p })
 }
 
+/// Whether the running context may suspend now (see
+/// [`Hub::cannot_suspend`]). Loops that wait by yielding use it to stop
+/// instead of spinning where yielding does nothing.
+pub(crate) fn may_suspend() -> bool {
+    try_hub().is_some_and(|h| h.cannot_suspend(h.current_core()).is_none())
+}
+
 /// The current thread's hub, created on first use; `None` when the thread
 /// is exiting and its hub was already destroyed (a blocking call made from
 /// a later thread-local destructor), where blocking calls fail instead.
