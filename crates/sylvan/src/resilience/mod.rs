@@ -76,6 +76,6 @@ pub use breaker::{
 };
 pub use heartbeat::Heartbeat;
 pub use pool::{Pool, PoolBuilder, PoolError, PoolState, Pooled};
-pub use reconnecting::{CallError, ConnState, Reconnecting, ReconnectingBuilder, Watch};
+pub use reconnecting::{CallError, ConnState, Reconnecting, ReconnectingBuilder};
 pub use retry::{Attempt, Retry, RetryBudget, RetryError, StopReason, is_transient, retry};
 pub use session::{Session, SessionBuilder, SessionState};

@@ -15,7 +15,7 @@ use crate::cancel::Cancelled;
 use crate::green::GreenThread;
 use crate::runtime::hub::hub;
 use crate::runtime::park::{self, WaitList};
-use crate::sync::Queue;
+use crate::sync::{Watch, WatchReceiver};
 
 /// gRPC's connectivity states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -240,7 +240,7 @@ impl<C: 'static> ReconnectingBuilder<C> {
             demanded: Cell::new(false),
             last_error: RefCell::new(None),
             last_used: Cell::new(crate::time::now()),
-            watchers: RefCell::new(Vec::new()),
+            states: Watch::new(ConnState::Idle),
             reconnects: Cell::new(0),
             failed_attempts: Cell::new(0),
             workers: RefCell::new(Vec::new()),
@@ -293,7 +293,8 @@ struct Inner<C> {
     demand: Rc<RefCell<WaitList>>,
     last_error: RefCell<Option<Arc<io::Error>>>,
     last_used: Cell<Instant>,
-    watchers: RefCell<Vec<(Queue<ConnState>, Weak<()>)>>,
+    /// The state for [`Reconnecting::watch`] subscribers.
+    states: Watch<ConnState>,
     /// Somebody called while `Idle`: connect.
     demanded: Cell<bool>,
     reconnects: Cell<u64>,
@@ -320,18 +321,8 @@ impl<C> Inner<C> {
             // Callers waiting for their turn re-check the state.
             self.turn.borrow_mut().notify_all(hub);
         }
-        // Watchers never block the reconnector: a full queue drops its
-        // oldest entry; dropped watchers are forgotten.
-        self.watchers.borrow_mut().retain(|(q, alive)| {
-            if alive.strong_count() == 0 {
-                return false;
-            }
-            if let Err(e) = q.try_put(s) {
-                let _ = q.try_get();
-                let _ = q.try_put(e.into_inner());
-            }
-            true
-        });
+        // Never blocks the reconnector, whatever the subscribers do.
+        self.states.send(s);
     }
 
     fn want_connection(&self) {
@@ -468,17 +459,33 @@ impl<C: 'static> Reconnecting<C> {
         self.inner.last_error.borrow().clone()
     }
 
-    /// Subscribes to state changes: every transition from now on can be
-    /// read from the returned [`Watch`] (up to 1024 unread; older ones are
-    /// dropped, so a watcher that never reads can't stall the reconnector).
-    pub fn watch(&self) -> Watch {
-        let q = Queue::bounded(1024);
-        let alive = Rc::new(());
-        self.inner
-            .watchers
-            .borrow_mut()
-            .push((q.clone(), Rc::downgrade(&alive)));
-        Watch { q, _alive: alive }
+    /// Subscribes to state changes: the receiver reads the state now
+    /// ([`borrow`](WatchReceiver::borrow)) and waits for the next change
+    /// ([`changed`](WatchReceiver::changed)).
+    ///
+    /// A [`Watch`] keeps only the latest state: a subscriber that does not
+    /// run between two transitions sees the later one only (a
+    /// `Connecting` that ended at once in `Ready` may never be seen), but
+    /// every transition wakes it, so it never misses that something
+    /// changed. A subscriber that never reads can't stall the reconnector,
+    /// and a dropped one costs nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sylvan::resilience::{ConnState, Reconnecting};
+    ///
+    /// let l = sylvan::listen("127.0.0.1:0").unwrap();
+    /// let addr = l.local_addr().unwrap();
+    /// let conn = Reconnecting::builder(move || sylvan::connect(addr)).build();
+    /// let mut states = conn.watch();
+    /// assert_eq!(*states.borrow(), ConnState::Idle);
+    /// conn.call(|_| Ok(())).unwrap();
+    /// states.changed().unwrap();
+    /// assert_eq!(*states.borrow(), ConnState::Ready);
+    /// ```
+    pub fn watch(&self) -> WatchReceiver<ConnState> {
+        self.inner.states.subscribe()
     }
 
     /// Runs `op` with exclusive use of the connection.
@@ -784,31 +791,5 @@ fn heartbeat_loop<C: 'static>(weak: Weak<Inner<C>>, hb: Heartbeat, ping: Hook<C>
         if let Err(e) = r {
             tracing::warn!("sylvan heartbeat: connection marked broken: {e}");
         }
-    }
-}
-
-/// A subscription to a [`Reconnecting`]'s state changes; see
-/// [`Reconnecting::watch`].
-#[derive(Debug)]
-pub struct Watch {
-    q: Queue<ConnState>,
-    _alive: Rc<()>,
-}
-
-impl Watch {
-    /// Waits for the next state change.
-    ///
-    /// # Cancellation
-    ///
-    /// Killed or past its deadline: returns [`Cancelled`]; no change is
-    /// lost (it stays queued for the next call).
-    #[track_caller]
-    pub fn next(&self) -> Result<ConnState, Cancelled> {
-        self.q.get()
-    }
-
-    /// The next state change, if one is queued; never waits.
-    pub fn try_next(&self) -> Option<ConnState> {
-        self.q.try_get()
     }
 }
