@@ -543,3 +543,35 @@ fn every_attempt_gets_at_least_the_current_backoff() {
     assert_eq!(ends.get().unwrap(), Duration::from_secs(20));
     r.shutdown();
 }
+
+/// A panicking `connect` (or `on_connect`) is a failed attempt: the
+/// reconnector lives on, callers waiting on the attempt are answered, and
+/// the next attempt connects.
+#[test]
+fn a_panicking_connect_is_a_failed_attempt_not_a_dead_reconnector() {
+    sylvan::time::pause();
+    let calls = Rc::new(Cell::new(0));
+    let c = calls.clone();
+    let r = Reconnecting::builder(move || {
+        c.set(c.get() + 1);
+        if c.get() == 1 {
+            panic!("connect blew up");
+        }
+        Ok(FakeConn)
+    })
+    .backoff(Backoff::new().jitter(Jitter::None))
+    .build();
+    let out = sylvan::timeout(Duration::from_secs(3600), || r.call(|_| Ok(())));
+    match out.expect("the fail-fast call is answered") {
+        Err(CallError::Unavailable {
+            state: ConnState::TransientFailure,
+            last_error: Some(e),
+        }) => assert!(e.to_string().contains("connect blew up"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    let mut w = r.watch();
+    wait_state(&mut w, ConnState::Ready);
+    assert_eq!(calls.get(), 2);
+    r.call(|_| Ok(())).unwrap();
+    r.shutdown();
+}

@@ -356,7 +356,8 @@ impl<C> Inner<C> {
 ///   `connect` closure runs again on every attempt, so a name it resolves
 ///   is resolved again each time.
 /// - The `on_connect` hook runs before `Ready` (handshake, auth,
-///   re-subscribe).
+///   re-subscribe). A panic in `connect` or `on_connect` is logged and
+///   fails that attempt, like an error.
 /// - [`call`](Self::call) gives the operation exclusive use of the
 ///   connection; an I/O error marks the connection broken and wakes the
 ///   reconnector; a panic in the operation does the same. Calls are
@@ -724,19 +725,32 @@ fn reconnector<C: 'static>(
         }
         inner.set_state(ConnState::Connecting);
         let budget = inner.min_connect_timeout.max(current);
-        let attempt = crate::timeout(budget, || -> io::Result<C> {
-            let mut c = (inner.connect)()?;
-            if let Some(hook) = &inner.on_connect {
-                hook(&mut c)?;
-            }
-            Ok(c)
-        })
-        .unwrap_or_else(|_| {
-            Err(io::Error::new(
+        // A panic in `connect` or `on_connect` fails this attempt only:
+        // the reconnector must live on, or every caller would wait on a
+        // `Connecting` that never ends. (A forced unwind goes on.)
+        let attempt = crate::green::catch_panic(|| {
+            crate::timeout(budget, || -> io::Result<C> {
+                let mut c = (inner.connect)()?;
+                if let Some(hook) = &inner.on_connect {
+                    hook(&mut c)?;
+                }
+                Ok(c)
+            })
+        });
+        let attempt = match attempt {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!("connection attempt timed out after {budget:?}"),
-            ))
-        });
+            )),
+            Err(p) => {
+                let msg = crate::runtime::task::panic_message(p.as_ref()).to_string();
+                tracing::error!("sylvan Reconnecting: connection attempt panicked: {msg}");
+                Err(io::Error::other(format!(
+                    "connection attempt panicked: {msg}"
+                )))
+            }
+        };
         match attempt {
             Ok(c) => {
                 if ever_connected {
