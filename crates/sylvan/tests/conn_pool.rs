@@ -392,3 +392,26 @@ fn a_panicking_create_hands_its_slot_to_a_waiter() {
     assert!(creator.join().is_err());
     assert_eq!(waiter.join().unwrap().unwrap(), 2);
 }
+
+/// A checkout killed in the middle of `create` gives its slot back too.
+#[test]
+fn a_checkout_killed_during_create_never_leaks_its_slot() {
+    sylvan::time::pause();
+    let gate = sylvan::sync::Event::<()>::new();
+    let g = gate.clone();
+    let pool = Pool::builder(move || {
+        g.wait().map_err(io::Error::from)?;
+        Ok(1)
+    })
+    .max_size(1)
+    .build();
+    let p = pool.clone();
+    let creator = sylvan::spawn(move || p.get().map(|_| ()));
+    sylvan::yield_now(); // creating, holding the only slot
+    assert_eq!(pool.state().size, 1);
+    creator.kill();
+    assert!(creator.join().unwrap().is_err());
+    assert_eq!(pool.state().size, 0, "the slot was given back");
+    gate.send(()).unwrap();
+    assert!(pool.get().is_ok());
+}

@@ -5,7 +5,7 @@ use std::io;
 use std::rc::Rc;
 use std::time::Duration;
 
-use sylvan::resilience::{Backoff, Jitter, Reconnecting, Session, SessionState};
+use sylvan::resilience::{Backoff, ConnState, Jitter, Reconnecting, Session, SessionState};
 
 struct Conn;
 
@@ -156,4 +156,34 @@ fn a_session_started_on_a_ready_connection_is_connected() {
     let session = Session::builder(Duration::from_secs(10)).start(conn.watch());
     wait(&session, SessionState::Connected);
     conn.shutdown();
+}
+
+/// A watch keeps only the latest state: a drop and reconnect that both
+/// happen before the session's follower runs show as `Ready` twice, and
+/// the session still reports them (suspended, then reconnected).
+#[test]
+fn a_drop_and_reconnect_between_two_looks_is_still_reported() {
+    sylvan::time::pause();
+    let conn = sylvan::sync::Watch::new(ConnState::Idle);
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let s2 = seen.clone();
+    let session = Session::builder(Duration::from_secs(10))
+        .on_change(move |s| s2.borrow_mut().push(s))
+        .start(conn.subscribe());
+    conn.send(ConnState::Ready);
+    wait(&session, SessionState::Connected);
+    // No yield in between: the follower sees only the last.
+    conn.send(ConnState::TransientFailure);
+    conn.send(ConnState::Connecting);
+    conn.send(ConnState::Ready);
+    wait(&session, SessionState::Reconnected);
+    sylvan::yield_now();
+    assert_eq!(
+        *seen.borrow(),
+        vec![
+            SessionState::Connected,
+            SessionState::Suspended,
+            SessionState::Reconnected
+        ]
+    );
 }
