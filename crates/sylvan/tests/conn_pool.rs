@@ -273,3 +273,145 @@ fn min_idle_is_kept_ready() {
     assert_eq!(pool.state().idle, 2);
     assert_eq!(made.get(), 2);
 }
+
+/// Runs `f` in a green thread and returns its panic message.
+fn panics_with<T: 'static>(f: impl FnOnce() -> T + 'static) -> String {
+    let e = match sylvan::spawn(f).join() {
+        Err(e) => e,
+        Ok(_) => panic!("expected a panic"),
+    };
+    e.panic_message().unwrap_or_default().to_string()
+}
+
+/// Eventlet's db_pool bug (PR #527), panicking form: a `create` that
+/// panics must give its slot back, or the pool shrinks for good.
+#[test]
+fn a_panicking_create_never_leaks_its_slot() {
+    sylvan::time::pause();
+    let calls = Rc::new(Cell::new(0));
+    let c = calls.clone();
+    let pool = Pool::builder(move || {
+        c.set(c.get() + 1);
+        if c.get() == 1 {
+            panic!("create blew up");
+        }
+        Ok(c.get())
+    })
+    .max_size(1)
+    .checkout_timeout(Duration::from_secs(1))
+    .build();
+    let p = pool.clone();
+    assert_eq!(panics_with(move || p.get().map(|_| ())), "create blew up");
+    assert_eq!(pool.state().size, 0, "the slot was given back");
+    assert_eq!(*pool.get().expect("the only slot is free again"), 2);
+}
+
+/// The same for a panicking health check on checkout: the idle connection
+/// it was checking is gone, and so is its slot.
+#[test]
+fn a_panicking_health_check_never_leaks_its_slot() {
+    sylvan::time::pause();
+    let check_panics = Rc::new(Cell::new(false));
+    let cp = check_panics.clone();
+    let (create, made, _) = counting_create(0);
+    let pool = Pool::builder(create)
+        .max_size(1)
+        .checkout_timeout(Duration::from_secs(1))
+        .health_check(move |_: &mut Conn| {
+            if cp.get() {
+                panic!("check blew up");
+            }
+            true
+        })
+        .build();
+    drop(pool.get().unwrap()); // one idle connection
+    check_panics.set(true);
+    let p = pool.clone();
+    assert_eq!(panics_with(move || p.get().map(|_| ())), "check blew up");
+    assert_eq!(pool.state().size, 0, "the slot was given back");
+    check_panics.set(false);
+    let c = pool.get().expect("the only slot is free again");
+    assert_eq!(c.id, 2, "a new connection replaced the one being checked");
+    assert_eq!(made.get(), 2);
+}
+
+/// A panicking `is_broken` check on return frees the slot too.
+#[test]
+fn a_panicking_return_check_never_leaks_its_slot() {
+    sylvan::time::pause();
+    let (create, _, _) = counting_create(0);
+    let check_panics = Rc::new(Cell::new(true));
+    let cp = check_panics.clone();
+    let pool = Pool::builder(create)
+        .max_size(1)
+        .checkout_timeout(Duration::from_secs(1))
+        .is_broken(move |_: &mut Conn| {
+            if cp.get() {
+                panic!("return check blew up");
+            }
+            false
+        })
+        .build();
+    let p = pool.clone();
+    assert_eq!(
+        panics_with(move || drop(p.get().unwrap())),
+        "return check blew up"
+    );
+    assert_eq!(pool.state().size, 0, "the slot was given back");
+    check_panics.set(false);
+    assert!(pool.get().is_ok(), "the only slot is free again");
+}
+
+/// A waiter for the only slot gets it when the creator panics.
+#[test]
+fn a_panicking_create_hands_its_slot_to_a_waiter() {
+    sylvan::time::pause();
+    let gate = sylvan::sync::Event::new();
+    let g = gate.clone();
+    let calls = Rc::new(Cell::new(0));
+    let c = calls.clone();
+    let pool = Pool::builder(move || {
+        c.set(c.get() + 1);
+        if c.get() == 1 {
+            g.wait().map_err(io::Error::from)?;
+            panic!("create blew up");
+        }
+        Ok(c.get())
+    })
+    .max_size(1)
+    .checkout_timeout(Duration::from_secs(3600))
+    .build();
+    let p = pool.clone();
+    let creator = sylvan::spawn(move || p.get().map(|_| ()));
+    sylvan::yield_now(); // creating, holding the only slot
+    let p = pool.clone();
+    let waiter = sylvan::spawn(move || p.get().map(|c| *c));
+    sylvan::yield_now();
+    assert_eq!(pool.state().waiters, 1);
+    gate.send(()).unwrap();
+    assert!(creator.join().is_err());
+    assert_eq!(waiter.join().unwrap().unwrap(), 2);
+}
+
+/// A checkout killed in the middle of `create` gives its slot back too.
+#[test]
+fn a_checkout_killed_during_create_never_leaks_its_slot() {
+    sylvan::time::pause();
+    let gate = sylvan::sync::Event::<()>::new();
+    let g = gate.clone();
+    let pool = Pool::builder(move || {
+        g.wait().map_err(io::Error::from)?;
+        Ok(1)
+    })
+    .max_size(1)
+    .build();
+    let p = pool.clone();
+    let creator = sylvan::spawn(move || p.get().map(|_| ()));
+    sylvan::yield_now(); // creating, holding the only slot
+    assert_eq!(pool.state().size, 1);
+    creator.kill();
+    assert!(creator.join().unwrap().is_err());
+    assert_eq!(pool.state().size, 0, "the slot was given back");
+    gate.send(()).unwrap();
+    assert!(pool.get().is_ok());
+}

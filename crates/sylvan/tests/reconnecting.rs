@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use sylvan::resilience::{Backoff, CallError, ConnState, Heartbeat, Jitter, Reconnecting};
-use sylvan::sync::Queue;
+use sylvan::sync::{Queue, WatchReceiver};
 
 /// A fake connection to a fake server that can be "down".
 #[derive(Clone, Default)]
@@ -44,6 +44,16 @@ fn broken(_: &mut FakeConn) -> io::Result<()> {
     ))
 }
 
+/// Waits (bounded, on virtual time) until the watched state is `want`.
+fn wait_state(w: &mut WatchReceiver<ConnState>, want: ConnState) {
+    sylvan::timeout(Duration::from_secs(3600), || {
+        while *w.borrow_and_update() != want {
+            w.changed().unwrap();
+        }
+    })
+    .unwrap_or_else(|_| panic!("never became {want}"));
+}
+
 #[test]
 fn states_follow_grpc_transitions() {
     sylvan::time::pause();
@@ -51,30 +61,31 @@ fn states_follow_grpc_transitions() {
     let r = Reconnecting::builder(server.connector())
         .backoff(Backoff::new().jitter(Jitter::None))
         .build();
-    let w = r.watch();
+    let mut w = r.watch();
     assert_eq!(r.state(), ConnState::Idle);
-    // Fail-fast: the first call fails but starts connecting.
-    assert!(matches!(
-        r.call(|_| Ok(())),
-        Err(CallError::Unavailable {
-            state: ConnState::Idle,
-            ..
-        })
-    ));
-    assert_eq!(w.next().unwrap(), ConnState::Connecting);
-    assert_eq!(w.next().unwrap(), ConnState::Ready);
+    assert_eq!(*w.borrow(), ConnState::Idle);
+    // Fail-fast, gRPC's way: the first call connects and goes through.
     r.call(|_| Ok(())).unwrap();
+    assert!(w.has_changed());
+    assert_eq!(*w.borrow_and_update(), ConnState::Ready);
     server.down.set(true);
     assert!(matches!(r.call(broken), Err(CallError::Io(_))));
-    assert_eq!(w.next().unwrap(), ConnState::TransientFailure);
-    assert_eq!(w.next().unwrap(), ConnState::Connecting);
-    assert_eq!(w.next().unwrap(), ConnState::TransientFailure);
+    assert_eq!(*w.borrow_and_update(), ConnState::TransientFailure);
+    // The reconnector waits its backoff, then tries (Connecting) and fails
+    // again; the fake connects without blocking, so a watcher may only see
+    // that the state changed, back to TransientFailure.
+    let t = sylvan::time::now();
+    while server.attempts.borrow().len() < 2 {
+        w.changed().unwrap();
+    }
+    assert_eq!(sylvan::time::now() - t, Duration::from_secs(1), "backoff");
+    assert_eq!(*w.borrow_and_update(), ConnState::TransientFailure);
     server.down.set(false);
-    assert_eq!(w.next().unwrap(), ConnState::Connecting);
-    assert_eq!(w.next().unwrap(), ConnState::Ready);
+    wait_state(&mut w, ConnState::Ready);
     assert_eq!(r.reconnects(), 1);
     r.shutdown();
-    assert_eq!(w.next().unwrap(), ConnState::Shutdown);
+    assert!(w.has_changed());
+    assert_eq!(*w.borrow_and_update(), ConnState::Shutdown);
     assert!(matches!(r.call(|_| Ok(())), Err(CallError::Shutdown)));
 }
 
@@ -384,16 +395,11 @@ fn heartbeat_finds_a_half_open_connection() {
         .first_reconnect_jitter(false)
         .wait_for_ready(true)
         .build();
-    let w = r.watch();
+    let mut w = r.watch();
     r.call(|_| Ok(())).unwrap();
     let t0 = sylvan::time::now();
     // The first heartbeat is answered; the second is not.
-    loop {
-        match w.next().unwrap() {
-            ConnState::TransientFailure => break,
-            _ => continue,
-        }
-    }
+    wait_state(&mut w, ConnState::TransientFailure);
     let found_after = sylvan::time::now() - t0;
     assert!(
         found_after <= 2 * interval + timeout,
@@ -402,4 +408,170 @@ fn heartbeat_finds_a_half_open_connection() {
     assert!(found_after >= interval + timeout);
     r.shutdown();
     server.stop(Duration::ZERO);
+}
+
+/// A panic inside `op` leaves the connection in an unknown protocol state:
+/// it is dropped and marked broken, the panic reaches the caller, and the
+/// next caller gets a fresh connection instead of waiting for ever.
+#[test]
+fn a_panicking_op_breaks_the_connection_and_later_calls_reconnect() {
+    sylvan::time::pause();
+    let server = FakeServer::default();
+    let r = Reconnecting::builder(server.connector())
+        .backoff(Backoff::new().jitter(Jitter::None))
+        .first_reconnect_jitter(false)
+        .wait_for_ready(true)
+        .build();
+    r.call(|_| Ok(())).unwrap();
+    let r2 = r.clone();
+    let g = sylvan::spawn(move || r2.call(|_| -> io::Result<()> { panic!("op blew up") }));
+    let e = g.join().expect_err("the panic propagates to the caller");
+    assert_eq!(e.panic_message(), Some("op blew up"));
+    assert_ne!(
+        r.state(),
+        ConnState::Ready,
+        "the connection was marked broken"
+    );
+    let out = sylvan::timeout(Duration::from_secs(3600), || r.call(|_| Ok(7)));
+    assert_eq!(out.expect("the next call is not wedged").unwrap(), 7);
+    assert_eq!(
+        server.attempts.borrow().len(),
+        2,
+        "the panicked connection was not reused"
+    );
+    let why = r.last_error().expect("the panic is the last error");
+    assert!(why.to_string().contains("panicked"), "{why}");
+    r.shutdown();
+}
+
+/// gRPC: a fail-fast call on an IDLE channel triggers the connect and
+/// waits for it; it fails only in TRANSIENT_FAILURE.
+#[test]
+fn a_fail_fast_call_on_an_idle_channel_connects_and_goes_through() {
+    sylvan::time::pause();
+    let server = FakeServer::default();
+    let r = Reconnecting::builder(server.connector()).build();
+    assert_eq!(r.state(), ConnState::Idle);
+    assert_eq!(r.call(|_| Ok(1)).unwrap(), 1);
+    assert_eq!(r.state(), ConnState::Ready);
+    r.shutdown();
+}
+
+/// gRPC: a fail-fast call made while CONNECTING waits for that attempt's
+/// outcome: it goes through if the attempt succeeds...
+#[test]
+fn a_fail_fast_call_while_connecting_waits_for_the_attempt() {
+    sylvan::time::pause();
+    let go = sylvan::sync::Event::new();
+    let g = go.clone();
+    let r = Reconnecting::builder(move || {
+        g.wait().map_err(io::Error::from)?;
+        Ok(FakeConn)
+    })
+    .eager(true)
+    .build();
+    sylvan::yield_now();
+    assert_eq!(r.state(), ConnState::Connecting);
+    let r2 = r.clone();
+    let caller = sylvan::spawn(move || r2.call(|_| Ok("through")).map_err(|e| e.to_string()));
+    sylvan::yield_now();
+    assert!(!caller.is_finished(), "the call waits for the attempt");
+    go.send(()).unwrap();
+    assert_eq!(caller.join().unwrap(), Ok("through"));
+    r.shutdown();
+}
+
+/// ...and fails with `TransientFailure` (and the attempt's error) if it
+/// fails.
+#[test]
+fn a_fail_fast_call_while_connecting_fails_when_the_attempt_fails() {
+    sylvan::time::pause();
+    let go = sylvan::sync::Event::new();
+    let g = go.clone();
+    let r = Reconnecting::builder(move || -> io::Result<FakeConn> {
+        g.wait().map_err(io::Error::from)?;
+        Err(io::Error::new(io::ErrorKind::ConnectionRefused, "refused"))
+    })
+    .eager(true)
+    .build();
+    sylvan::yield_now();
+    assert_eq!(r.state(), ConnState::Connecting);
+    let r2 = r.clone();
+    let caller = sylvan::spawn(move || r2.call(|_| Ok(())));
+    sylvan::yield_now();
+    assert!(!caller.is_finished(), "the call waits for the attempt");
+    go.send(()).unwrap();
+    match caller.join().unwrap() {
+        Err(CallError::Unavailable {
+            state: ConnState::TransientFailure,
+            last_error: Some(e),
+        }) => assert!(e.to_string().contains("refused")),
+        other => panic!("{other:?}"),
+    }
+    r.shutdown();
+}
+
+/// gRPC's connection backoff gives every attempt, the first included,
+/// `max(current backoff, min_connect_timeout)`.
+#[test]
+fn every_attempt_gets_at_least_the_current_backoff() {
+    sylvan::time::pause();
+    let ends = Queue::unbounded();
+    let e = ends.clone();
+    let r = Reconnecting::builder(move || -> io::Result<FakeConn> {
+        let start = sylvan::time::now();
+        // A peer that never answers: the attempt's deadline ends it.
+        let r = sylvan::sleep(Duration::from_secs(3600));
+        e.put(sylvan::time::now() - start).unwrap();
+        r?;
+        Ok(FakeConn)
+    })
+    .backoff(
+        Backoff::new()
+            .initial(Duration::from_secs(5))
+            .multiplier(2.0)
+            .jitter(Jitter::None),
+    )
+    .min_connect_timeout(Duration::from_secs(1))
+    .eager(true)
+    .build();
+    // First attempt: the initial backoff (5 s), not min_connect_timeout (1 s).
+    assert_eq!(ends.get().unwrap(), Duration::from_secs(5));
+    // Then 5 s (the first delay), 10 s, 20 s.
+    assert_eq!(ends.get().unwrap(), Duration::from_secs(5));
+    assert_eq!(ends.get().unwrap(), Duration::from_secs(10));
+    assert_eq!(ends.get().unwrap(), Duration::from_secs(20));
+    r.shutdown();
+}
+
+/// A panicking `connect` (or `on_connect`) is a failed attempt: the
+/// reconnector lives on, callers waiting on the attempt are answered, and
+/// the next attempt connects.
+#[test]
+fn a_panicking_connect_is_a_failed_attempt_not_a_dead_reconnector() {
+    sylvan::time::pause();
+    let calls = Rc::new(Cell::new(0));
+    let c = calls.clone();
+    let r = Reconnecting::builder(move || {
+        c.set(c.get() + 1);
+        if c.get() == 1 {
+            panic!("connect blew up");
+        }
+        Ok(FakeConn)
+    })
+    .backoff(Backoff::new().jitter(Jitter::None))
+    .build();
+    let out = sylvan::timeout(Duration::from_secs(3600), || r.call(|_| Ok(())));
+    match out.expect("the fail-fast call is answered") {
+        Err(CallError::Unavailable {
+            state: ConnState::TransientFailure,
+            last_error: Some(e),
+        }) => assert!(e.to_string().contains("connect blew up"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    let mut w = r.watch();
+    wait_state(&mut w, ConnState::Ready);
+    assert_eq!(calls.get(), 2);
+    r.call(|_| Ok(())).unwrap();
+    r.shutdown();
 }

@@ -529,3 +529,91 @@ fn each_run_starts_its_own_backoff() {
         assert_eq!(sylvan::time::now() - t0, secs(3), "1 s + 2 s every run");
     }
 }
+
+/// gRPC's form refills only on successes: after an outage, time alone never
+/// brings a retry back. (The documented trade-off that Finagle's form
+/// fixes.)
+#[test]
+fn token_bucket_budget_is_not_refilled_by_time() {
+    sylvan::time::pause();
+    let budget = RetryBudget::token_bucket(10, 0.1);
+    while budget.record_failure() {}
+    sylvan::time::advance(secs(3600));
+    assert!(!budget.can_retry());
+}
+
+/// Finagle's `RetryBudget(ttl, minRetriesPerSec, percentCanRetry)`: a
+/// reserve of `min_retries_per_sec × ttl` retries, plus `percent_can_retry`
+/// of the requests of the last `ttl`; what is spent comes back once it is
+/// `ttl` old, with no success needed.
+#[test]
+fn finagle_budget_is_restored_by_time_alone() {
+    sylvan::time::pause();
+    // Reserve: 1 retry/s over 10 s = 10 retries; no requests yet.
+    let budget = RetryBudget::finagle(secs(10), 1, 0.2);
+    assert_eq!(budget.tokens(), 10.0);
+    let mut allowed = 0;
+    while budget.record_failure() {
+        allowed += 1;
+    }
+    assert_eq!(allowed, 10, "the reserve");
+    assert!(!budget.can_retry());
+    // An outage: nothing succeeds, no request is made. Before the
+    // withdrawals are `ttl` old, nothing comes back...
+    sylvan::time::advance(secs(9));
+    assert!(!budget.can_retry());
+    // ...then all of it does.
+    sylvan::time::advance(secs(1));
+    assert!(budget.can_retry());
+    assert_eq!(budget.tokens(), 10.0);
+}
+
+#[test]
+fn finagle_budget_lets_a_percentage_of_requests_retry() {
+    sylvan::time::pause();
+    // No reserve: only 20 % of the requests of the last 10 s may retry.
+    let budget = RetryBudget::finagle(secs(10), 0, 0.2);
+    assert!(!budget.can_retry());
+    for _ in 0..10 {
+        budget.record_request();
+    }
+    assert_eq!(budget.tokens(), 2.0);
+    assert!(budget.record_failure());
+    assert!(budget.record_failure());
+    assert!(!budget.record_failure(), "20 % of 10 requests is 2 retries");
+    // Deposits expire with the window too.
+    for _ in 0..10 {
+        budget.record_request();
+    }
+    sylvan::time::advance(secs(10));
+    assert!(!budget.can_retry());
+}
+
+/// `Retry` with a Finagle budget: an outage exhausts it, and a later run
+/// may retry again once the window has passed.
+#[test]
+fn retry_with_a_finagle_budget_recovers_after_the_ttl() {
+    sylvan::time::pause();
+    let budget = RetryBudget::finagle(secs(10), 1, 0.1); // 10 in reserve
+    let policy = Retry::new()
+        .max_attempts(100)
+        .backoff(
+            Backoff::new()
+                .initial(ms(1))
+                .jitter(Jitter::None)
+                .max(ms(1)),
+        )
+        .budget(budget.clone());
+    let failing = |_: &mut sylvan::resilience::Attempt| -> io::Result<()> {
+        Err(io::Error::from(io::ErrorKind::ConnectionRefused))
+    };
+    let e = policy.run(failing).unwrap_err();
+    assert_eq!(e.reason(), StopReason::BudgetExhausted);
+    // 1 request deposits 0.1 retry: 10 + 0 whole retries, then stop.
+    assert_eq!(e.attempts(), 11);
+    let e = policy.run(failing).unwrap_err();
+    assert_eq!(e.attempts(), 1, "still exhausted: no retry");
+    sylvan::time::advance(secs(10));
+    let e = policy.run(failing).unwrap_err();
+    assert!(e.attempts() > 10, "the window passed: retries are back");
+}

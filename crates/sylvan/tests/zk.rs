@@ -12,8 +12,8 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use sylvan::resilience::SessionState;
-use sylvan::sync::Queue;
-use sylvan::zk::{Client, Code, CreateMode, Error, EventKind, discover, register};
+use sylvan::sync::{Queue, WatchReceiver};
+use sylvan::zk::{Client, Code, CreateMode, Error, EventKind, Member, discover, register};
 use zk_util::{ZkServer, eventually};
 
 /// The server shared by the tests that never stop it.
@@ -39,6 +39,25 @@ fn next<T: 'static>(q: &Queue<T>, limit: Duration) -> T {
     sylvan::timeout(limit, || q.get())
         .unwrap_or_else(|_| panic!("nothing arrived within {limit:?}"))
         .unwrap()
+}
+
+/// The next session state, or a test failure after `limit` (never a
+/// hang). A watch holds the latest state: this is the state after the
+/// next change.
+fn next_state(rx: &mut WatchReceiver<Option<SessionState>>, limit: Duration) -> SessionState {
+    sylvan::timeout(limit, || rx.changed())
+        .unwrap_or_else(|_| panic!("no state change within {limit:?}"))
+        .unwrap();
+    rx.borrow_and_update().expect("a state")
+}
+
+/// The member list after the next change, or a test failure after
+/// `limit`.
+fn next_list(rx: &mut WatchReceiver<Vec<Member>>, limit: Duration) -> Vec<Member> {
+    sylvan::timeout(limit, || rx.changed())
+        .unwrap_or_else(|_| panic!("no change within {limit:?}"))
+        .unwrap();
+    rx.borrow_and_update().clone()
 }
 
 const SOON: Duration = Duration::from_secs(10);
@@ -129,7 +148,7 @@ fn crud_with_versions_sequential_and_ephemeral_nodes() {
     let states = zk.states();
     zk.close().unwrap();
     sylvan::sleep(Duration::from_millis(100)).unwrap();
-    assert!(states.try_get().is_none(), "closing is not a disconnect");
+    assert!(!states.has_changed(), "closing is not a disconnect");
     assert!(matches!(zk.exists("/crud"), Err(Error::Closed)));
 }
 
@@ -219,27 +238,33 @@ fn discovery_sees_members_join_and_leave() {
     let zk = client(&shared(), Duration::from_secs(10));
     let d = discover(&zk, "/services/disc").unwrap();
     assert!(d.current().is_empty());
-    let w = d.watch();
+    let mut w = d.watch();
     let rx = d.subscribe();
-    assert!(next(&w, SOON).is_empty());
+    assert!(w.borrow_and_update().is_empty());
 
     let m1 = client(&shared(), Duration::from_secs(10));
     let _r1 = register(&m1, "/services/disc", "10.0.0.1:1").unwrap();
-    let list = next(&w, SOON);
+    let list = next_list(&mut w, SOON);
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].addr, "10.0.0.1:1");
 
     let m2 = client(&shared(), Duration::from_secs(10));
     let r2 = register(&m2, "/services/disc", "10.0.0.2:2").unwrap();
-    let addrs: Vec<_> = next(&w, SOON).into_iter().map(|m| m.addr).collect();
+    let addrs: Vec<_> = next_list(&mut w, SOON)
+        .into_iter()
+        .map(|m| m.addr)
+        .collect();
     assert_eq!(addrs, ["10.0.0.1:1", "10.0.0.2:2"]); // in join order
     assert_eq!(d.current().len(), 2);
 
     m1.close().unwrap(); // the session ends: its member leaves at once
-    let addrs: Vec<_> = next(&w, SOON).into_iter().map(|m| m.addr).collect();
+    let addrs: Vec<_> = next_list(&mut w, SOON)
+        .into_iter()
+        .map(|m| m.addr)
+        .collect();
     assert_eq!(addrs, ["10.0.0.2:2"]);
     r2.deregister().unwrap();
-    assert!(next(&w, SOON).is_empty());
+    assert!(next_list(&mut w, SOON).is_empty());
 
     // The cross-thread channel saw the same lists.
     let mut lens = Vec::new();
@@ -257,17 +282,17 @@ fn session_survives_a_server_restart_within_the_session_timeout() {
     zk.create("/eph", b"x", CreateMode::Ephemeral).unwrap();
     let q = Queue::unbounded();
     zk.get_data_watch("/eph", &q).unwrap();
-    let states = zk.states();
+    let mut states = zk.states();
 
     srv.kill();
-    assert_eq!(next(&states, SOON), SessionState::Suspended);
+    assert_eq!(next_state(&mut states, SOON), SessionState::Suspended);
     // A request made while suspended waits for the connection.
     let pending = {
         let zk = zk.clone();
         sylvan::spawn(move || zk.exists("/eph"))
     };
     srv.restart();
-    assert_eq!(next(&states, SOON), SessionState::Reconnected);
+    assert_eq!(next_state(&mut states, SOON), SessionState::Reconnected);
     assert_eq!(zk.session_id(), Some(id), "the same session");
     let st = pending
         .join()
@@ -284,7 +309,7 @@ fn session_survives_a_server_restart_within_the_session_timeout() {
         (e.kind, e.path.as_str()),
         (EventKind::NodeDataChanged, "/eph")
     );
-    assert!(states.try_get().is_none(), "no other state change");
+    assert!(!states.has_changed(), "no other state change");
 }
 
 #[test]
@@ -297,12 +322,12 @@ fn session_expiry_loses_the_session_and_the_registration_comes_back() {
     let old_node = reg.path().unwrap();
     let q = Queue::unbounded();
     zk.get_data_watch(&old_node, &q).unwrap();
-    let states = zk.states();
+    let mut states = zk.states();
 
     srv.kill();
-    assert_eq!(next(&states, SOON), SessionState::Suspended);
+    assert_eq!(next_state(&mut states, SOON), SessionState::Suspended);
     // Nothing heard for 4/3 × 1.5 s: lost on the client side.
-    assert_eq!(next(&states, SOON), SessionState::Lost);
+    assert_eq!(next_state(&mut states, SOON), SessionState::Lost);
     let e = next(&q, SOON);
     assert_eq!(
         (e.kind, e.path.as_str()),
@@ -311,7 +336,7 @@ fn session_expiry_loses_the_session_and_the_registration_comes_back() {
     assert!(zk.exists("/svc").is_err(), "no session, no answers");
 
     srv.restart();
-    assert_eq!(next(&states, SOON), SessionState::Connected);
+    assert_eq!(next_state(&mut states, SOON), SessionState::Connected);
     let new_id = zk.session_id().unwrap();
     assert_ne!(new_id, old_id);
     // The recipe registers again in the new session…

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use sylvan::net::{TcpListener, TcpStream};
 use sylvan::resilience::SessionState;
-use sylvan::sync::Queue;
+use sylvan::sync::{Queue, WatchReceiver};
 use sylvan::zk::{Client, Error};
 
 fn read_frame(s: &TcpStream) -> std::io::Result<Vec<u8>> {
@@ -81,6 +81,16 @@ fn next<T: 'static>(q: &Queue<T>) -> T {
     sylvan::timeout(Duration::from_secs(10), || q.get())
         .expect("nothing arrived within 10 s")
         .unwrap()
+}
+
+/// The next session state, or a test failure after `limit` (never a
+/// hang). A watch holds the latest state: this is the state after the
+/// next change.
+fn next_state(rx: &mut WatchReceiver<Option<SessionState>>, limit: Duration) -> SessionState {
+    sylvan::timeout(limit, || rx.changed())
+        .unwrap_or_else(|_| panic!("no state change within {limit:?}"))
+        .unwrap();
+    rx.borrow_and_update().expect("a state")
 }
 
 fn connect_err(hosts: &str) -> (String, Duration) {
@@ -244,7 +254,7 @@ fn requests_in_flight_fail_with_connection_loss_when_the_server_goes() {
         }
     });
     let zk = client(&addr);
-    let states = zk.states();
+    let mut states = zk.states();
     let outcomes = Queue::unbounded();
     for i in 0..5 {
         let (zk, q) = (zk.clone(), outcomes.clone());
@@ -258,9 +268,15 @@ fn requests_in_flight_fail_with_connection_loss_when_the_server_goes() {
         assert!(e.is_connection_loss(), "{e:?}");
         assert!(e.to_string().contains("connection lost"), "{e}");
     }
-    assert_eq!(next(&states), SessionState::Suspended);
+    assert_eq!(
+        next_state(&mut states, Duration::from_secs(10)),
+        SessionState::Suspended
+    );
     // The session comes back on the next connection; requests work again.
-    assert_eq!(next(&states), SessionState::Reconnected);
+    assert_eq!(
+        next_state(&mut states, Duration::from_secs(10)),
+        SessionState::Reconnected
+    );
     assert!(zk.get_data("/x").unwrap_err().is_no_node());
 }
 
@@ -285,7 +301,7 @@ fn pings_keep_an_idle_session_alive() {
     // Read timeout 400 ms, so a ping every 200 ms of idleness.
     sylvan::sleep(Duration::from_millis(1500)).unwrap();
     assert!(pings.get() >= 4, "only {} pings", pings.get());
-    assert!(states.try_get().is_none(), "the session was disturbed");
+    assert!(!states.has_changed(), "the session was disturbed");
     assert_eq!(zk.state(), Some(SessionState::Connected));
 }
 
@@ -319,9 +335,11 @@ fn a_server_side_expiry_makes_the_session_lost_then_a_new_one_connected() {
         .reconnect_pause(Duration::from_millis(20))
         .connect()
         .unwrap();
-    let states = zk.states();
+    let mut states = zk.states();
     assert_eq!(zk.session_id(), Some(0xaaa));
-    let got: Vec<_> = (0..3).map(|_| next(&states)).collect();
+    let got: Vec<_> = (0..3)
+        .map(|_| next_state(&mut states, Duration::from_secs(10)))
+        .collect();
     assert_eq!(
         got,
         [
@@ -352,10 +370,16 @@ fn client_side_expiry_at_four_thirds_of_the_session_timeout() {
         .connect()
         .unwrap();
     let t0 = Instant::now();
-    let states = zk.states();
-    assert_eq!(next(&states), SessionState::Suspended);
+    let mut states = zk.states();
+    assert_eq!(
+        next_state(&mut states, Duration::from_secs(10)),
+        SessionState::Suspended
+    );
     let suspended = t0.elapsed();
-    assert_eq!(next(&states), SessionState::Lost);
+    assert_eq!(
+        next_state(&mut states, Duration::from_secs(10)),
+        SessionState::Lost
+    );
     let lost = t0.elapsed();
     // Read timeout 2/3 × 600 = 400 ms; expiry 4/3 × 600 = 800 ms.
     assert!(suspended >= Duration::from_millis(390), "{suspended:?}");

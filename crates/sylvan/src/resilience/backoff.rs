@@ -348,6 +348,13 @@ impl Backoff {
         self.restart();
     }
 
+    /// The first delay before jitter (capped by [`max`](Self::max)): the
+    /// backoff in effect before any step, for gRPC's per-attempt connect
+    /// deadline.
+    pub(crate) fn initial_delay(&self) -> Duration {
+        self.initial.min(self.max)
+    }
+
     /// How many delays were handed out since creation or the last
     /// [`reset`](Self::reset).
     ///

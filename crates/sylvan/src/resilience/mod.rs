@@ -10,7 +10,8 @@
 //!   attempts, an overall deadline, a predicate on the error, an
 //!   idempotency rule (a request that may have reached the peer is replayed
 //!   only when that is harmless), and a shared [`RetryBudget`] (gRPC's retry
-//!   throttling) so retries cannot grow into a storm.
+//!   throttling, refilled by successes, or Finagle's windowed budget,
+//!   refilled by time) so retries cannot grow into a storm.
 //! - [`CircuitBreaker`] — stop calling a peer that keeps failing or is too
 //!   slow, and probe it now and then (resilience4j's state machine).
 //! - [`Reconnecting`] — one live connection made by your `connect` closure,
@@ -76,6 +77,6 @@ pub use breaker::{
 };
 pub use heartbeat::Heartbeat;
 pub use pool::{Pool, PoolBuilder, PoolError, PoolState, Pooled};
-pub use reconnecting::{CallError, ConnState, Reconnecting, ReconnectingBuilder, Watch};
+pub use reconnecting::{CallError, ConnState, Reconnecting, ReconnectingBuilder};
 pub use retry::{Attempt, Retry, RetryBudget, RetryError, StopReason, is_transient, retry};
 pub use session::{Session, SessionBuilder, SessionState};

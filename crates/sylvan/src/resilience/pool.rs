@@ -108,6 +108,9 @@ struct Inner<C> {
 ///   waiter.
 /// - A failed `create` frees its slot at once and wakes a waiter to try in
 ///   its place — it never leaks capacity (Eventlet's `db_pool` did, PR #527).
+///   The same holds when `create`, the health check or `is_broken` panics,
+///   or the checkout is cancelled mid-`create`: a drop guard owns the slot
+///   until a connection leaves in a [`Pooled`].
 /// - On checkout, idle connections past their idle timeout or lifetime are
 ///   dropped, and the optional health check runs; failures are replaced.
 /// - On return, connections marked broken ([`Pooled::mark_broken`]), past
@@ -297,8 +300,12 @@ fn maintain<C: 'static>(pool: Weak<Inner<C>>, period: Duration) {
                 && p.inner.size.get() < p.inner.max_size
             {
                 p.inner.size.set(p.inner.size.get() + 1);
+                let slot = Slot::new(&p);
                 match p.create_one() {
-                    Ok(e) => p.put_back(e),
+                    Ok(e) => {
+                        slot.keep();
+                        p.put_back(e);
+                    }
                     Err(_) => break,
                 }
             }
@@ -345,6 +352,12 @@ impl<C: 'static> Pool<C> {
     /// [`PoolError::Timeout`], [`PoolError::Create`] (the slot was freed),
     /// [`PoolError::Cancelled`].
     ///
+    /// # Panics
+    ///
+    /// A panic in `create` or in the health check propagates to the caller;
+    /// the slot it held is given back first (to the oldest waiter, or
+    /// freed), and a connection that was being checked is dropped.
+    ///
     /// # Cancellation
     ///
     /// Killed or past an enclosing deadline while waiting: returns
@@ -370,12 +383,17 @@ impl<C: 'static> Pool<C> {
         };
         // From here on we own one slot: use the candidate if it passes the
         // checks, or replace it with a new connection in the same slot.
+        // Until a connection leaves in a `Pooled`, the guard gives the slot
+        // back on every other way out: a failed `create`, a panic in
+        // `create` or in the health check, a cancelled `create`.
+        let slot = Slot::new(self);
         if let Some(mut e) = candidate {
             if self.usable(&mut e) {
-                return Ok(self.wrap(e));
+                return Ok(slot.fill(e));
             }
         }
-        self.create_one().map(|e| self.wrap(e))
+        let e = self.create_one()?;
+        Ok(slot.fill(e))
     }
 
     fn wrap(&self, e: Entry<C>) -> Pooled<C> {
@@ -435,7 +453,8 @@ impl<C: 'static> Pool<C> {
                 .is_none_or(|h| h(&mut e.conn))
     }
 
-    /// Runs `create` for a slot already counted in `size`.
+    /// Runs `create` for a slot already counted in `size` and held by a
+    /// [`Slot`] guard (which frees it if this fails or panics).
     fn create_one(&self) -> Result<Entry<C>, PoolError> {
         match (self.inner.create)() {
             Ok(conn) => {
@@ -453,7 +472,6 @@ impl<C: 'static> Pool<C> {
                 self.inner
                     .create_failures
                     .set(self.inner.create_failures.get() + 1);
-                self.release_slot();
                 Err(PoolError::Create(e))
             }
         }
@@ -507,6 +525,8 @@ impl<C: 'static> Pool<C> {
     }
 
     fn check_in(&self, mut e: Entry<C>, broken: bool) {
+        // A panicking `is_broken` drops the connection: free its slot.
+        let slot = Slot::new(self);
         let now = crate::time::now();
         let too_old = self
             .inner
@@ -521,9 +541,49 @@ impl<C: 'static> Pool<C> {
                 .is_some_and(|f| f(&mut e.conn));
         if broken {
             drop(e);
-            self.release_slot();
+            drop(slot);
         } else {
+            slot.keep();
             self.put_back(e);
+        }
+    }
+}
+
+/// One slot counted in the pool's `size` that has no connection in the
+/// pool or in a [`Pooled`] yet: a checkout's between winning a slot and
+/// handing out a connection, or a connection being judged on return.
+///
+/// Dropped without [`fill`](Self::fill) or [`keep`](Self::keep) — an
+/// error, a panic in `create` or a check, a cancellation — it gives the
+/// slot back (to the oldest waiter, or frees it), so no path leaks one:
+/// the bug of Eventlet's `db_pool` (PR #527).
+struct Slot<'a, C: 'static> {
+    pool: &'a Pool<C>,
+    kept: bool,
+}
+
+impl<'a, C: 'static> Slot<'a, C> {
+    fn new(pool: &'a Pool<C>) -> Self {
+        Slot { pool, kept: false }
+    }
+
+    /// The slot now belongs to a connection that lives on elsewhere.
+    fn keep(mut self) {
+        self.kept = true;
+    }
+
+    /// Hands `e` out in this slot.
+    fn fill(self, e: Entry<C>) -> Pooled<C> {
+        let pool = self.pool;
+        self.keep();
+        pool.wrap(e)
+    }
+}
+
+impl<C: 'static> Drop for Slot<'_, C> {
+    fn drop(&mut self) {
+        if !self.kept {
+            self.pool.release_slot();
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::cancel::Cancelled;
 use crate::green::GreenThread;
 use crate::runtime::hub::hub;
 use crate::runtime::park::{self, WaitList};
-use crate::sync::Queue;
+use crate::sync::{Watch, WatchReceiver};
 
 /// gRPC's connectivity states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -148,9 +148,12 @@ impl<C: 'static> ReconnectingBuilder<C> {
         self
     }
 
-    /// The least time one attempt (connect plus `on_connect`) is given; an
-    /// attempt gets `max(this, current backoff delay)`, as gRPC does
-    /// (default 20 s).
+    /// The least time one attempt (connect plus `on_connect`) is given
+    /// (default 20 s). As in gRPC's connection backoff, every attempt —
+    /// the first included — gets `max(this, current backoff)`, where the
+    /// current backoff is the delay waited before the attempt, or the
+    /// backoff's initial delay for the first attempt and the first after a
+    /// reset.
     pub fn min_connect_timeout(mut self, d: Duration) -> Self {
         self.min_connect_timeout = d;
         self
@@ -180,9 +183,11 @@ impl<C: 'static> ReconnectingBuilder<C> {
         self
     }
 
-    /// Calls made while not `Ready` wait for `Ready` (bounded by the
-    /// caller's own deadline) instead of failing at once (default: fail
-    /// fast, as gRPC).
+    /// Calls made while not `Ready` wait for `Ready` through failed
+    /// attempts (bounded by the caller's own deadline) instead of failing
+    /// in `TransientFailure` (default: fail fast, gRPC's default — which
+    /// still waits for the connect an `Idle` call triggers, or the attempt
+    /// under way in `Connecting`; see [`Reconnecting::call`]).
     pub fn wait_for_ready(mut self, on: bool) -> Self {
         self.wait_for_ready = on;
         self
@@ -235,8 +240,9 @@ impl<C: 'static> ReconnectingBuilder<C> {
             demanded: Cell::new(false),
             last_error: RefCell::new(None),
             last_used: Cell::new(crate::time::now()),
-            watchers: RefCell::new(Vec::new()),
+            states: Watch::new(ConnState::Idle),
             reconnects: Cell::new(0),
+            failed_attempts: Cell::new(0),
             workers: RefCell::new(Vec::new()),
         });
         let weak = Rc::downgrade(&inner);
@@ -287,10 +293,14 @@ struct Inner<C> {
     demand: Rc<RefCell<WaitList>>,
     last_error: RefCell<Option<Arc<io::Error>>>,
     last_used: Cell<Instant>,
-    watchers: RefCell<Vec<(Queue<ConnState>, Weak<()>)>>,
+    /// The state for [`Reconnecting::watch`] subscribers.
+    states: Watch<ConnState>,
     /// Somebody called while `Idle`: connect.
     demanded: Cell<bool>,
     reconnects: Cell<u64>,
+    /// Transitions into `TransientFailure` (failed attempts and broken
+    /// connections), for fail-fast callers waiting on an attempt.
+    failed_attempts: Cell<u64>,
     workers: RefCell<Vec<GreenThread<()>>>,
 }
 
@@ -301,25 +311,18 @@ impl<C> Inner<C> {
             return;
         }
         let hub = hub();
-        if s == ConnState::Ready || s == ConnState::Shutdown {
-            self.ready.borrow_mut().notify_all(hub);
+        if s == ConnState::TransientFailure {
+            self.failed_attempts.set(self.failed_attempts.get() + 1);
         }
+        // Callers waiting for `Ready` re-check: wait-for-ready ones wait
+        // on, fail-fast ones fail once an attempt has failed.
+        self.ready.borrow_mut().notify_all(hub);
         if old == ConnState::Ready {
             // Callers waiting for their turn re-check the state.
             self.turn.borrow_mut().notify_all(hub);
         }
-        // Watchers never block the reconnector: a full queue drops its
-        // oldest entry; dropped watchers are forgotten.
-        self.watchers.borrow_mut().retain(|(q, alive)| {
-            if alive.strong_count() == 0 {
-                return false;
-            }
-            if let Err(e) = q.try_put(s) {
-                let _ = q.try_get();
-                let _ = q.try_put(e.into_inner());
-            }
-            true
-        });
+        // Never blocks the reconnector, whatever the subscribers do.
+        self.states.send(s);
     }
 
     fn want_connection(&self) {
@@ -348,14 +351,18 @@ impl<C> Inner<C> {
 ///   first call (or at once with [`eager`](ReconnectingBuilder::eager)),
 ///   `Connecting`, `Ready`, `TransientFailure`, `Shutdown`.
 /// - A background green thread reconnects with [`Backoff`] (gRPC's by
-///   default), giving each attempt `max(min_connect_timeout, delay)`. The
+///   default), giving each attempt `max(min_connect_timeout, current
+///   backoff)`. The
 ///   `connect` closure runs again on every attempt, so a name it resolves
 ///   is resolved again each time.
 /// - The `on_connect` hook runs before `Ready` (handshake, auth,
-///   re-subscribe).
+///   re-subscribe). A panic in `connect` or `on_connect` is logged and
+///   fails that attempt, like an error.
 /// - [`call`](Self::call) gives the operation exclusive use of the
 ///   connection; an I/O error marks the connection broken and wakes the
-///   reconnector. Calls are fail-fast unless built with
+///   reconnector; a panic in the operation does the same. Calls are
+///   fail-fast (they fail in `TransientFailure`, and in `Idle` or
+///   `Connecting` wait for the attempt's outcome) unless built with
 ///   [`wait_for_ready`](ReconnectingBuilder::wait_for_ready); at most
 ///   `max_waiters` callers wait.
 /// - The backoff resets only after a connection stayed healthy for
@@ -453,71 +460,116 @@ impl<C: 'static> Reconnecting<C> {
         self.inner.last_error.borrow().clone()
     }
 
-    /// Subscribes to state changes: every transition from now on can be
-    /// read from the returned [`Watch`] (up to 1024 unread; older ones are
-    /// dropped, so a watcher that never reads can't stall the reconnector).
-    pub fn watch(&self) -> Watch {
-        let q = Queue::bounded(1024);
-        let alive = Rc::new(());
-        self.inner
-            .watchers
-            .borrow_mut()
-            .push((q.clone(), Rc::downgrade(&alive)));
-        Watch { q, _alive: alive }
+    /// Subscribes to state changes: the receiver reads the state now
+    /// ([`borrow`](WatchReceiver::borrow)) and waits for the next change
+    /// ([`changed`](WatchReceiver::changed)).
+    ///
+    /// A [`Watch`] keeps only the latest state: a subscriber that does not
+    /// run between two transitions sees the later one only (a
+    /// `Connecting` that ended at once in `Ready` may never be seen), but
+    /// every transition wakes it, so it never misses that something
+    /// changed. A subscriber that never reads can't stall the reconnector,
+    /// and a dropped one costs nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sylvan::resilience::{ConnState, Reconnecting};
+    ///
+    /// let l = sylvan::listen("127.0.0.1:0").unwrap();
+    /// let addr = l.local_addr().unwrap();
+    /// let conn = Reconnecting::builder(move || sylvan::connect(addr)).build();
+    /// let mut states = conn.watch();
+    /// assert_eq!(*states.borrow(), ConnState::Idle);
+    /// conn.call(|_| Ok(())).unwrap();
+    /// states.changed().unwrap();
+    /// assert_eq!(*states.borrow(), ConnState::Ready);
+    /// ```
+    pub fn watch(&self) -> WatchReceiver<ConnState> {
+        self.inner.states.subscribe()
     }
 
     /// Runs `op` with exclusive use of the connection.
     ///
-    /// If the connection is not `Ready`, fails at once with
-    /// [`CallError::Unavailable`] (and starts connecting if `Idle`), or with
-    /// `wait_for_ready` waits for it. If `op` returns an I/O error, the
-    /// connection is marked broken, the reconnector is woken, and the error
-    /// is returned as [`CallError::Io`]; the operation is not retried here
-    /// (combine with [`Retry`](super::Retry) for that).
+    /// When the connection is not `Ready`, what happens follows gRPC's
+    /// wait-for-ready semantics:
+    ///
+    /// - **Fail-fast** (the default): in `Idle` the call starts connecting
+    ///   and waits for that attempt; in `Connecting` it waits for the
+    ///   attempt under way. If the attempt succeeds the call goes through;
+    ///   if it fails, or the state is already `TransientFailure`, the call
+    ///   fails with [`CallError::Unavailable`] (state `TransientFailure`,
+    ///   with the attempt's error).
+    /// - **Wait-for-ready** ([`wait_for_ready`](ReconnectingBuilder::wait_for_ready)):
+    ///   the call waits through failed attempts until the connection is
+    ///   `Ready`, bounded only by the caller's own deadline.
+    ///
+    /// If `op` returns an I/O error, the connection is marked broken, the
+    /// reconnector is woken, and the error is returned as
+    /// [`CallError::Io`]; the operation is not retried here (combine with
+    /// [`Retry`](super::Retry) for that).
+    ///
+    /// # Panics
+    ///
+    /// A panic in `op` propagates to this caller. The connection is then in
+    /// an unknown protocol state (a request may be half-written or a reply
+    /// half-read), so it is dropped and marked broken, exactly as on an I/O
+    /// error: the reconnector makes a new one and later callers never see
+    /// the old one.
     ///
     /// # Cancellation
     ///
-    /// Killed or past its deadline while waiting (for `Ready` or for its
-    /// turn): returns [`CallError::Cancelled`], nothing was sent. If the
-    /// cancellation interrupts `op` itself, `op` sees the error from its
-    /// blocking call; it comes back as `CallError::Io` and the connection
-    /// is marked broken, since a request may be half-sent.
+    /// Killed or past its deadline while waiting (for `Ready`, for a
+    /// connection attempt, or for its turn): returns
+    /// [`CallError::Cancelled`], nothing was sent, and the waiter is gone.
+    /// If the cancellation interrupts `op` itself, `op` sees the error from
+    /// its blocking call; it comes back as `CallError::Io` and the
+    /// connection is marked broken, since a request may be half-sent.
     #[track_caller]
     pub fn call<R>(&self, op: impl FnOnce(&mut C) -> io::Result<R>) -> Result<R, CallError> {
         let loc = Location::caller();
         let inner = &*self.inner;
+        // Failed attempts so far: a fail-fast call fails once one more has.
+        let failed_before = inner.failed_attempts.get();
         loop {
-            match inner.state.get() {
+            let state = inner.state.get();
+            let attempt_failed = inner.failed_attempts.get() != failed_before;
+            match state {
                 ConnState::Shutdown => return Err(CallError::Shutdown),
                 ConnState::Ready if !inner.busy.get() => break,
                 ConnState::Ready => self.wait(&inner.turn, loc)?,
-                state => {
+                ConnState::TransientFailure if !inner.wait_for_ready => {
+                    return Err(self.unavailable(ConnState::TransientFailure));
+                }
+                ConnState::Idle | ConnState::Connecting
+                    if attempt_failed && !inner.wait_for_ready =>
+                {
+                    // The attempt we waited for failed (and another one
+                    // has started since): fail-fast calls stop here.
+                    return Err(self.unavailable(ConnState::TransientFailure));
+                }
+                _ => {
                     inner.want_connection();
-                    if !inner.wait_for_ready {
-                        return Err(CallError::Unavailable {
-                            state,
-                            last_error: inner.last_error.borrow().clone(),
-                        });
-                    }
                     self.wait(&inner.ready, loc)?;
                 }
             }
         }
         inner.busy.set(true);
+        // From here on, every way out (return, error, panic in `op`) gives
+        // the turn back; an unfinished `op` also breaks the connection.
+        let mut turn = Turn { inner, done: false };
         let mut conn = inner
             .conn
             .borrow_mut()
             .take()
             .expect("a Ready connection is present");
         let r = op(&mut conn);
-        inner.busy.set(false);
-        inner.last_used.set(crate::time::now());
+        turn.done = true;
         match r {
             Ok(v) => {
                 if inner.state.get() == ConnState::Ready {
                     *inner.conn.borrow_mut() = Some(conn);
                 }
-                inner.turn.borrow_mut().notify_one(hub());
                 Ok(v)
             }
             Err(e) => {
@@ -525,9 +577,15 @@ impl<C: 'static> Reconnecting<C> {
                 let kind = e.kind();
                 let msg = e.to_string();
                 inner.broken(io::Error::new(kind, msg));
-                inner.turn.borrow_mut().notify_one(hub());
                 Err(CallError::Io(e))
             }
+        }
+    }
+
+    fn unavailable(&self, state: ConnState) -> CallError {
+        CallError::Unavailable {
+            state,
+            last_error: self.inner.last_error.borrow().clone(),
         }
     }
 
@@ -565,6 +623,31 @@ impl<C: 'static> Reconnecting<C> {
     }
 }
 
+/// A call's use of the connection; gives the turn to the next caller
+/// however the call ends.
+struct Turn<'a, C> {
+    inner: &'a Inner<C>,
+    /// `op` returned (rather than unwound).
+    done: bool,
+}
+
+impl<C> Drop for Turn<'_, C> {
+    fn drop(&mut self) {
+        let inner = self.inner;
+        inner.busy.set(false);
+        inner.last_used.set(crate::time::now());
+        if !self.done {
+            // `op` panicked (or is being force-unwound) with the
+            // connection taken: its protocol state is unknown. It was
+            // dropped with `op`'s frame; reconnect.
+            inner.broken(io::Error::other(
+                "an operation panicked while using the connection",
+            ));
+        }
+        inner.turn.borrow_mut().notify_one(hub());
+    }
+}
+
 impl<C> Drop for Inner<C> {
     fn drop(&mut self) {
         for w in self.workers.get_mut().drain(..) {
@@ -586,7 +669,6 @@ fn reconnector<C: 'static>(
     // When the connection we made became Ready (to judge its health).
     let mut connected_at: Option<Instant> = None;
     let mut ever_connected = false;
-    let mut last_delay = Duration::ZERO;
     loop {
         // Wait until an attempt is due.
         loop {
@@ -603,49 +685,72 @@ fn reconnector<C: 'static>(
             }
         }
         let Some(inner) = weak.upgrade() else { return };
-        let delay = match connected_at.take() {
+        // The delay before this attempt, and whether it is the backoff's
+        // current step (rather than none, or a splay after a reset).
+        let (delay, stepped) = match connected_at.take() {
             // The connection we made broke. Only a healthy one resets the
             // backoff; then the first reconnect waits a random part of the
             // initial delay, so a crowd of clients spreads out.
             Some(at) if crate::time::now().duration_since(at) >= inner.healthy_after => {
                 backoff.reset();
                 if inner.first_delay {
-                    backoff.splay()
+                    (backoff.splay(), false)
                 } else {
-                    Duration::ZERO
+                    (Duration::ZERO, false)
                 }
             }
-            Some(_) => backoff.next_delay(),
-            None if inner.state.get() == ConnState::TransientFailure => backoff.next_delay(),
+            Some(_) => (backoff.next_delay(), true),
+            None if inner.state.get() == ConnState::TransientFailure => {
+                (backoff.next_delay(), true)
+            }
             // First connection, from Idle.
-            None => Duration::ZERO,
+            None => (Duration::ZERO, false),
+        };
+        // gRPC's connection backoff: every attempt, the first included, is
+        // given max(current backoff, min_connect_timeout). Before the
+        // backoff has stepped (first attempt, or first after a reset) the
+        // current backoff is its initial delay.
+        let current = if stepped {
+            delay
+        } else {
+            backoff.initial_delay()
         };
         drop(inner);
-        if !delay.is_zero() {
-            last_delay = delay;
-            if crate::sleep(delay).is_err() {
-                return;
-            }
+        if !delay.is_zero() && crate::sleep(delay).is_err() {
+            return;
         }
         let Some(inner) = weak.upgrade() else { return };
         if inner.state.get() == ConnState::Shutdown {
             return;
         }
         inner.set_state(ConnState::Connecting);
-        let budget = inner.min_connect_timeout.max(last_delay);
-        let attempt = crate::timeout(budget, || -> io::Result<C> {
-            let mut c = (inner.connect)()?;
-            if let Some(hook) = &inner.on_connect {
-                hook(&mut c)?;
-            }
-            Ok(c)
-        })
-        .unwrap_or_else(|_| {
-            Err(io::Error::new(
+        let budget = inner.min_connect_timeout.max(current);
+        // A panic in `connect` or `on_connect` fails this attempt only:
+        // the reconnector must live on, or every caller would wait on a
+        // `Connecting` that never ends. (A forced unwind goes on.)
+        let attempt = crate::green::catch_panic(|| {
+            crate::timeout(budget, || -> io::Result<C> {
+                let mut c = (inner.connect)()?;
+                if let Some(hook) = &inner.on_connect {
+                    hook(&mut c)?;
+                }
+                Ok(c)
+            })
+        });
+        let attempt = match attempt {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!("connection attempt timed out after {budget:?}"),
-            ))
-        });
+            )),
+            Err(p) => {
+                let msg = crate::runtime::task::panic_message(p.as_ref()).to_string();
+                tracing::error!("sylvan Reconnecting: connection attempt panicked: {msg}");
+                Err(io::Error::other(format!(
+                    "connection attempt panicked: {msg}"
+                )))
+            }
+        };
         match attempt {
             Ok(c) => {
                 if ever_connected {
@@ -700,31 +805,5 @@ fn heartbeat_loop<C: 'static>(weak: Weak<Inner<C>>, hb: Heartbeat, ping: Hook<C>
         if let Err(e) = r {
             tracing::warn!("sylvan heartbeat: connection marked broken: {e}");
         }
-    }
-}
-
-/// A subscription to a [`Reconnecting`]'s state changes; see
-/// [`Reconnecting::watch`].
-#[derive(Debug)]
-pub struct Watch {
-    q: Queue<ConnState>,
-    _alive: Rc<()>,
-}
-
-impl Watch {
-    /// Waits for the next state change.
-    ///
-    /// # Cancellation
-    ///
-    /// Killed or past its deadline: returns [`Cancelled`]; no change is
-    /// lost (it stays queued for the next call).
-    #[track_caller]
-    pub fn next(&self) -> Result<ConnState, Cancelled> {
-        self.q.get()
-    }
-
-    /// The next state change, if one is queued; never waits.
-    pub fn try_next(&self) -> Option<ConnState> {
-        self.q.try_get()
     }
 }

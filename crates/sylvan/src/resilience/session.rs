@@ -1,15 +1,15 @@
 //! [`Session`]: ZooKeeper/Curator session semantics on top of a
 //! [`Reconnecting`](super::Reconnecting) connection.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::fmt;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::reconnecting::{ConnState, Watch};
+use super::reconnecting::ConnState;
 use crate::cancel::Cancelled;
 use crate::green::GreenThread;
-use crate::sync::Queue;
+use crate::sync::{Queue, Watch, WatchError, WatchReceiver};
 
 /// Session states, as Curator names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -63,14 +63,15 @@ impl SessionBuilder {
         self
     }
 
-    /// Starts following `conn`'s state changes (subscribe with
-    /// [`Reconnecting::watch`](super::Reconnecting::watch) before the
-    /// connection is first used, so the first `Ready` is seen).
-    pub fn start(self, conn_states: Watch) -> Session {
+    /// Starts following `conn`'s state changes, from
+    /// [`Reconnecting::watch`](super::Reconnecting::watch). The state the
+    /// receiver holds when the session starts counts: a connection that is
+    /// `Ready` already makes the session `Connected`.
+    pub fn start(self, conn_states: WatchReceiver<ConnState>) -> Session {
         let shared = Rc::new(Shared {
             state: Cell::new(None),
             suspended_at: Cell::new(None),
-            watchers: RefCell::new(Vec::new()),
+            states: Watch::new(None),
         });
         let events: Queue<SessionState> = Queue::unbounded();
         let listeners = self.listeners;
@@ -104,42 +105,45 @@ impl SessionBuilder {
 struct Shared {
     state: Cell<Option<SessionState>>,
     suspended_at: Cell<Option<Instant>>,
-    watchers: RefCell<Vec<Queue<SessionState>>>,
+    /// The state for [`Session::watch`] subscribers.
+    states: Watch<Option<SessionState>>,
 }
 
 impl Shared {
     fn set(&self, s: SessionState, events: &Queue<SessionState>) {
         self.state.set(Some(s));
+        // The listeners' own queue (one, drained by their green thread).
         let _ = events.try_put(s);
-        for w in self.watchers.borrow().iter() {
-            let _ = w.try_put(s);
-        }
+        self.states.send(Some(s));
     }
 }
 
-fn follow(conn: Watch, shared: Rc<Shared>, events: Queue<SessionState>, timeout: Duration) {
+fn follow(
+    mut conn: WatchReceiver<ConnState>,
+    shared: Rc<Shared>,
+    events: Queue<SessionState>,
+    timeout: Duration,
+) {
+    // The connection state seen last, to spot a drop and reconnect that
+    // both happened while this green thread did not run.
+    let mut last: Option<ConnState> = None;
     loop {
-        // While suspended, the session expires at suspended_at + timeout.
-        let next = match shared.suspended_at.get() {
-            Some(at) => {
-                let expires = at + timeout;
-                match crate::deadline(expires, || conn.next()) {
-                    Ok(r) => r,
-                    Err(_) => {
-                        shared.suspended_at.set(None);
-                        shared.set(SessionState::Lost, &events);
-                        continue;
-                    }
-                }
-            }
-            None => conn.next(),
-        };
-        let Ok(cs) = next else { return };
+        let cs = *conn.borrow_and_update();
         let current = shared.state.get();
         match cs {
             ConnState::Ready => {
                 let s = match (current, shared.suspended_at.take()) {
                     (Some(SessionState::Suspended), Some(_)) => SessionState::Reconnected,
+                    // Ready, then Ready again: the watch woke us for a
+                    // change we did not see, so the connection dropped and
+                    // came back in between — at once, so within the
+                    // session timeout.
+                    (Some(SessionState::Connected | SessionState::Reconnected), None)
+                        if last == Some(ConnState::Ready) =>
+                    {
+                        shared.set(SessionState::Suspended, &events);
+                        SessionState::Reconnected
+                    }
                     _ => SessionState::Connected,
                 };
                 shared.set(s, &events);
@@ -154,6 +158,23 @@ fn follow(conn: Watch, shared: Rc<Shared>, events: Queue<SessionState>, timeout:
                     shared.set(SessionState::Suspended, &events);
                 }
             }
+        }
+        last = Some(cs);
+        // Wait for the next change; while suspended, the session expires
+        // at suspended_at + timeout.
+        let next = match shared.suspended_at.get() {
+            Some(at) => match crate::deadline(at + timeout, || conn.changed()) {
+                Ok(r) => r,
+                Err(_) => {
+                    shared.suspended_at.set(None);
+                    shared.set(SessionState::Lost, &events);
+                    continue;
+                }
+            },
+            None => conn.changed(),
+        };
+        if next.is_err() {
+            return;
         }
     }
 }
@@ -179,9 +200,10 @@ fn follow(conn: Watch, shared: Rc<Shared>, events: Queue<SessionState>, timeout:
 /// let session = Session::builder(Duration::from_secs(10))
 ///     .on_change(|s| println!("session {s}"))
 ///     .start(conn.watch());
-/// let states = session.watch();
+/// let mut states = session.watch();
 /// conn.call(|_| Ok(())).unwrap();
-/// assert_eq!(states.get().unwrap(), SessionState::Connected);
+/// states.changed().unwrap();
+/// assert_eq!(*states.borrow(), Some(SessionState::Connected));
 /// ```
 pub struct Session {
     shared: Rc<Shared>,
@@ -212,22 +234,65 @@ impl Session {
         self.shared.state.get()
     }
 
-    /// Every state change from now on, on a queue.
-    pub fn watch(&self) -> Queue<SessionState> {
-        let q = Queue::unbounded();
-        self.shared.watchers.borrow_mut().push(q.clone());
-        q
+    /// Subscribes to the session state: the receiver reads it now
+    /// ([`borrow`](WatchReceiver::borrow), `None` before the first
+    /// connection) and waits for the next change
+    /// ([`changed`](WatchReceiver::changed)).
+    ///
+    /// A [`Watch`] keeps only the latest state: a subscriber that does not
+    /// run between two changes sees the later one only, but is woken for
+    /// each. To act on every change in order, use
+    /// [`SessionBuilder::on_change`]. A dropped receiver costs nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sylvan::resilience::{Reconnecting, Session, SessionState};
+    ///
+    /// let l = sylvan::listen("127.0.0.1:0").unwrap();
+    /// let addr = l.local_addr().unwrap();
+    /// let conn = Reconnecting::builder(move || sylvan::connect(addr)).build();
+    /// let session = Session::builder(Duration::from_secs(10)).start(conn.watch());
+    /// let mut states = session.watch();
+    /// assert_eq!(*states.borrow(), None);
+    /// conn.call(|_| Ok(())).unwrap();
+    /// states.changed().unwrap();
+    /// assert_eq!(*states.borrow(), Some(SessionState::Connected));
+    /// ```
+    pub fn watch(&self) -> WatchReceiver<Option<SessionState>> {
+        self.shared.states.subscribe()
     }
 
     /// Waits until the session is in `state`.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sylvan::resilience::{Reconnecting, Session, SessionState};
+    ///
+    /// let l = sylvan::listen("127.0.0.1:0").unwrap();
+    /// let addr = l.local_addr().unwrap();
+    /// let conn = Reconnecting::builder(move || sylvan::connect(addr)).eager(true).build();
+    /// let session = Session::builder(Duration::from_secs(10)).start(conn.watch());
+    /// session.wait_for(SessionState::Connected).unwrap();
+    /// ```
+    ///
     /// # Cancellation
     ///
-    /// Killed or past its deadline: returns [`Cancelled`].
+    /// Killed or past its deadline: returns [`Cancelled`]; nothing else
+    /// changes.
+    #[track_caller]
     pub fn wait_for(&self, state: SessionState) -> Result<(), Cancelled> {
-        let w = self.watch();
-        while self.state() != Some(state) {
-            w.get()?;
+        let mut w = self.watch();
+        while *w.borrow_and_update() != Some(state) {
+            match w.changed() {
+                Ok(()) => {}
+                Err(WatchError::Cancelled(c)) => return Err(c),
+                // The sender lives in `self.shared`.
+                Err(e) => unreachable!("a live session's watch closed: {e}"),
+            }
         }
         Ok(())
     }

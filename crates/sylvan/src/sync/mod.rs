@@ -1,7 +1,8 @@
-//! Synchronisation: [`Event`], [`Queue`] and [`Semaphore`] between green
-//! threads of one hub; [`channel`]s between OS threads and hubs.
+//! Synchronisation: [`Event`], [`Queue`], [`Semaphore`] and [`Watch`]
+//! between green threads of one hub; [`channel`]s between OS threads and
+//! hubs.
 //!
-//! `Event`, `Queue` and `Semaphore` are handles (`Clone`, not `Send`) to
+//! `Event`, `Queue`, `Semaphore` and `Watch` are handles (`Clone`, not `Send`) to
 //! state shared by the green threads of one OS thread. [`Sender`] and
 //! [`Receiver`] are `Send`: they connect hubs (and plain threads) to each
 //! other. Every blocking method documents what happens when the green
@@ -14,6 +15,7 @@ mod order;
 mod queue;
 mod remote;
 mod semaphore;
+mod watch;
 
 pub use channel::{
     Receiver, RecvError, SendError, Sender, TryRecvError, TrySendError, bounded, channel,
@@ -22,3 +24,4 @@ pub use event::Event;
 pub use order::QueueOrder;
 pub use queue::{PutError, Queue, TryPutError};
 pub use semaphore::{OverLimit, Semaphore, SemaphorePermit};
+pub use watch::{Watch, WatchError, WatchReceiver, WatchRef};

@@ -14,7 +14,7 @@ use super::types::{Acl, CreateMode, Stat, validate_path};
 use super::watch::WatchEvent;
 use crate::GreenThread;
 use crate::resilience::SessionState;
-use crate::sync::Queue;
+use crate::sync::{Queue, WatchError, WatchReceiver};
 
 /// Configures a [`Client`]; see [`Client::builder`].
 pub struct ClientBuilder {
@@ -330,8 +330,29 @@ impl Client {
         self.inner().state()
     }
 
-    /// Every state change from now on, on a queue of its own.
-    pub fn states(&self) -> Queue<SessionState> {
+    /// Subscribes to the session state: the receiver reads it now
+    /// ([`borrow`](WatchReceiver::borrow)) and waits for the next change
+    /// ([`changed`](WatchReceiver::changed)).
+    ///
+    /// A [`Watch`](crate::sync::Watch) keeps only the latest state: a
+    /// subscriber that does not run between two changes sees the later one
+    /// only, but is woken for each. A dropped receiver costs nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use sylvan::resilience::SessionState;
+    /// use sylvan::zk::Client;
+    ///
+    /// let zk = Client::connect("127.0.0.1:2181")?;
+    /// let mut states = zk.states();
+    /// assert_eq!(*states.borrow(), Some(SessionState::Connected));
+    /// while states.changed().is_ok() {
+    ///     println!("session {:?}", *states.borrow());
+    /// }
+    /// # Ok::<(), sylvan::zk::Error>(())
+    /// ```
+    pub fn states(&self) -> WatchReceiver<Option<SessionState>> {
         self.inner().watch_states()
     }
 
@@ -342,9 +363,14 @@ impl Client {
     /// Killed or past its deadline: returns that `Cancelled`; nothing else
     /// changes. Bound it with [`timeout`](crate::timeout).
     pub fn wait_for(&self, state: SessionState) -> Result<(), crate::Cancelled> {
-        let q = self.states();
-        while self.state() != Some(state) {
-            q.get()?;
+        let mut w = self.states();
+        while *w.borrow_and_update() != Some(state) {
+            match w.changed() {
+                Ok(()) => {}
+                Err(WatchError::Cancelled(c)) => return Err(c),
+                // The sender lives in the client we borrow.
+                Err(e) => unreachable!("a live client's state watch closed: {e}"),
+            }
         }
         Ok(())
     }

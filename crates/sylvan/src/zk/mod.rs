@@ -53,10 +53,10 @@
 //! let zk = Client::builder("zk1:2181,zk2:2181,zk3:2181")
 //!     .session_timeout(Duration::from_secs(6))
 //!     .connect()?;
-//! let states = zk.states();
+//! let mut states = zk.states();
 //! sylvan::spawn(move || {
-//!     while let Ok(s) = states.get() {
-//!         if s == SessionState::Lost {
+//!     while states.changed().is_ok() {
+//!         if *states.borrow() == Some(SessionState::Lost) {
 //!             eprintln!("session lost: ephemeral nodes are gone");
 //!         }
 //!     }

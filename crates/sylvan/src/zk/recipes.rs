@@ -11,7 +11,7 @@ use super::types::CreateMode;
 use super::watch::{EventKind, WatchEvent};
 use crate::GreenThread;
 use crate::resilience::SessionState;
-use crate::sync::{Queue, Receiver, Sender};
+use crate::sync::{Queue, Receiver, Sender, Watch, WatchError, WatchReceiver};
 
 /// The name prefix of member nodes; a random tag follows, then the
 /// server's sequence number.
@@ -21,11 +21,14 @@ fn usable(s: Option<SessionState>) -> bool {
     matches!(s, Some(SessionState::Connected | SessionState::Reconnected))
 }
 
-/// Waits until the session is connected (a state change arrives on
-/// `states` whenever it might be).
-fn wait_usable(client: &Client, states: &Queue<SessionState>) -> Result<(), crate::Cancelled> {
+/// The session states, as [`Client::states`] hands them out.
+type States = WatchReceiver<Option<SessionState>>;
+
+/// Waits until the session is connected (`states` changes whenever it
+/// might be).
+fn wait_usable(client: &Client, states: &mut States) -> Result<(), WatchError> {
     while !usable(client.state()) {
-        states.get()?;
+        states.changed()?;
     }
     Ok(())
 }
@@ -139,15 +142,15 @@ pub fn register(client: &Client, dir: &str, addr: &str) -> Result<Registration, 
     Ok(Registration { st, keeper })
 }
 
-fn keep(st: Rc<RegState>, states: Queue<SessionState>) {
+fn keep(st: Rc<RegState>, mut states: States) {
     loop {
-        if wait_usable(&st.client, &states).is_err() {
+        if wait_usable(&st.client, &mut states).is_err() {
             return;
         }
         match st.ensure() {
             Ok(_) => {
                 // Until the next change of state.
-                if states.get().is_err() {
+                if states.changed().is_err() {
                     return;
                 }
             }
@@ -229,8 +232,9 @@ pub struct Member {
 struct DiscState {
     client: Client,
     dir: String,
-    current: RefCell<Vec<Member>>,
-    queues: RefCell<Vec<Queue<Vec<Member>>>>,
+    /// The member list now, for [`Discovery::current`] and
+    /// [`Discovery::watch`].
+    members: Watch<Vec<Member>>,
     senders: RefCell<Vec<Sender<Vec<Member>>>>,
 }
 
@@ -267,17 +271,14 @@ impl DiscState {
     }
 
     fn publish(&self, members: Vec<Member>) {
-        if *self.current.borrow() == members {
+        if *self.members.borrow() == members {
             return;
         }
         tracing::debug!("sylvan zk: {} members under {}", members.len(), self.dir);
-        self.queues
-            .borrow_mut()
-            .retain(|q| q.try_put(members.clone()).is_ok());
         self.senders
             .borrow_mut()
             .retain(|s| s.try_send(members.clone()).is_ok());
-        *self.current.borrow_mut() = members;
+        self.members.send(members);
     }
 }
 
@@ -302,10 +303,14 @@ fn seq(name: &str) -> u64 {
 ///
 /// let zk = Client::connect("127.0.0.1:2181")?;
 /// let members = discover(&zk, "/services/echo")?;
-/// let changes = members.watch();
+/// let mut changes = members.watch();
 /// // The current list first, then each change.
-/// while let Ok(now) = changes.get() {
+/// loop {
+///     let now = changes.borrow_and_update();
 ///     println!("upstreams: {:?}", now.iter().map(|m| &m.addr).collect::<Vec<_>>());
+///     if changes.changed().is_err() {
+///         break;
+///     }
 /// }
 /// # Ok::<(), sylvan::zk::Error>(())
 /// ```
@@ -326,14 +331,13 @@ pub fn discover(client: &Client, dir: &str) -> Result<Discovery, Error> {
     let st = Rc::new(DiscState {
         client: client.clone(),
         dir: dir.to_string(),
-        current: RefCell::new(Vec::new()),
-        queues: RefCell::new(Vec::new()),
+        members: Watch::new(Vec::new()),
         senders: RefCell::new(Vec::new()),
     });
     let states = client.states();
     let events = Queue::unbounded();
     let first = st.read(&events)?;
-    *st.current.borrow_mut() = first;
+    st.members.send(first);
     let s = st.clone();
     let worker = crate::Builder::new()
         .name("sylvan-zk-discover")
@@ -343,7 +347,7 @@ pub fn discover(client: &Client, dir: &str) -> Result<Discovery, Error> {
     Ok(Discovery { st, worker })
 }
 
-fn follow(st: Rc<DiscState>, events: Queue<WatchEvent>, states: Queue<SessionState>) {
+fn follow(st: Rc<DiscState>, events: Queue<WatchEvent>, mut states: States) {
     loop {
         // Wait for the watch to fire; several queued events need one read.
         let Ok(ev) = events.get() else { return };
@@ -355,10 +359,11 @@ fn follow(st: Rc<DiscState>, events: Queue<WatchEvent>, states: Queue<SessionSta
         }
         while events.try_get().is_some() {}
         loop {
-            if wait_usable(&st.client, &states).is_err() {
+            if wait_usable(&st.client, &mut states).is_err() {
                 return;
             }
-            while states.try_get().is_some() {}
+            // Changes up to now are covered by the read below.
+            states.borrow_and_update();
             match st.read(&events) {
                 Ok(m) => {
                     st.publish(m);
@@ -386,7 +391,7 @@ impl fmt::Debug for Discovery {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Discovery")
             .field("dir", &self.st.dir)
-            .field("members", &self.st.current.borrow().len())
+            .field("members", &self.st.members.borrow().len())
             .finish()
     }
 }
@@ -394,16 +399,31 @@ impl fmt::Debug for Discovery {
 impl Discovery {
     /// The members now, in the order they joined.
     pub fn current(&self) -> Vec<Member> {
-        self.st.current.borrow().clone()
+        self.st.members.borrow().clone()
     }
 
-    /// The current list, then every changed list, on a queue of its own
-    /// (for green threads of this hub).
-    pub fn watch(&self) -> Queue<Vec<Member>> {
-        let q = Queue::unbounded();
-        let _ = q.try_put(self.current());
-        self.st.queues.borrow_mut().push(q.clone());
-        q
+    /// Subscribes to the member list, for green threads of this hub: the
+    /// receiver reads the list now ([`borrow`](WatchReceiver::borrow)) and
+    /// waits for the next change ([`changed`](WatchReceiver::changed)).
+    ///
+    /// A [`Watch`] keeps only the latest list: a subscriber that falls
+    /// behind skips to it, never to a stale one. A dropped receiver costs
+    /// nothing. For other OS threads, use [`subscribe`](Self::subscribe).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use sylvan::zk::{Client, discover};
+    ///
+    /// let zk = Client::connect("127.0.0.1:2181")?;
+    /// let members = discover(&zk, "/services/echo")?;
+    /// let mut changes = members.watch();
+    /// changes.changed().unwrap(); // the next change
+    /// println!("{} members", changes.borrow().len());
+    /// # Ok::<(), sylvan::zk::Error>(())
+    /// ```
+    pub fn watch(&self) -> WatchReceiver<Vec<Member>> {
+        self.st.members.subscribe()
     }
 
     /// The current list, then every changed list, on a channel that may

@@ -28,7 +28,7 @@ use crate::net::{Connector, TcpStream};
 use crate::resilience::SessionState;
 use crate::runtime::hub::hub;
 use crate::runtime::park::{self, WaitList};
-use crate::sync::Queue;
+use crate::sync::{Watch, WatchReceiver};
 
 /// Resolves a host name (a test stub, or `None` for the system's).
 pub(crate) type Resolver = Rc<dyn Fn(&str, u16) -> io::Result<Vec<SocketAddr>>>;
@@ -65,7 +65,8 @@ pub(crate) struct Inner {
     pub(crate) watches: RefCell<Watches>,
     /// Woken whenever a connection is ready or the client closes.
     ready: RefCell<WaitList>,
-    state_watchers: RefCell<Vec<Queue<SessionState>>>,
+    /// The state for [`Client::states`](super::Client::states) subscribers.
+    states: Watch<Option<SessionState>>,
     closed: Cell<bool>,
     /// `close` sent closeSession: the end of the connection is expected.
     closing: Cell<bool>,
@@ -90,7 +91,7 @@ impl Inner {
             server: Cell::new(None),
             watches: RefCell::new(Watches::default()),
             ready: RefCell::new(WaitList::default()),
-            state_watchers: RefCell::new(Vec::new()),
+            states: Watch::new(None),
             closed: Cell::new(false),
             closing: Cell::new(false),
             last_error: RefCell::new(None),
@@ -162,18 +163,14 @@ impl Inner {
         x
     }
 
-    pub(crate) fn watch_states(&self) -> Queue<SessionState> {
-        let q = Queue::unbounded();
-        self.state_watchers.borrow_mut().push(q.clone());
-        q
+    pub(crate) fn watch_states(&self) -> WatchReceiver<Option<SessionState>> {
+        self.states.subscribe()
     }
 
     fn set_state(&self, s: SessionState) {
         self.state.set(Some(s));
         tracing::debug!("sylvan zk: session {:#x} {s}", self.session_id.get());
-        self.state_watchers
-            .borrow_mut()
-            .retain(|q| q.try_put(s).is_ok());
+        self.states.send(Some(s));
         self.ready.borrow_mut().notify_all(hub());
     }
 

@@ -133,3 +133,54 @@ pub fn blackhole_listener(ip: &str) -> (std::net::TcpListener, Vec<std::net::Tcp
     }
     panic!("could not fill the accept queue of {addr}");
 }
+
+/// A global allocator that counts the bytes live on each thread, for tests
+/// that show something does not grow. Install it in a test file with
+/// `#[global_allocator] static ALLOC: util::Counting = util::Counting;`.
+pub struct Counting;
+
+thread_local! {
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+}
+
+// SAFETY: every call is forwarded unchanged to `System`; the counter is a
+// const-initialised thread-local without a destructor, so touching it
+// never allocates (and `try_with` skips it during thread teardown).
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        let _ = LIVE.try_with(|l| l.set(l.get() + layout.size() as isize));
+        // SAFETY: same contract as ours.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        let _ = LIVE.try_with(|l| l.set(l.get() - layout.size() as isize));
+        // SAFETY: same contract as ours.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new: usize) -> *mut u8 {
+        let _ = LIVE.try_with(|l| l.set(l.get() + new as isize - layout.size() as isize));
+        // SAFETY: same contract as ours.
+        unsafe { std::alloc::System.realloc(ptr, layout, new) }
+    }
+}
+
+/// Bytes allocated and not freed by this thread so far (with [`Counting`]
+/// installed; 0 otherwise).
+pub fn live_bytes() -> isize {
+    LIVE.with(Cell::get)
+}
+
+/// How many bytes `f` leaves allocated on this thread when run `n` times
+/// (after a few warm-up runs, so lazily made state does not count).
+pub fn growth_over(n: usize, mut f: impl FnMut()) -> isize {
+    for _ in 0..16 {
+        f();
+    }
+    let before = live_bytes();
+    for _ in 0..n {
+        f();
+    }
+    live_bytes() - before
+}
