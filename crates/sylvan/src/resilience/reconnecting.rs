@@ -13,7 +13,6 @@ use super::backoff::Backoff;
 use super::heartbeat::Heartbeat;
 use crate::cancel::Cancelled;
 use crate::green::GreenThread;
-use crate::runtime::hub::hub;
 use crate::runtime::park::{self, WaitList};
 use crate::sync::{Watch, WatchReceiver};
 
@@ -310,16 +309,15 @@ impl<C> Inner<C> {
         if old == s {
             return;
         }
-        let hub = hub();
         if s == ConnState::TransientFailure {
             self.failed_attempts.set(self.failed_attempts.get() + 1);
         }
         // Callers waiting for `Ready` re-check: wait-for-ready ones wait
         // on, fail-fast ones fail once an attempt has failed.
-        self.ready.borrow_mut().notify_all(hub);
+        self.ready.borrow_mut().wake_all();
         if old == ConnState::Ready {
             // Callers waiting for their turn re-check the state.
-            self.turn.borrow_mut().notify_all(hub);
+            self.turn.borrow_mut().wake_all();
         }
         // Never blocks the reconnector, whatever the subscribers do.
         self.states.send(s);
@@ -327,7 +325,7 @@ impl<C> Inner<C> {
 
     fn want_connection(&self) {
         if self.state.get() == ConnState::Idle && !self.demanded.replace(true) {
-            self.demand.borrow_mut().notify_all(hub());
+            self.demand.borrow_mut().wake_all();
         }
     }
 
@@ -339,7 +337,7 @@ impl<C> Inner<C> {
         self.conn.borrow_mut().take();
         *self.last_error.borrow_mut() = Some(Arc::new(why));
         self.set_state(ConnState::TransientFailure);
-        self.demand.borrow_mut().notify_all(hub());
+        self.demand.borrow_mut().wake_all();
     }
 }
 
@@ -616,7 +614,7 @@ impl<C: 'static> Reconnecting<C> {
         let inner = &*self.inner;
         inner.set_state(ConnState::Shutdown);
         inner.conn.borrow_mut().take();
-        inner.demand.borrow_mut().notify_all(hub());
+        inner.demand.borrow_mut().wake_all();
         for w in inner.workers.borrow().iter() {
             w.kill();
         }
@@ -644,7 +642,7 @@ impl<C> Drop for Turn<'_, C> {
                 "an operation panicked while using the connection",
             ));
         }
-        inner.turn.borrow_mut().notify_one(hub());
+        inner.turn.borrow_mut().wake_one();
     }
 }
 

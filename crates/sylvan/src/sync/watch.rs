@@ -15,7 +15,7 @@ use std::panic::Location;
 use std::rc::Rc;
 
 use crate::cancel::Cancelled;
-use crate::runtime::hub::{hub, try_hub};
+use crate::runtime::hub::try_hub;
 use crate::runtime::park::{self, WaitList};
 
 struct Shared<T> {
@@ -194,7 +194,7 @@ impl<T> Watch<T> {
     fn replace(&self, value: T) -> Rc<T> {
         let old = self.shared.value.replace(Rc::new(value));
         self.shared.version.set(self.shared.version.get() + 1);
-        self.shared.waiters.borrow_mut().notify_all(hub());
+        self.shared.waiters.borrow_mut().wake_all();
         old
     }
 

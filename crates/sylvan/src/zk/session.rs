@@ -26,7 +26,6 @@ use super::proto::{self, ConnectRequest, ConnectResponse, Enc, op, xid};
 use super::watch::Watches;
 use crate::net::{Connector, TcpStream};
 use crate::resilience::SessionState;
-use crate::runtime::hub::hub;
 use crate::runtime::park::{self, WaitList};
 use crate::sync::{Watch, WatchReceiver};
 
@@ -171,7 +170,7 @@ impl Inner {
         self.state.set(Some(s));
         tracing::debug!("sylvan zk: session {:#x} {s}", self.session_id.get());
         self.states.send(Some(s));
-        self.ready.borrow_mut().notify_all(hub());
+        self.ready.borrow_mut().wake_all();
     }
 
     /// The live connection, waiting (bounded by the caller's deadline) for
@@ -214,7 +213,7 @@ impl Inner {
         if let Some(c) = self.conn.borrow_mut().take() {
             c.fail_all(&Error::Closed);
         }
-        self.ready.borrow_mut().notify_all(hub());
+        self.ready.borrow_mut().wake_all();
     }
 
     /// The session is gone (server said so, or 4/3 of its timeout passed
