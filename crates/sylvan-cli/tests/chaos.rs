@@ -190,13 +190,12 @@ print("toxiproxy-python: all good")
 
 #[test]
 fn the_toxiproxy_python_client_drives_it() {
-    if !python_has_toxiproxy() {
-        eprintln!(
-            "SKIPPED: python3 with the toxiproxy-python package is not installed \
-             (.ci/run installs it: python3 -m pip install toxiproxy-python)"
-        );
-        return;
-    }
+    assert!(
+        python_has_toxiproxy(),
+        "this test needs python3 with the toxiproxy-python package, which is missing: install it \
+         with `python3 -m pip install toxiproxy-python` (scripts/test.sh installs everything the \
+         tests need)"
+    );
     let echo = echo_server();
     let (child, port) = start_chaos(&[]);
     let out = Command::new("python3")

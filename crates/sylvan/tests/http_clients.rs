@@ -3,11 +3,12 @@
 //! hub keeps serving meanwhile.
 
 mod http_util;
+mod util;
 
 use std::io::Read;
 use std::process::Command;
 
-use http_util::{have, run, stderr, stdout};
+use http_util::{run, stderr, stdout};
 use sylvan::http::{Response, Server, ServerHandle};
 
 /// Echoes facts about each request: method, path, body length and a
@@ -51,23 +52,18 @@ fn temp_file(name: &str, data: &[u8]) -> std::path::PathBuf {
     p
 }
 
-fn require(tool: &str) -> bool {
-    if have(tool) {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{tool} is not installed; .ci/run installs it"
+/// Fails in one line, naming the Debian package, when `tool` is missing.
+fn require(tool: &str) {
+    util::require(
+        util::have_program(tool),
+        tool,
+        &format!("apt-get install -y {tool}"),
     );
-    println!("skipped: {tool} is not installed");
-    false
 }
 
 #[test]
 fn curl_reuses_one_keep_alive_connection() {
-    if !require("curl") {
-        return;
-    }
+    require("curl");
     let server = start();
     let base = format!("http://{}", server.local_addr());
     let out = run(Command::new("curl").args([
@@ -86,9 +82,7 @@ fn curl_reuses_one_keep_alive_connection() {
 
 #[test]
 fn curl_chunked_upload_from_stdin() {
-    if !require("curl") {
-        return;
-    }
+    require("curl");
     let server = start();
     let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
     let file = temp_file("upload", &data);
@@ -111,9 +105,7 @@ fn curl_chunked_upload_from_stdin() {
 
 #[test]
 fn curl_expect_100_continue() {
-    if !require("curl") {
-        return;
-    }
+    require("curl");
     let server = start();
     let data = vec![b'e'; 200_000];
     let file = temp_file("expect", &data);
@@ -159,9 +151,7 @@ fn curl_expect_100_continue() {
 
 #[test]
 fn curl_streamed_response_and_head() {
-    if !require("curl") {
-        return;
-    }
+    require("curl");
     let server = start();
     let url = format!("http://{}/stream", server.local_addr());
     let out = run(Command::new("curl").args(["-sS", "--raw", "-D", "/dev/stderr", &url]));
@@ -214,9 +204,7 @@ print("ok")
 
 #[test]
 fn python_http_client_keep_alive_chunked_head() {
-    if !require("python3") {
-        return;
-    }
+    require("python3");
     let server = start();
     let out =
         run(Command::new("python3").args(["-c", PY_HTTP_CLIENT, &server.local_addr().to_string()]));
@@ -243,9 +231,7 @@ print("ok")
 
 #[test]
 fn python_urllib_get_post_and_error_status() {
-    if !require("python3") {
-        return;
-    }
+    require("python3");
     let server = start();
     let out =
         run(Command::new("python3").args(["-c", PY_URLLIB, &server.local_addr().to_string()]));
@@ -255,9 +241,7 @@ fn python_urllib_get_post_and_error_status() {
 
 #[test]
 fn wrk_load_has_no_errors() {
-    if !require("wrk") {
-        return;
-    }
+    require("wrk");
     let server = Server::bind("127.0.0.1:0")
         .unwrap()
         .serve(|_| Response::text("Hello, World!"));

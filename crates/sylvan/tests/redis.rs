@@ -48,6 +48,11 @@ impl Redis {
     }
 
     fn spawn(&mut self) {
+        util::require(
+            util::have_program("redis-server"),
+            "redis-server",
+            "apt-get install -y redis-server",
+        );
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -70,9 +75,7 @@ impl Redis {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect(
-                "redis-server must be installed (apt-get install redis-server; .ci/run does it)",
-            );
+            .expect("redis-server starts");
         self.child = Some(child);
         // Wait until it answers PING (bounded).
         let addr = self.addr();

@@ -3,6 +3,7 @@
 //! broadcasting (timeouts on virtual time).
 
 mod http_util;
+mod util;
 
 use std::cell::RefCell;
 use std::io;
@@ -11,7 +12,7 @@ use std::process::Command;
 use std::rc::Rc;
 use std::time::Duration;
 
-use http_util::{Client, have, run, stderr, stdout};
+use http_util::{Client, run, stderr, stdout};
 use sylvan::http::{Server, ServerHandle};
 use sylvan::sync::Queue;
 use sylvan::websocket::{self, CloseCode, Error, Message, Options};
@@ -51,19 +52,7 @@ print("ok")
 
 #[test]
 fn python_websocket_client_echo() {
-    if !have("python3")
-        || !Command::new("python3")
-            .args(["-c", "import websocket"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "websocket-client missing; .ci/run installs it"
-        );
-        println!("skipped: python3 with websocket-client is not installed");
-        return;
-    }
+    require_websocket_client();
     let server = echo_server(Options::new().protocols(["chat"]));
     let out = run(Command::new("python3").args(["-c", PY_ECHO, &server.local_addr().to_string()]));
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
@@ -86,19 +75,7 @@ print("ok")
 
 #[test]
 fn python_client_sees_server_initiated_close() {
-    if !have("python3")
-        || !Command::new("python3")
-            .args(["-c", "import websocket"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "websocket-client missing; .ci/run installs it"
-        );
-        println!("skipped: python3 with websocket-client is not installed");
-        return;
-    }
+    require_websocket_client();
     let result = Rc::new(RefCell::new(None));
     let r2 = result.clone();
     let server = Server::bind("127.0.0.1:0").unwrap().serve(move |req| {
@@ -396,4 +373,13 @@ fn recv_obeys_kill_and_scoped_deadlines() {
     // Then the session closure returned: the server closes with 1000.
     let (op, payload) = ws.recv().unwrap();
     assert_eq!((op, close_code(&payload)), (0x8, 1000));
+}
+
+/// Python's websocket-client, the real client these tests drive.
+fn require_websocket_client() {
+    util::require(
+        util::have_program("python3") && util::python_has("websocket"),
+        "python3 with the websocket-client package",
+        "python3 -m pip install websocket-client",
+    );
 }

@@ -48,7 +48,7 @@ pub enum Target {
     },
     /// HTTP/1.1 keep-alive GETs.
     Http {
-        /// The URL, http://HOST[:PORT]/PATH.
+        /// The URL, `http://HOST[:PORT]/PATH`.
         url: String,
         #[command(flatten)]
         common: Common,

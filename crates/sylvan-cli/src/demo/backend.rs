@@ -13,7 +13,7 @@ use sylvan::net::ServerHandle;
 /// Request id → how many times a backend executed it (shared by all).
 pub type Receipts = Rc<RefCell<HashMap<u64, u32>>>;
 
-/// One backend: "REQ <id>\n" → "OK <id> <backend>\n".
+/// One backend: `"REQ <id>\n"` → `"OK <id> <backend>\n"`.
 pub struct Backend {
     pub index: usize,
     pub addr: SocketAddr,

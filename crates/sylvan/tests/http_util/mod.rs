@@ -177,14 +177,6 @@ pub fn run(cmd: &mut Command) -> Output {
         .expect("spawn external command")
 }
 
-/// Whether an executable is on the PATH.
-pub fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }

@@ -184,3 +184,32 @@ pub fn growth_over(n: usize, mut f: impl FnMut()) -> isize {
     }
     live_bytes() - before
 }
+
+/// Whether `program` is on the `PATH`.
+pub fn have_program(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Whether `python3` can import `module`.
+pub fn python_has(module: &str) -> bool {
+    Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Fails the test, in one line naming what is missing and the command that
+/// installs it, unless `present`. Every test that drives a real program
+/// nobody here wrote checks it first, the same way on every machine (no
+/// silent skips): `scripts/test.sh` installs them all.
+#[track_caller]
+pub fn require(present: bool, what: &str, install: &str) {
+    assert!(
+        present,
+        "this test needs {what}, which is missing: install it with `{install}` \
+         (scripts/test.sh installs everything the tests need)"
+    );
+}

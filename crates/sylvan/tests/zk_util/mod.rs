@@ -105,8 +105,8 @@ impl ZkServer {
         assert!(self.running.is_none(), "server already running");
         assert!(
             Path::new(JAR).exists() && Command::new("java").arg("-version").output().is_ok(),
-            "ZooKeeper and Java must be installed: apt-get install zookeeper \
-             (.ci/run does it); {JAR} not found or java missing"
+            "this test needs ZooKeeper and Java ({JAR}, java), which are missing: install them \
+             with `apt-get install -y zookeeper` (scripts/test.sh installs everything the tests need)"
         );
         let log = std::fs::File::create(self.dir.join("server.log")).unwrap();
         let cfg = self.dir.join("zoo.cfg");

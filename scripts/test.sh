@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The README's test command: installs what the tests need that Rust does
+# not bring (real programs the integration tests drive), then runs every
+# test. `.ci/run` calls it after the format and lint checks.
+#
+# Programs: curl and wrk (tests/http_clients.rs), redis-server
+# (tests/redis.rs), ZooKeeper and a JRE (tests/zk*.rs, the CLI's discovery
+# tests), Python 3 with websocket-client (tests/websocket.rs) and
+# toxiproxy-python (sylvan-cli tests/chaos.rs). A test whose program is
+# missing fails with one line naming it and the command that installs it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Some suites open many sockets; use the whole hard limit.
+ulimit -n "$(ulimit -Hn)" || true
+
+apt_pkgs=()
+command -v curl >/dev/null || apt_pkgs+=(curl)
+command -v wrk >/dev/null || apt_pkgs+=(wrk)
+command -v redis-server >/dev/null || apt_pkgs+=(redis-server)
+{ command -v java >/dev/null && [ -e /usr/share/java/zookeeper.jar ]; } || apt_pkgs+=(zookeeper)
+command -v python3 >/dev/null || apt_pkgs+=(python3 python3-pip)
+if ((${#apt_pkgs[@]})); then
+    sudo=()
+    if [ "$(id -u)" != 0 ]; then
+        command -v sudo >/dev/null && sudo=(sudo)
+    fi
+    echo "scripts/test.sh: installing ${apt_pkgs[*]} with apt-get" >&2
+    if ! { "${sudo[@]}" apt-get update -qq && "${sudo[@]}" apt-get install -y -qq "${apt_pkgs[@]}"; }; then
+        echo "scripts/test.sh: could not install ${apt_pkgs[*]}; the tests that need them will fail" \
+            "and say so (run: apt-get install ${apt_pkgs[*]})" >&2
+    fi
+fi
+
+pip_install() { # module package
+    python3 -c "import $1" 2>/dev/null && return 0
+    echo "scripts/test.sh: installing the Python package $2 with pip" >&2
+    python3 -m pip install -q "$2" 2>/dev/null ||
+        python3 -m pip install -q --break-system-packages "$2" ||
+        echo "scripts/test.sh: could not install $2 (run: python3 -m pip install $2)" >&2
+}
+if command -v python3 >/dev/null; then
+    pip_install websocket websocket-client
+    pip_install toxiproxy toxiproxy-python
+fi
+
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+exec cargo test --workspace --all-features "$@"
