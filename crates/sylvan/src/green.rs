@@ -252,6 +252,7 @@ pub fn shutdown() {
 pub struct Builder {
     name: Option<Arc<str>>,
     stack_size: usize,
+    span: Option<tracing::Span>,
 }
 
 impl Default for Builder {
@@ -266,6 +267,7 @@ impl Builder {
         Builder {
             name: None,
             stack_size: DEFAULT_STACK_SIZE,
+            span: None,
         }
     }
 
@@ -273,6 +275,38 @@ impl Builder {
     /// stack-overflow reports, watchdog warnings and panic logs.
     pub fn name(mut self, name: impl Into<String>) -> Builder {
         self.name = Some(Arc::from(name.into()));
+        self
+    }
+
+    /// Sets the `tracing` span the green thread runs in (default: the
+    /// spawner's current span, [`tracing::Span::current`]).
+    ///
+    /// The runtime enters it every time the green thread is switched in and
+    /// exits it when it is switched out, so events logged by interleaved
+    /// green threads each carry their own span: what tokio's `Instrument`
+    /// does per future, done once for every green thread. `Span::none()`
+    /// runs it in no span.
+    ///
+    /// A span entered by the green thread's own code with
+    /// [`Span::enter`](tracing::Span::enter) and held across a blocking call
+    /// stays entered on the OS thread while other green threads run; use
+    /// this setting (or [`Span::in_scope`](tracing::Span::in_scope) around
+    /// code that does not block) instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let span = tracing::info_span!("request", id = 7);
+    /// let g = sylvan::Builder::new()
+    ///     .span(span.clone())
+    ///     .spawn(|| tracing::Span::current())
+    ///     .unwrap();
+    /// // (With a subscriber installed, the green thread's current span is
+    /// // `span`; without one every span is disabled.)
+    /// let _ = g.join().unwrap();
+    /// ```
+    pub fn span(mut self, span: tracing::Span) -> Builder {
+        self.span = Some(span);
         self
     }
 
@@ -333,14 +367,25 @@ impl Builder {
             ));
         };
         let stack = hub.stacks.allocate(self.stack_size)?;
+        let mut core = Core::new(next_green_id(), self.name, stack.guard(), stack.size());
+        core.span = self.span.unwrap_or_else(tracing::Span::current);
         let cell = Rc::new(TaskCell {
-            core: Core::new(next_green_id(), self.name, stack.guard(), stack.size()),
+            core,
             result: RefCell::new(None),
             detached: Cell::new(false),
         });
         let inner = cell.clone();
         let coro = Coroutine::with_stack(stack, move |y: &Yielder<(), ()>, ()| {
             inner.core.yielder.set(y as *const _);
+            // Its green-locals are dropped when this function ends, however
+            // it ends (return, panic, the forced unwind), on this stack.
+            struct ClearLocals<'a>(&'a Core);
+            impl Drop for ClearLocals<'_> {
+                fn drop(&mut self) {
+                    self.0.locals.clear();
+                }
+            }
+            let _locals = ClearLocals(&inner.core);
             if inner.core.killed.get() {
                 // Killed before it ran: drop the closure unrun, here on its
                 // own stack (a destructor that blocks fails at once).

@@ -79,6 +79,7 @@ pub mod compat;
 pub mod debug;
 mod green;
 pub mod http;
+pub mod local;
 pub mod net;
 pub mod pool;
 pub mod resilience;
@@ -96,6 +97,7 @@ pub use compat::block_on;
 pub use green::{
     Builder, Current, GreenId, GreenThread, JoinError, current, run, shutdown, spawn, spawn_after,
 };
+pub use local::GreenLocal;
 pub use net::{connect, listen, serve};
 pub use pool::{GreenPile, GreenPool};
 pub use runtime::multi::{Runtime, RuntimeBuilder};

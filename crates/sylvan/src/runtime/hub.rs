@@ -539,7 +539,9 @@ impl Hub {
             Ordering::Relaxed,
         );
         let in_scheduler = self.in_scheduler.replace(false);
+        enter_span(core);
         let r = c.resume(());
+        exit_span(core);
         self.in_scheduler.set(in_scheduler);
         shared.running.store(0, Ordering::Relaxed);
         signal::clear_current();
@@ -701,6 +703,7 @@ impl Hub {
                     core.stack_size,
                 );
                 self.in_scheduler.set(false);
+                enter_span(core);
                 if let Some(c) = coro.as_mut().filter(|c| !c.started()) {
                     // Never ran: run its entry function, which sees the kill
                     // and drops the closure on the green thread's own stack.
@@ -709,6 +712,7 @@ impl Hub {
                 }
                 // A suspended coroutine is force-unwound by its drop.
                 drop(coro);
+                exit_span(core);
                 self.in_scheduler.set(true);
                 signal::clear_current();
                 self.current.set(ptr::null());
@@ -810,6 +814,26 @@ impl<'a> SchedulerPath<'a> {
 impl Drop for SchedulerPath<'_> {
     fn drop(&mut self) {
         self.hub.in_scheduler.set(self.was);
+    }
+}
+
+/// Enters the green thread's `tracing` span as it is switched in, so what
+/// it logs carries its span however green threads interleave (tokio's
+/// `Instrument`, done once here for every green thread).
+#[inline]
+fn enter_span(core: &Core) {
+    if !core.span.is_none() {
+        core.span
+            .with_subscriber(|(id, dispatch)| dispatch.enter(id));
+    }
+}
+
+/// Exits it as the green thread is switched out.
+#[inline]
+fn exit_span(core: &Core) {
+    if !core.span.is_none() {
+        core.span
+            .with_subscriber(|(id, dispatch)| dispatch.exit(id));
     }
 }
 

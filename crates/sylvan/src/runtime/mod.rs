@@ -5,6 +5,7 @@
 pub(crate) mod clock;
 pub(crate) mod hub;
 pub(crate) mod io;
+pub(crate) mod local;
 pub(crate) mod multi;
 pub(crate) mod park;
 pub(crate) mod stack;

@@ -50,6 +50,10 @@ pub(crate) struct Core {
     pub(crate) guard: (usize, usize),
     pub(crate) stack_size: usize,
     scopes: RefCell<Vec<Scope>>,
+    /// Its green-local values (`sylvan::green_local!`).
+    pub(crate) locals: super::local::Locals,
+    /// The `tracing` span entered whenever it runs (none: `Span::none()`).
+    pub(crate) span: tracing::Span,
 }
 
 impl std::fmt::Debug for Core {
@@ -87,6 +91,8 @@ impl Core {
             guard,
             stack_size,
             scopes: RefCell::new(Vec::new()),
+            locals: super::local::Locals::default(),
+            span: tracing::Span::none(),
         }
     }
 
