@@ -26,6 +26,14 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// Largest the connection's read buffer grows: a whole head, plus room
+    /// for the start of a body or of the next pipelined request.
+    pub(crate) fn read_buffer_max(&self) -> usize {
+        self.max_request_line + self.max_header_bytes + 8192
+    }
+}
+
 /// Why a request was refused before its handler ran; each maps to the
 /// status sent back (after which the connection closes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -339,8 +339,11 @@ impl Read for Request {
 /// server's limit fails with `InvalidData` too and the server answers
 /// `413` in place of the handler's response. End of the body is `Ok(0)`.
 ///
-/// A body must be read within its handler call: once the response has been
-/// sent, reads fail.
+/// A body must be read while its request is handled: once the response has
+/// been sent, reads fail. Within that time it may be read from any green
+/// thread of the hub — say one that feeds the response streamed by
+/// [`Response::from_reader`](super::Response::from_reader) — one read at a
+/// time: a read while another is parked fails with `ResourceBusy`.
 ///
 /// # Examples
 ///
