@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use super::body::{BodyKind, BodySource, BodyState, ChunkedDecoder};
 use super::date;
 use super::log;
-use super::parse::{self, Framing, Head, Limits, Reject};
+use super::parse::{self, Framing, Head, HeadScan, Limits, Reject, Scan};
 use super::request::{Request, RequestBody, Version};
 use super::response::{self, Parts, Response, bodiless, push_hex, push_u64, push_value};
 use super::upgrade::Upgraded;
@@ -437,26 +437,24 @@ fn read_head<T: Transport>(
         return HeadRead::Closed;
     };
     let mut deadline = first.then(|| conn_start + cfg.header_timeout);
-    let mut scanned = 0;
-    let mut saw_newline = false;
+    let mut scan = HeadScan::default();
     loop {
         {
             let mut rb = sh.rbuf.borrow_mut();
-            let data = rb.data();
-            if !data.is_empty() {
-                let new_line = parse::memchr(b'\n', &data[scanned.min(data.len())..]).is_some();
-                saw_newline |= new_line;
-                if new_line || (!saw_newline && data.len() > cfg.limits.max_request_line) {
-                    match parse::parse_head(data, &cfg.limits) {
+            loop {
+                match scan.scan(rb.data(), &cfg.limits) {
+                    Ok(Scan::Skip(n)) => rb.consume(n),
+                    Ok(Scan::Partial) => break,
+                    Ok(Scan::Parse) => match parse::parse_head(rb.data(), &cfg.limits) {
                         Ok(Some((head, n))) => {
                             rb.consume(n);
                             return HeadRead::Head(head);
                         }
-                        Ok(None) => {}
+                        Ok(None) => break,
                         Err(r) => return HeadRead::Reject(r),
-                    }
+                    },
+                    Err(r) => return HeadRead::Reject(r),
                 }
-                scanned = data.len();
             }
         }
         if sh.flush().is_err() {
@@ -1130,5 +1128,55 @@ mod tests {
         want.extend_from_slice(&[b'f'; 70 * 1024]);
         want.extend_from_slice(b"56789");
         assert!(dechunk(&out) == want, "response body out of order");
+    }
+
+    /// Serves `chunks` as successive reads (see `serve_chunks`) and
+    /// returns the transcript and how many times a head was parsed.
+    fn parses(chunks: &[&[u8]]) -> (String, usize) {
+        parse::PARSE_CALLS.with(|c| c.set(0));
+        let t = crate::http::__private::serve_chunks(chunks);
+        (t, parse::PARSE_CALLS.with(Cell::get))
+    }
+
+    /// Issue item 12: a head arriving a byte at a time is parsed when its
+    /// request line is complete (to refuse a bad one early) and when its
+    /// end has arrived — not once per line.
+    #[test]
+    fn a_head_is_parsed_at_most_twice_however_it_is_split() {
+        let mut head = b"GET /a HTTP/1.1\r\nHost: x\r\n".to_vec();
+        for i in 0..12 {
+            head.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+        }
+        head.extend_from_slice(b"Connection: close\r\n\r\n");
+        let (t, n) = parses(&head.chunks(1).collect::<Vec<_>>());
+        assert!(t.contains("HTTP/1.1 200 OK\r\n"), "{t}");
+        assert!(n <= 2, "{n} parses of one head");
+    }
+
+    /// Issue item 12: empty lines before a request line are ignored, a
+    /// few of them (RFC 9112 §2.2); a client that keeps sending them gets
+    /// a 400 without any parse of its growing buffer.
+    #[test]
+    fn leading_empty_lines_are_bounded() {
+        let few: &[&[u8]] = &[
+            b"\r\n",
+            b"\n",
+            b"\r",
+            b"\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        ];
+        let (t, n) = parses(few);
+        assert!(t.contains("HTTP/1.1 200 OK\r\n"), "{t}");
+        assert!(n <= 2, "{n}");
+
+        let (t, n) = parses(&[b"\r\n\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"]);
+        assert!(t.contains("HTTP/1.1 400 Bad Request\r\n"), "{t}");
+        assert!(t.contains("empty lines"), "{t}");
+        assert_eq!(n, 0);
+
+        let flood = vec![&b"\r\n"[..]; 65_536];
+        let (t, n) = parses(&flood);
+        assert!(t.contains("HTTP/1.1 400 Bad Request\r\n"), "{t}");
+        assert_eq!(n, 0, "parsed a buffer of empty lines");
     }
 }

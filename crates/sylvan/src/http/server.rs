@@ -33,8 +33,12 @@ use crate::net::{ServeOptions, StopReport, TcpListener, TcpStream, ToSocketAddrs
 /// over [`max_body_size`](Self::max_body_size) → `413`; a malformed
 /// request → `400`, including the request-smuggling shapes (both
 /// `Content-Length` and `Transfer-Encoding`, duplicate or invalid
-/// `Content-Length`, `chunked` not last); a transfer coding other than
-/// `chunked` → `501`.
+/// `Content-Length`, `chunked` not last) and more than four empty lines
+/// before a request line (a few are ignored, as RFC 9112 §2.2 asks); a
+/// transfer coding other than `chunked` → `501`. A head is parsed at most
+/// twice however it is split into reads — when its request line ends and
+/// when its end arrives — so a slow or byte-at-a-time client costs no more
+/// than a fast one.
 ///
 /// # Timeouts
 ///
