@@ -26,11 +26,18 @@ impl Default for Limits {
     }
 }
 
+/// Largest request line or header section a server accepts to be
+/// configured with (1 GiB): with both at most this, a whole head stays
+/// below 4 GiB, so the `u32` offsets of a parsed [`Head`] cannot overflow.
+pub(crate) const MAX_HEAD_LIMIT: usize = 1 << 30;
+
 impl Limits {
     /// Largest the connection's read buffer grows: a whole head, plus room
     /// for the start of a body or of the next pipelined request.
     pub(crate) fn read_buffer_max(&self) -> usize {
-        self.max_request_line + self.max_header_bytes + 8192
+        self.max_request_line
+            .saturating_add(self.max_header_bytes)
+            .saturating_add(8192)
     }
 }
 
@@ -132,7 +139,11 @@ const STACK_HEADERS: usize = 128;
 pub(crate) fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, Reject> {
     #[cfg(test)]
     PARSE_CALLS.with(|c| c.set(c.get() + 1));
-    let max_headers = limits.max_headers.max(1);
+    // Each field ends with its own LF: slots for more fields than the
+    // bytes hold lines would never be used, so the memory a parse takes
+    // follows the input, not the setting (which may be `usize::MAX`).
+    let lines = buf.iter().filter(|&&b| b == b'\n').count();
+    let max_headers = limits.max_headers.clamp(1, lines.max(1));
     if max_headers <= STACK_HEADERS {
         let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
         parse_with(buf, limits, &mut slots[..max_headers])
@@ -177,10 +188,16 @@ fn parse_with<'b>(
         return Err(Reject::HeadersTooLarge);
     }
 
+    if u32::try_from(n).is_err() {
+        // Offsets into the head are `u32`; `Server` refuses limits that
+        // would allow a head this large, this is for `Limits` made by hand.
+        return Err(Reject::HeadersTooLarge);
+    }
     let base = buf.as_ptr() as usize;
+    // Every slice lies within `buf[..n]`, and `n` fits a `u32`.
     let off = |s: &[u8]| -> (u32, u32) {
-        let start = (s.as_ptr() as usize).wrapping_sub(base) as u32;
-        (start, start + s.len() as u32)
+        let start = (s.as_ptr() as usize).wrapping_sub(base);
+        (start as u32, (start + s.len()) as u32)
     };
     let method = off(req.method.unwrap_or("").as_bytes());
     let target = off(req.path.unwrap_or("").as_bytes());

@@ -10,6 +10,7 @@ use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 use super::conn::{self, Config, ConnState, Shared};
+use super::parse::MAX_HEAD_LIMIT;
 use super::request::Request;
 use super::response::Response;
 use crate::net::{ServeOptions, StopReport, TcpListener, TcpStream, ToSocketAddrs};
@@ -152,20 +153,60 @@ impl Server {
         self
     }
 
-    /// Longest request line, CRLF included (default 8 KiB); longer → `414`.
-    pub fn max_request_line(mut self, bytes: usize) -> Server {
-        self.cfg.limits.max_request_line = bytes.max(16);
-        self
+    /// Longest request line, CRLF included (default 8 KiB; at least 16
+    /// bytes, at most 1 GiB); longer → `414`.
+    ///
+    /// With [`max_header_size`](Self::max_header_size) it also bounds each
+    /// connection's read buffer: their sum plus 8 KiB.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sylvan::http::Server;
+    ///
+    /// let s = Server::bind("127.0.0.1:0").unwrap().max_request_line(16 * 1024).unwrap();
+    /// # let _ = s;
+    /// let e = Server::bind("127.0.0.1:0").unwrap().max_request_line(usize::MAX).unwrap_err();
+    /// assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    /// assert!(e.to_string().contains("max_request_line"));
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput`, naming the setting, for more than 1 GiB.
+    pub fn max_request_line(mut self, bytes: usize) -> io::Result<Server> {
+        self.cfg.limits.max_request_line = head_limit("max_request_line", bytes)?;
+        Ok(self)
     }
 
-    /// Largest header section after the request line (default 64 KiB);
-    /// larger → `431`. Also bounds a chunked body's trailer section.
-    pub fn max_header_size(mut self, bytes: usize) -> Server {
-        self.cfg.limits.max_header_bytes = bytes.max(16);
-        self
+    /// Largest header section after the request line (default 64 KiB; at
+    /// least 16 bytes, at most 1 GiB); larger → `431`. Also bounds a
+    /// chunked body's trailer section.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sylvan::http::Server;
+    ///
+    /// let s = Server::bind("127.0.0.1:0").unwrap().max_header_size(256 * 1024).unwrap();
+    /// # let _ = s;
+    /// let e = Server::bind("127.0.0.1:0").unwrap().max_header_size(1 << 40).unwrap_err();
+    /// assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    /// assert!(e.to_string().contains("max_header_size"));
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput`, naming the setting, for more than 1 GiB.
+    pub fn max_header_size(mut self, bytes: usize) -> io::Result<Server> {
+        self.cfg.limits.max_header_bytes = head_limit("max_header_size", bytes)?;
+        Ok(self)
     }
 
-    /// Most header fields in a request (default 100); more → `431`.
+    /// Most header fields in a request (default 100; at least 1); more →
+    /// `431`. Any value is safe, `usize::MAX` included: the memory a
+    /// request takes follows the fields it has, and the header section is
+    /// bounded by [`max_header_size`](Self::max_header_size) anyway.
     pub fn max_headers(mut self, n: usize) -> Server {
         self.cfg.limits.max_headers = n.max(1);
         self
@@ -260,6 +301,20 @@ impl Server {
             local_addr,
         }
     }
+}
+
+/// Checks a request line or header section limit: at least 16 bytes (a
+/// smaller value is raised to 16), at most [`MAX_HEAD_LIMIT`].
+fn head_limit(setting: &str, bytes: usize) -> io::Result<usize> {
+    if bytes > MAX_HEAD_LIMIT {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "http::Server::{setting}({bytes}) is out of range: at most {MAX_HEAD_LIMIT} bytes (1 GiB)"
+            ),
+        ));
+    }
+    Ok(bytes.max(16))
 }
 
 /// A connection as the registry sees it.
