@@ -698,3 +698,25 @@ fn the_largest_size_settings_serve_requests() {
         server.stop(Duration::from_secs(1));
     }
 }
+
+/// `Duration::MAX` timeouts serve requests, and the error path that
+/// lingers too (the header deadline overflowed `Instant` before).
+#[test]
+fn the_longest_timeouts_serve_requests() {
+    let server = echo_server(
+        Server::bind("127.0.0.1:0")
+            .unwrap()
+            .header_timeout(Duration::MAX)
+            .keep_alive_timeout(Duration::MAX)
+            .io_timeout(Some(Duration::MAX))
+            .linger(Duration::MAX),
+    );
+    let mut c = Client::connect(server.local_addr());
+    c.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi");
+    assert_eq!(c.response().text(), "POST / 2 hi");
+    c.send(b"GET / HTTP/1.1\r\nHost: x\r\nX: \x01\r\n\r\n");
+    assert_eq!(c.response().status, 400);
+    drop(c); // ends the server's linger
+    let report = server.stop(Duration::from_secs(60));
+    assert_eq!((report.finished, report.killed), (1, 0));
+}

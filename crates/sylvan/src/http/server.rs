@@ -52,6 +52,9 @@ use crate::net::{ServeOptions, StopReport, TcpListener, TcpStream, ToSocketAddrs
 /// [`io_timeout`](Self::io_timeout) bounds each read and write while a
 /// request is handled.
 ///
+/// Any duration is accepted; one past a year counts as a year (so
+/// `Duration::MAX` means "never" without overflowing a deadline).
+///
 /// # Examples
 ///
 /// ```
@@ -224,14 +227,14 @@ impl Server {
     /// its first byte — or from accept, for a connection's first request;
     /// past it the client gets `408` and the connection closes.
     pub fn header_timeout(mut self, d: Duration) -> Server {
-        self.cfg.header_timeout = d.max(Duration::from_millis(1));
+        self.cfg.header_timeout = d.clamp(Duration::from_millis(1), MAX_TIMEOUT);
         self
     }
 
     /// Longest wait for the next request on an idle keep-alive connection
     /// (default 60 s); past it the connection closes without a response.
     pub fn keep_alive_timeout(mut self, d: Duration) -> Server {
-        self.cfg.keep_alive_timeout = d.max(Duration::from_millis(1));
+        self.cfg.keep_alive_timeout = d.clamp(Duration::from_millis(1), MAX_TIMEOUT);
         self
     }
 
@@ -240,7 +243,7 @@ impl Server {
     /// with `ErrorKind::TimedOut`; a response write that does closes the
     /// connection.
     pub fn io_timeout(mut self, d: Option<Duration>) -> Server {
-        self.cfg.io_timeout = d.filter(|d| !d.is_zero());
+        self.cfg.io_timeout = d.filter(|d| !d.is_zero()).map(|d| d.min(MAX_TIMEOUT));
         self
     }
 
@@ -254,7 +257,7 @@ impl Server {
     /// final error response and shut down its side, so the client reads
     /// the response rather than a reset (default 1 s).
     pub fn linger(mut self, d: Duration) -> Server {
-        self.cfg.linger = d;
+        self.cfg.linger = d.min(MAX_TIMEOUT);
         self
     }
 
@@ -302,6 +305,10 @@ impl Server {
         }
     }
 }
+
+/// The longest timeout kept; longer ones are taken as this (a year is as
+/// good as never, and deadlines computed from it cannot overflow).
+const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// Checks a request line or header section limit: at least 16 bytes (a
 /// smaller value is raised to 16), at most [`MAX_HEAD_LIMIT`].
