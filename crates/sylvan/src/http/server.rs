@@ -151,6 +151,15 @@ impl Server {
 
     /// Connections served at once (default 1024, Eventlet's `max_size`);
     /// more wait in the kernel's accept backlog, not dropped.
+    ///
+    /// This is also how to bound the server's memory: it is at most this
+    /// many times what one connection may hold. An HTTP connection holds a
+    /// read buffer that grows up to
+    /// [`max_request_line`](Self::max_request_line) +
+    /// [`max_header_size`](Self::max_header_size) + 8 KiB (80 KiB by
+    /// default) and about 64 KiB of response being gathered, plus what its
+    /// handler keeps; an upgraded one (a WebSocket session) what its
+    /// settings allow — see [`websocket::Options`](crate::websocket::Options).
     pub fn max_connections(mut self, n: usize) -> Server {
         self.max_connections = n.max(1);
         self
