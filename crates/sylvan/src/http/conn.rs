@@ -205,8 +205,8 @@ pub(crate) struct Shared<T> {
     writer: Semaphore,
     /// Generation of the request being handled.
     seq: Cell<u64>,
-    /// Generation of the request whose body may still be read (0 once its
-    /// response has been written).
+    /// Generation of the request whose body the handler may still read
+    /// (0 once the server itself reads the rest: drains it or lingers).
     open: Cell<u64>,
     continue_pending: Cell<bool>,
     cfg: Rc<Config>,
@@ -342,10 +342,8 @@ impl<T: Transport> Shared<T> {
         self.io.set_read_timeout(Some(t));
     }
 
-    fn read_body_inner(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let Some(reading) = self.start_reading() else {
-            return Err(busy_reading());
-        };
+    /// Reads body bytes; the caller holds the read side.
+    fn read_body_with(&self, reading: &Reading<'_>, buf: &mut [u8]) -> io::Result<usize> {
         let max_body = self.cfg.limits.max_body;
         loop {
             {
@@ -381,7 +379,7 @@ impl<T: Transport> Shared<T> {
             // response) go out before we wait for its body.
             let r = self.try_flush().and_then(|()| {
                 self.io.set_read_timeout(self.cfg.io_timeout);
-                self.fill(&reading)
+                self.fill(reading)
             });
             let err = match r {
                 Ok(0) => io::Error::new(
@@ -407,7 +405,10 @@ impl<T: Transport> BodySource for Shared<T> {
         if buf.is_empty() {
             return Ok(0);
         }
-        self.read_body_inner(buf)
+        let Some(reading) = self.start_reading() else {
+            return Err(busy_reading());
+        };
+        self.read_body_with(&reading, buf)
     }
 }
 
@@ -650,9 +651,6 @@ fn handle_one<T: Transport>(
         || !body_state_ok
         || track.is_some_and(ConnState::draining);
     let sent = write_response(sh, &mut parts, &info, &mut close, upgrade.is_some());
-    // The handler's reads of the body end with its response (a read in
-    // flight in another green thread finishes; later ones fail).
-    sh.open.set(0);
     if let (Some((method, target)), Some(started)) = (&info.log, started) {
         let elapsed = sh.io.now().saturating_duration_since(started);
         log::access(
@@ -692,11 +690,20 @@ fn handle_one<T: Transport>(
 
 /// Reads and discards the rest of a body the handler left, up to
 /// [`DRAIN_LIMIT`]; `false` if the connection cannot be reused.
+///
+/// A read of the handler's still parked (in another green thread) keeps
+/// the body: then the connection closes instead.
 fn drain_body<T: Transport>(sh: &Shared<T>) -> bool {
+    let Some(reading) = sh.start_reading() else {
+        return false;
+    };
+    // From here on the rest of the body is the server's: the handler's
+    // reads fail rather than miss the bytes drained.
+    sh.open.set(0);
     let mut scratch = [0u8; 4096];
     let mut total = 0u64;
     loop {
-        match sh.read_body_inner(&mut scratch) {
+        match sh.read_body_with(&reading, &mut scratch) {
             Ok(0) => return true,
             Ok(n) => {
                 total += n as u64;
@@ -928,6 +935,7 @@ fn linger<T: Transport>(sh: &Shared<T>) {
     let Some(reading) = sh.start_reading() else {
         return;
     };
+    sh.open.set(0);
     let until = sh.io.now() + sh.cfg.linger;
     let mut total = 0;
     while total < LINGER_LIMIT {
@@ -970,17 +978,38 @@ mod tests {
     use super::*;
     use crate::sync::{Event, Queue};
 
-    /// Reads return `input` in turn, then end of stream; the first write
-    /// parks until `gate` is set, as a write to a full socket would.
+    /// Reads return `input` in turn, then (once) wait for `more` to bring
+    /// more bytes, then end of stream; the first write parks until `gate`
+    /// is set, as a write to a full socket would.
     struct GatedIo {
         input: RefCell<VecDeque<Vec<u8>>>,
+        more: RefCell<Option<Rc<Event<Vec<u8>>>>>,
         output: Rc<RefCell<Vec<u8>>>,
         gate: Rc<Event<()>>,
         wrote: Cell<bool>,
     }
 
+    impl GatedIo {
+        fn new(input: &[&[u8]], output: &Rc<RefCell<Vec<u8>>>, gate: &Rc<Event<()>>) -> GatedIo {
+            GatedIo {
+                input: RefCell::new(input.iter().map(|c| c.to_vec()).collect()),
+                more: RefCell::new(None),
+                output: output.clone(),
+                gate: gate.clone(),
+                wrote: Cell::new(false),
+            }
+        }
+    }
+
     impl Transport for GatedIo {
         fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.input.borrow().is_empty() {
+                let more = self.more.borrow_mut().take();
+                if let Some(more) = more {
+                    let bytes = more.wait()?;
+                    self.input.borrow_mut().push_back(bytes);
+                }
+            }
             let Some(mut chunk) = self.input.borrow_mut().pop_front() else {
                 return Ok(0);
             };
@@ -1071,15 +1100,14 @@ mod tests {
     fn body_read_in_another_green_thread_while_the_response_is_flushed() {
         let gate = Rc::new(Event::new());
         let output = Rc::new(RefCell::new(Vec::new()));
-        let io = GatedIo {
-            input: RefCell::new(VecDeque::from([
-                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01234".to_vec(),
-                b"56789".to_vec(),
-            ])),
-            output: output.clone(),
-            gate: gate.clone(),
-            wrote: Cell::new(false),
-        };
+        let io = GatedIo::new(
+            &[
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01234",
+                b"56789",
+            ],
+            &output,
+            &gate,
+        );
         let filler = vec![b'f'; 70 * 1024];
         let read_result = Rc::new(RefCell::new(None));
         let result = read_result.clone();
@@ -1128,6 +1156,46 @@ mod tests {
         want.extend_from_slice(&[b'f'; 70 * 1024]);
         want.extend_from_slice(b"56789");
         assert!(dechunk(&out) == want, "response body out of order");
+    }
+
+    /// Issue item 8: a body read still parked in another green thread
+    /// when the response has been written. The connection does not drain
+    /// the body behind the reader's back (it closes instead), and the
+    /// reader's read completes.
+    #[test]
+    fn a_body_read_parked_past_the_response_closes_the_connection() {
+        let gate = Rc::new(Event::new());
+        gate.send(()).unwrap(); // writes never park here
+        let more = Rc::new(Event::new());
+        let output = Rc::new(RefCell::new(Vec::new()));
+        let io = GatedIo::new(
+            &[b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n"],
+            &output,
+            &gate,
+        );
+        *io.more.borrow_mut() = Some(more.clone());
+        let reader = Rc::new(RefCell::new(None));
+        let r = reader.clone();
+        let handler = move |req: Request| {
+            let mut body = req.into_body();
+            let started = Rc::new(Event::new());
+            let s = started.clone();
+            *r.borrow_mut() = Some(crate::spawn(move || {
+                s.send(()).unwrap();
+                let mut text = String::new();
+                body.read_to_string(&mut text).map(|_| text)
+            }));
+            started.wait().unwrap(); // the reader runs until its read parks
+            Response::text("ok")
+        };
+        let sh = Rc::new(Shared::new(io, Rc::new(Config::default())));
+        serve(sh, &handler, SocketAddr::from(([192, 0, 2, 1], 1)), None);
+        let out = String::from_utf8(output.borrow().clone()).unwrap();
+        assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+        assert!(out.ends_with("\r\n\r\nok"), "{out}");
+        more.send(b"abc".to_vec()).unwrap();
+        let read = reader.take().unwrap().join().unwrap();
+        assert_eq!(read.unwrap(), "abc");
     }
 
     /// Serves `chunks` as successive reads (see `serve_chunks`) and

@@ -339,11 +339,14 @@ impl Read for Request {
 /// server's limit fails with `InvalidData` too and the server answers
 /// `413` in place of the handler's response. End of the body is `Ok(0)`.
 ///
-/// A body must be read while its request is handled: once the response has
-/// been sent, reads fail. Within that time it may be read from any green
-/// thread of the hub — say one that feeds the response streamed by
-/// [`Response::from_reader`](super::Response::from_reader) — one read at a
-/// time: a read while another is parked fails with `ResourceBusy`.
+/// A body is read while its request is handled, from the handler's green
+/// thread or any other of the hub — say one that feeds the response
+/// streamed by [`Response::from_reader`](super::Response::from_reader).
+/// Once the response has been sent, the server reads what is left (to
+/// reuse the connection) and later reads fail; if a read is still parked
+/// then, the server leaves the body to it and closes the connection after
+/// the response instead. A read while the server is reading fails with
+/// `ResourceBusy`.
 ///
 /// # Examples
 ///
