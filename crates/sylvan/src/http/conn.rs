@@ -193,9 +193,10 @@ impl ReadBuf {
 ///   push pending bytes out before it blocks does not (the writer in
 ///   flight will write them), so it never waits on a client that waits
 ///   for it.
-/// - **Reading**: one reader at a time (`reading`). A second reader — say a
-///   body read from another green thread while one is already parked —
-///   fails at once with `ResourceBusy` rather than interleaving bytes.
+/// - **Reading**: one reader at a time (`reading`). A second one fails at
+///   once rather than interleave: a handler's body read while the server
+///   reads gets `ResourceBusy`; the server, finding a handler's read parked
+///   after the response, closes the connection instead of draining it.
 pub(crate) struct Shared<T> {
     pub(crate) io: T,
     rbuf: RefCell<ReadBuf>,
