@@ -31,29 +31,33 @@ fn main() -> std::io::Result<()> {
     let opts = Options::new()
         .ping_interval(Some(Duration::from_secs(20)))
         .idle_timeout(Some(Duration::from_secs(60)))
-        .max_message_size(1 << 20);
-    let server = Server::bind(addr.as_str())?.serve(move |req| {
-        if !websocket::is_upgrade(&req) {
-            return Response::html(PAGE);
-        }
-        opts.accept(&req, |ws| {
-            eprintln!("{:?} connected", ws.peer_addr());
-            loop {
-                match ws.recv() {
-                    Ok(msg) => {
-                        if let Err(e) = ws.send(msg) {
-                            eprintln!("send failed: {e}");
+        .max_message_size(1 << 20)
+        .max_frame_size(1 << 20);
+    // 1 MiB messages: at most 256 sessions keep the worst case near 512 MiB.
+    let server = Server::bind(addr.as_str())?
+        .max_connections(256)
+        .serve(move |req| {
+            if !websocket::is_upgrade(&req) {
+                return Response::html(PAGE);
+            }
+            opts.accept(&req, |ws| {
+                eprintln!("{:?} connected", ws.peer_addr());
+                loop {
+                    match ws.recv() {
+                        Ok(msg) => {
+                            if let Err(e) = ws.send(msg) {
+                                eprintln!("send failed: {e}");
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            eprintln!("{:?}: {e}", ws.peer_addr());
                             break;
                         }
                     }
-                    Err(e) => {
-                        eprintln!("{:?}: {e}", ws.peer_addr());
-                        break;
-                    }
                 }
-            }
-        })
-    });
+            })
+        });
     eprintln!("listening on http://{}", server.local_addr());
     server.wait().map_err(std::io::Error::from)
 }

@@ -17,8 +17,10 @@
 //!   handshake and returns [`Error::Closed`]; [`WebSocket::close`] starts
 //!   one and waits (bounded) for the peer's reply; a session closure that
 //!   returns with the socket open closes it with `1000`.
-//! - **Limits**: a message over [`Options::max_message_size`] closes the
-//!   session with `1009` and `recv` returns [`Error::TooLarge`].
+//! - **Limits**: a message over [`Options::max_message_size`] (64 KiB by
+//!   default) closes the session with `1009` and `recv` returns
+//!   [`Error::TooLarge`]; the server goes on. Memory per session and in
+//!   total is bounded by the settings: see [`Options`]' *Memory* section.
 //! - **Sharing**: `WebSocket` is a cheap clonable handle; one green thread
 //!   may wait in `recv` while others `send` (a chat server broadcasts that
 //!   way).
@@ -137,23 +139,60 @@ impl From<Error> for io::Error {
 
 /// Settings of WebSocket sessions; [`Options::accept`] upgrades with them.
 ///
+/// # Memory
+///
+/// The defaults are sized for a server with many sessions. What one
+/// session holds, at most, is about
+///
+/// ```text
+///   read_buffer_size             (8 KiB)   allocated up front
+/// + max_frame_size               (64 KiB)  a frame being received
+/// + max_message_size             (64 KiB)  a fragmented message being reassembled
+/// + the largest message it sends           framed into one buffer, then written
+/// ```
+///
+/// — about 136 KiB with the defaults, plus what the application keeps and
+/// what it sends (sends are written at once, with a blocking write: a slow
+/// peer makes `send` wait instead of queueing). A message received in one
+/// frame is not copied again, so for unfragmented traffic the frame and
+/// message terms do not add up.
+///
+/// Every session is an upgraded connection of the [`Server`], so
+/// [`Server::max_connections`] bounds their number, and
+/// `max_connections × per-session bound` bounds the total: 1,024
+/// connections (the default) × ~136 KiB ≈ 136 MiB. To serve larger
+/// messages, raise the limits and lower `max_connections` to keep that
+/// product within the memory you can give the server (e.g. 1 MiB messages
+/// and frames, 256 connections: ~512 MiB).
+///
+/// [`Server`]: crate::http::Server
+/// [`Server::max_connections`]: crate::http::Server::max_connections
+///
 /// # Examples
 ///
 /// ```
 /// use std::time::Duration;
+/// use sylvan::http::Server;
 /// use sylvan::websocket::Options;
 ///
+/// // Up to 1 MiB messages, at most 256 sessions: about 512 MiB at worst.
 /// let opts = Options::new()
 ///     .ping_interval(Some(Duration::from_secs(10)))
 ///     .idle_timeout(Some(Duration::from_secs(30)))
 ///     .max_message_size(1 << 20)
+///     .max_frame_size(1 << 20)
 ///     .protocols(["chat"]);
-/// # let _ = opts;
+/// let server = Server::bind("127.0.0.1:0")
+///     .unwrap()
+///     .max_connections(256)
+///     .serve(move |req| opts.accept(&req, |_ws| {}));
+/// # let _ = server;
 /// ```
 #[derive(Debug, Clone)]
 pub struct Options {
     max_message_size: usize,
     max_frame_size: usize,
+    read_buffer_size: usize,
     ping_interval: Option<Duration>,
     idle_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
@@ -171,8 +210,9 @@ impl Options {
     /// The defaults listed on each setter.
     pub fn new() -> Options {
         Options {
-            max_message_size: 16 << 20,
-            max_frame_size: 16 << 20,
+            max_message_size: 64 << 10,
+            max_frame_size: 64 << 10,
+            read_buffer_size: 8 << 10,
             ping_interval: Some(Duration::from_secs(30)),
             idle_timeout: Some(Duration::from_secs(90)),
             write_timeout: Some(Duration::from_secs(30)),
@@ -181,15 +221,48 @@ impl Options {
         }
     }
 
-    /// Largest message, after reassembling fragments (default 16 MiB).
+    /// Largest message, after reassembling fragments (default 64 KiB);
+    /// larger closes the session with `1009`. See *Memory* above.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let opts = sylvan::websocket::Options::new().max_message_size(1 << 20);
+    /// # let _ = opts;
+    /// ```
     pub fn max_message_size(mut self, bytes: usize) -> Options {
         self.max_message_size = bytes;
         self
     }
 
-    /// Largest single frame (default 16 MiB).
+    /// Largest single frame's payload (default 64 KiB); larger closes the
+    /// session with `1009`. Browsers send a message in one frame, so keep
+    /// it at [`max_message_size`](Self::max_message_size) unless peers
+    /// fragment.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let opts = sylvan::websocket::Options::new().max_message_size(1 << 20).max_frame_size(1 << 20);
+    /// # let _ = opts;
+    /// ```
     pub fn max_frame_size(mut self, bytes: usize) -> Options {
         self.max_frame_size = bytes;
+        self
+    }
+
+    /// Bytes read from the socket at a time, allocated when the session
+    /// starts (default 8 KiB; at least 1). Larger speeds up sessions that
+    /// receive a lot; smaller saves memory across many idle ones.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let opts = sylvan::websocket::Options::new().read_buffer_size(64 * 1024);
+    /// # let _ = opts;
+    /// ```
+    pub fn read_buffer_size(mut self, bytes: usize) -> Options {
+        self.read_buffer_size = bytes.max(1);
         self
     }
 
@@ -419,7 +492,11 @@ impl WebSocket {
         let _ = stream.set_write_timeout(opts.write_timeout);
         let peer = stream.peer_addr().ok();
         let tcp = Rc::new(stream);
+        // Sends are written at once (`send` flushes anyway): the write
+        // buffer holds one framed message, never a backlog.
         let config = WebSocketConfig::default()
+            .read_buffer_size(opts.read_buffer_size)
+            .write_buffer_size(0)
             .max_message_size(Some(opts.max_message_size))
             .max_frame_size(Some(opts.max_frame_size));
         let ws = tungstenite::WebSocket::from_partially_read(

@@ -302,8 +302,10 @@ fn limits_give_the_right_status_and_close() {
         Server::bind("127.0.0.1:0")
             .unwrap()
             .max_request_line(64)
+            .unwrap()
             .max_headers(2)
-            .max_header_size(100),
+            .max_header_size(100)
+            .unwrap(),
     );
     let a = custom.local_addr();
     assert_eq!(
@@ -635,4 +637,86 @@ fn response_header_injection_is_neutralised() {
     assert_eq!(r.header("x-evil"), Some("a  Set-Cookie: pwned=1"));
     assert_eq!(r.header("set-cookie"), None);
     assert!(!r.head.contains("Bad Name"));
+}
+
+/// Issue item 15: a size setting that would overflow the connection's
+/// arithmetic (the read buffer is their sum; head offsets are `u32`) is
+/// refused when the server is built, naming the setting.
+#[test]
+fn size_settings_out_of_range_are_refused_when_the_server_is_built() {
+    type Setter = fn(Server, usize) -> std::io::Result<Server>;
+    let setters: [(&str, Setter); 2] = [
+        ("max_request_line", Server::max_request_line),
+        ("max_header_size", Server::max_header_size),
+    ];
+    for (name, set) in setters {
+        for bytes in [
+            usize::MAX,
+            u32::MAX as usize + 1,
+            u32::MAX as usize,
+            (1 << 30) + 1,
+        ] {
+            let e = set(Server::bind("127.0.0.1:0").unwrap(), bytes).unwrap_err();
+            assert_eq!(
+                e.kind(),
+                std::io::ErrorKind::InvalidInput,
+                "{name}({bytes})"
+            );
+            assert!(e.to_string().contains(name), "{e}");
+            assert!(e.to_string().contains(&bytes.to_string()), "{e}");
+        }
+    }
+}
+
+/// Issue item 15: the largest values the size settings accept — 1 GiB
+/// heads, `usize::MAX` (or past `u32::MAX`) fields, a `u64::MAX` body, and
+/// `usize::MAX` connections — serve requests (they overflowed, failed a
+/// capacity check or aborted on a 128 GiB allocation before).
+#[test]
+fn the_largest_size_settings_serve_requests() {
+    for max_headers in [usize::MAX, u32::MAX as usize + 1] {
+        let server = echo_server(
+            Server::bind("127.0.0.1:0")
+                .unwrap()
+                .max_request_line(1 << 30)
+                .unwrap()
+                .max_header_size(1 << 30)
+                .unwrap()
+                .max_headers(max_headers)
+                .max_body_size(u64::MAX)
+                .max_connections(usize::MAX),
+        );
+        let fields: String = (0..300).map(|i| format!("X-{i}: {i}\r\n")).collect();
+        let mut c = Client::connect(server.local_addr());
+        c.send(format!("GET /many HTTP/1.1\r\nHost: x\r\n{fields}\r\n").as_bytes());
+        let r = c.response();
+        assert_eq!((r.status, r.text()), (200, "GET /many 0 ".to_string()));
+        c.send(b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+        assert_eq!(c.response().text(), "POST /c 3 abc");
+        c.send(b"POST /l HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi");
+        assert_eq!(c.response().text(), "POST /l 2 hi");
+        server.stop(Duration::from_secs(1));
+    }
+}
+
+/// `Duration::MAX` timeouts serve requests, and the error path that
+/// lingers too (the header deadline overflowed `Instant` before).
+#[test]
+fn the_longest_timeouts_serve_requests() {
+    let server = echo_server(
+        Server::bind("127.0.0.1:0")
+            .unwrap()
+            .header_timeout(Duration::MAX)
+            .keep_alive_timeout(Duration::MAX)
+            .io_timeout(Some(Duration::MAX))
+            .linger(Duration::MAX),
+    );
+    let mut c = Client::connect(server.local_addr());
+    c.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi");
+    assert_eq!(c.response().text(), "POST / 2 hi");
+    c.send(b"GET / HTTP/1.1\r\nHost: x\r\nX: \x01\r\n\r\n");
+    assert_eq!(c.response().status, 400);
+    drop(c); // ends the server's linger
+    let report = server.stop(Duration::from_secs(60));
+    assert_eq!((report.finished, report.killed), (1, 0));
 }

@@ -53,7 +53,13 @@ print("ok")
 #[test]
 fn python_websocket_client_echo() {
     require_websocket_client();
-    let server = echo_server(Options::new().protocols(["chat"]));
+    // The script sends a 200 kB message: over the 64 KiB default.
+    let server = echo_server(
+        Options::new()
+            .protocols(["chat"])
+            .max_message_size(1 << 20)
+            .max_frame_size(1 << 20),
+    );
     let out = run(Command::new("python3").args(["-c", PY_ECHO, &server.local_addr().to_string()]));
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     assert_eq!(stdout(&out).trim(), "ok");
@@ -373,6 +379,54 @@ fn recv_obeys_kill_and_scoped_deadlines() {
     // Then the session closure returned: the server closes with 1000.
     let (op, payload) = ws.recv().unwrap();
     assert_eq!((op, close_code(&payload)), (0x8, 1000));
+}
+
+/// Issue item 13: with the default options a message over 64 KiB — in one
+/// frame, or reassembled from several — closes its session with `1009`
+/// and `recv` says `TooLarge`; one of exactly 64 KiB is fine, and the
+/// server keeps serving other sessions.
+#[test]
+fn default_limits_refuse_a_message_over_64_kib_and_the_server_stays_up() {
+    let errors = Queue::unbounded();
+    let e2 = errors.clone();
+    let server = Server::bind("127.0.0.1:0").unwrap().serve(move |req| {
+        let e2 = e2.clone();
+        websocket::accept(&req, move |ws| {
+            let err = loop {
+                match ws.recv() {
+                    Ok(m) => ws.send(m).unwrap(),
+                    Err(e) => break e,
+                }
+            };
+            e2.put(matches!(err, Error::TooLarge(_))).unwrap();
+        })
+    });
+    let addr = server.local_addr();
+    const LIMIT: usize = 64 * 1024;
+
+    let mut ws = Ws::connect(addr);
+    ws.send(0x2, &vec![7; LIMIT]);
+    let (op, back) = ws.recv().unwrap();
+    assert_eq!((op, back.len()), (0x2, LIMIT));
+    ws.send(0x2, &vec![7; LIMIT + 1]);
+    let (op, payload) = ws.recv().unwrap();
+    assert_eq!((op, close_code(&payload)), (0x8, 1009));
+    assert!(errors.get().unwrap(), "recv failed with TooLarge");
+
+    // Two frames under the limit, a message over it.
+    let mut ws = Ws::connect(addr);
+    let mut first = frame(0x1, &vec![b'a'; 40 * 1024]);
+    first[0] &= 0x7f; // not the final fragment
+    ws.c.send(&first);
+    ws.send(0x0, &vec![b'b'; 40 * 1024]);
+    let (op, payload) = ws.recv().unwrap();
+    assert_eq!((op, close_code(&payload)), (0x8, 1009));
+    assert!(errors.get().unwrap(), "recv failed with TooLarge");
+
+    let mut ws = Ws::connect(addr);
+    ws.send(0x1, b"still up");
+    let (op, payload) = ws.recv().unwrap();
+    assert_eq!((op, payload.as_slice()), (0x1, &b"still up"[..]));
 }
 
 /// Python's websocket-client, the real client these tests drive.

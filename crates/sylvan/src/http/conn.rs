@@ -14,12 +14,13 @@ use std::time::{Duration, Instant};
 use super::body::{BodyKind, BodySource, BodyState, ChunkedDecoder};
 use super::date;
 use super::log;
-use super::parse::{self, Framing, Head, Limits, Reject};
+use super::parse::{self, Framing, Head, HeadScan, Limits, Reject, Scan};
 use super::request::{Request, RequestBody, Version};
 use super::response::{self, Parts, Response, bodiless, push_hex, push_u64, push_value};
 use super::upgrade::Upgraded;
 use crate::green::catch_panic;
 use crate::net::TcpStream;
+use crate::sync::Semaphore;
 
 /// What the connection engine needs from a byte stream.
 pub(crate) trait Transport: 'static {
@@ -126,8 +127,9 @@ impl ReadBuf {
         }
     }
 
+    /// The unread bytes (none while a read has the storage out).
     fn data(&self) -> &[u8] {
-        &self.buf[self.start..self.end]
+        self.buf.get(self.start..self.end).unwrap_or(&[])
     }
 
     fn is_empty(&self) -> bool {
@@ -142,22 +144,30 @@ impl ReadBuf {
         }
     }
 
-    fn fill(&mut self, io: &impl Transport) -> io::Result<usize> {
+    /// Makes room after the unread bytes and lends out the storage for a
+    /// read into `storage[end..]`; [`give_back`](Self::give_back) returns it.
+    /// No `RefCell` borrow of the buffer is held while that read blocks.
+    fn lend(&mut self) -> io::Result<(Vec<u8>, usize)> {
         if self.end == self.buf.len() {
             if self.start > 0 {
                 self.buf.copy_within(self.start..self.end, 0);
                 self.end -= self.start;
                 self.start = 0;
             } else if self.buf.len() < self.max {
-                let len = (self.buf.len() * 2).clamp(1, self.max);
+                let len = self.buf.len().saturating_mul(2).clamp(1, self.max);
                 self.buf.resize(len, 0);
             } else {
                 return Err(io::Error::other("HTTP read buffer is full"));
             }
         }
-        let n = io.read(&mut self.buf[self.end..])?;
+        Ok((std::mem::take(&mut self.buf), self.end))
+    }
+
+    /// Takes back the storage lent by [`lend`](Self::lend), with `n` more
+    /// bytes read into it.
+    fn give_back(&mut self, storage: Vec<u8>, n: usize) {
+        self.buf = storage;
         self.end += n;
-        Ok(n)
     }
 
     fn into_rest(mut self) -> Vec<u8> {
@@ -168,30 +178,91 @@ impl ReadBuf {
 }
 
 /// The state of one connection shared between its loop and the body of the
-/// request being handled.
+/// request being handled — which a handler may read from any green thread
+/// of the hub, while the connection's green thread writes the response.
+///
+/// No `RefCell` borrow is ever held across a blocking call: the buffers are
+/// borrowed only to copy in or out, and lent out (taken, then put back)
+/// around the socket calls. Who may do those calls is decided by two
+/// guards instead:
+///
+/// - **Writing**: one writer at a time (the `writer` semaphore). A writer
+///   writes what is gathered in `wbuf` until it is empty, so bytes another
+///   green thread adds meanwhile go out after the ones in flight, in order.
+///   The response writer waits for its turn; a body reader that wants to
+///   push pending bytes out before it blocks does not (the writer in
+///   flight will write them), so it never waits on a client that waits
+///   for it.
+/// - **Reading**: one reader at a time (`reading`). A second one fails at
+///   once rather than interleave: a handler's body read while the server
+///   reads gets `ResourceBusy`; the server, finding a handler's read parked
+///   after the response, closes the connection instead of draining it.
 pub(crate) struct Shared<T> {
     pub(crate) io: T,
     rbuf: RefCell<ReadBuf>,
     wbuf: RefCell<Vec<u8>>,
     body: RefCell<BodyState>,
+    reading: Cell<bool>,
+    writer: Semaphore,
+    /// Generation of the request being handled.
     seq: Cell<u64>,
+    /// Generation of the request whose body the handler may still read
+    /// (0 once the server itself reads the rest: drains it or lingers).
+    open: Cell<u64>,
     continue_pending: Cell<bool>,
     cfg: Rc<Config>,
 }
 
+/// Holds the connection's read side; see [`Shared`].
+struct Reading<'a>(&'a Cell<bool>);
+
+impl Drop for Reading<'_> {
+    fn drop(&mut self) {
+        self.0.set(false);
+    }
+}
+
+fn busy_reading() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ResourceBusy,
+        "the HTTP connection is being read by another green thread",
+    )
+}
+
 impl<T: Transport> Shared<T> {
     pub(crate) fn new(io: T, cfg: Rc<Config>) -> Shared<T> {
-        let l = &cfg.limits;
-        let max = l.max_request_line + l.max_header_bytes + 8192;
+        let max = cfg.limits.read_buffer_max();
         Shared {
             io,
             rbuf: RefCell::new(ReadBuf::new(max)),
             wbuf: RefCell::new(Vec::with_capacity(INITIAL_BUF)),
             body: RefCell::new(BodyState::Done),
+            reading: Cell::new(false),
+            writer: Semaphore::new(1),
             seq: Cell::new(0),
+            open: Cell::new(0),
             continue_pending: Cell::new(false),
             cfg,
         }
+    }
+
+    /// Takes the read side, or `None` if another green thread has it.
+    fn start_reading(&self) -> Option<Reading<'_>> {
+        if self.reading.replace(true) {
+            None
+        } else {
+            Some(Reading(&self.reading))
+        }
+    }
+
+    /// One read from the socket into the read buffer; the caller holds
+    /// [`Reading`].
+    fn fill(&self, _: &Reading<'_>) -> io::Result<usize> {
+        let (mut storage, end) = self.rbuf.borrow_mut().lend()?;
+        let r = self.io.read(&mut storage[end..]);
+        let n = *r.as_ref().unwrap_or(&0);
+        self.rbuf.borrow_mut().give_back(storage, n);
+        r
     }
 
     fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
@@ -206,17 +277,62 @@ impl<T: Transport> Shared<T> {
         Ok(())
     }
 
-    /// Writes out what the response writer gathered.
+    /// Appends to what the response writer gathered.
+    fn gather(&self, f: impl FnOnce(&mut Vec<u8>)) {
+        f(&mut self.wbuf.borrow_mut());
+    }
+
+    fn gathered(&self) -> usize {
+        self.wbuf.borrow().len()
+    }
+
+    /// Writes out what is gathered until nothing is left; the caller holds
+    /// the writer permit.
+    fn write_gathered(&self) -> io::Result<()> {
+        loop {
+            let mut out = std::mem::take(&mut *self.wbuf.borrow_mut());
+            let r = if out.is_empty() {
+                Ok(())
+            } else {
+                self.write_all(&out)
+            };
+            let done = out.is_empty();
+            out.clear();
+            let mut w = self.wbuf.borrow_mut();
+            if w.is_empty() && w.capacity() < out.capacity() {
+                *w = out; // keep the grown buffer
+            }
+            drop(w);
+            if done || r.is_err() {
+                return r;
+            }
+        }
+    }
+
+    /// Writes out what the response writer gathered, after any write in
+    /// flight in another green thread of this connection.
     fn flush(&self) -> io::Result<()> {
-        let Ok(mut w) = self.wbuf.try_borrow_mut() else {
-            return Err(io::Error::other("HTTP connection is busy writing"));
-        };
-        if w.is_empty() {
+        if self.gathered() == 0 && self.writer.available_permits() > 0 {
             return Ok(());
         }
-        let r = self.write_all(&w);
-        w.clear();
-        r
+        let _permit = self.writer.acquire()?;
+        self.write_gathered()
+    }
+
+    /// As [`flush`](Self::flush), but if another green thread is writing,
+    /// leaves the gathered bytes to it instead of waiting.
+    fn try_flush(&self) -> io::Result<()> {
+        match self.writer.try_acquire() {
+            Some(_permit) => self.write_gathered(),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes what is gathered, then `bytes`, as one writer.
+    fn write_through(&self, bytes: &[u8]) -> io::Result<()> {
+        let _permit = self.writer.acquire()?;
+        self.write_gathered()?;
+        self.write_all(bytes)
     }
 
     fn set_read_deadline(&self, remaining: Duration) {
@@ -227,67 +343,62 @@ impl<T: Transport> Shared<T> {
         self.io.set_read_timeout(Some(t));
     }
 
-    fn read_body_inner(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let Ok(mut body) = self.body.try_borrow_mut() else {
-            return Err(io::Error::other("request body is being read elsewhere"));
-        };
-        match &*body {
-            BodyState::Done => return Ok(0),
-            BodyState::Failed(Some(e)) => return Err(e.into_io()),
-            BodyState::Failed(None) => {
-                return Err(io::Error::other(
-                    "request body cannot be read after an earlier error",
-                ));
-            }
-            _ => {}
-        }
-        if self.continue_pending.replace(false) {
-            self.wbuf
-                .borrow_mut()
-                .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-        }
-        let Ok(mut rb) = self.rbuf.try_borrow_mut() else {
-            return Err(io::Error::other("HTTP connection is busy reading"));
-        };
+    /// Reads body bytes; the caller holds the read side.
+    fn read_body_with(&self, reading: &Reading<'_>, buf: &mut [u8]) -> io::Result<usize> {
         let max_body = self.cfg.limits.max_body;
         loop {
-            if !rb.is_empty() {
-                let (c, p) = body
-                    .decode(rb.data(), buf, max_body)
-                    .map_err(|e| e.into_io())?;
-                rb.consume(c);
-                if p > 0 || body.is_done() {
-                    return Ok(p);
+            {
+                let mut body = self.body.borrow_mut();
+                match &*body {
+                    BodyState::Done => return Ok(0),
+                    BodyState::Failed(Some(e)) => return Err(e.into_io()),
+                    BodyState::Failed(None) => {
+                        return Err(io::Error::other(
+                            "request body cannot be read after an earlier error",
+                        ));
+                    }
+                    _ => {}
                 }
-                if !rb.is_empty() && c > 0 {
-                    continue;
+                if self.continue_pending.replace(false) {
+                    self.gather(|w| w.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n"));
+                }
+                let mut rb = self.rbuf.borrow_mut();
+                if !rb.is_empty() {
+                    let (c, p) = body
+                        .decode(rb.data(), buf, max_body)
+                        .map_err(|e| e.into_io())?;
+                    rb.consume(c);
+                    if p > 0 || body.is_done() {
+                        return Ok(p);
+                    }
+                    if !rb.is_empty() && c > 0 {
+                        continue;
+                    }
                 }
             }
-            let r = self.flush().and_then(|()| {
+            // Bytes the client may be waiting for (a 100 Continue, a
+            // response) go out before we wait for its body.
+            let r = self.try_flush().and_then(|()| {
                 self.io.set_read_timeout(self.cfg.io_timeout);
-                rb.fill(&self.io)
+                self.fill(reading)
             });
-            match r {
-                Ok(0) => {
-                    *body = BodyState::Failed(None);
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "connection closed before the end of the request body",
-                    ));
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    *body = BodyState::Failed(None);
-                    return Err(e);
-                }
-            }
+            let err = match r {
+                Ok(0) => io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed before the end of the request body",
+                ),
+                Ok(_) => continue,
+                Err(e) => e,
+            };
+            *self.body.borrow_mut() = BodyState::Failed(None);
+            return Err(err);
         }
     }
 }
 
 impl<T: Transport> BodySource for Shared<T> {
     fn read_body(&self, seq: u64, buf: &mut [u8]) -> io::Result<usize> {
-        if seq != self.seq.get() {
+        if seq != self.open.get() {
             return Err(io::Error::other(
                 "request body read after its response was sent",
             ));
@@ -295,7 +406,10 @@ impl<T: Transport> BodySource for Shared<T> {
         if buf.is_empty() {
             return Ok(0);
         }
-        self.read_body_inner(buf)
+        let Some(reading) = self.start_reading() else {
+            return Err(busy_reading());
+        };
+        self.read_body_with(&reading, buf)
     }
 }
 
@@ -321,38 +435,34 @@ fn read_head<T: Transport>(
     track: Option<&ConnState>,
 ) -> HeadRead {
     let cfg = &*sh.cfg;
-    let Ok(mut rb) = sh.rbuf.try_borrow_mut() else {
+    let Some(reading) = sh.start_reading() else {
         return HeadRead::Closed;
     };
     let mut deadline = first.then(|| conn_start + cfg.header_timeout);
-    let mut scanned = 0;
-    let mut saw_newline = false;
+    let mut scan = HeadScan::default();
     loop {
-        let data = rb.data();
-        if !data.is_empty() {
-            let new_line = parse::memchr(b'\n', &data[scanned.min(data.len())..]).is_some();
-            saw_newline |= new_line;
-            if new_line || (!saw_newline && data.len() > cfg.limits.max_request_line) {
-                match parse::parse_head(data, &cfg.limits) {
-                    Ok(Some((head, n))) => {
-                        rb.consume(n);
-                        return HeadRead::Head(head);
-                    }
-                    Ok(None) => {}
+        {
+            let mut rb = sh.rbuf.borrow_mut();
+            loop {
+                match scan.scan(rb.data(), &cfg.limits) {
+                    Ok(Scan::Skip(n)) => rb.consume(n),
+                    Ok(Scan::Partial) => break,
+                    Ok(Scan::Parse) => match parse::parse_head(rb.data(), &cfg.limits) {
+                        Ok(Some((head, n))) => {
+                            rb.consume(n);
+                            return HeadRead::Head(head);
+                        }
+                        Ok(None) => break,
+                        Err(r) => return HeadRead::Reject(r),
+                    },
                     Err(r) => return HeadRead::Reject(r),
                 }
             }
-            scanned = data.len();
         }
-        drop(rb);
         if sh.flush().is_err() {
             return HeadRead::Closed;
         }
-        rb = match sh.rbuf.try_borrow_mut() {
-            Ok(rb) => rb,
-            Err(_) => return HeadRead::Closed,
-        };
-        let empty = rb.is_empty();
+        let empty = sh.rbuf.borrow().is_empty();
         if empty {
             if let Some(t) = track {
                 if t.draining() {
@@ -379,7 +489,7 @@ fn read_head<T: Transport>(
                 sh.set_read_deadline(left);
             }
         }
-        let r = rb.fill(&sh.io);
+        let r = sh.fill(&reading);
         if let Some(t) = track {
             t.idle.set(false);
         }
@@ -389,7 +499,7 @@ fn read_head<T: Transport>(
             // the first read that found the head incomplete, microseconds
             // later: the clock is read only when the head needs more reads).
             Ok(_) => {}
-            Err(e) if is_timeout(&e) && !rb.is_empty() => return HeadRead::TimedOut,
+            Err(e) if is_timeout(&e) && !sh.rbuf.borrow().is_empty() => return HeadRead::TimedOut,
             Err(_) => return HeadRead::Closed,
         }
     }
@@ -462,6 +572,7 @@ fn handle_one<T: Transport>(
     let cfg = &*sh.cfg;
     let seq = sh.seq.get() + 1;
     sh.seq.set(seq);
+    sh.open.set(seq);
     let framing = head.framing;
     *sh.body.borrow_mut() = match framing {
         Framing::None => BodyState::Done,
@@ -567,12 +678,12 @@ fn handle_one<T: Transport>(
             Next::Close
         };
     }
-    if unread && !drain_body(sh, seq) {
+    if unread && !drain_body(sh) {
         return Next::Linger;
     }
     // Responses to pipelined requests already buffered go out together.
     let pipelined = !sh.rbuf.borrow().is_empty();
-    if (!pipelined || sh.wbuf.borrow().len() >= WRITE_HIGH) && sh.flush().is_err() {
+    if (!pipelined || sh.gathered() >= WRITE_HIGH) && sh.flush().is_err() {
         return Next::Close;
     }
     Next::KeepAlive
@@ -580,11 +691,20 @@ fn handle_one<T: Transport>(
 
 /// Reads and discards the rest of a body the handler left, up to
 /// [`DRAIN_LIMIT`]; `false` if the connection cannot be reused.
-fn drain_body<T: Transport>(sh: &Shared<T>, seq: u64) -> bool {
+///
+/// A read of the handler's still parked (in another green thread) keeps
+/// the body: then the connection closes instead.
+fn drain_body<T: Transport>(sh: &Shared<T>) -> bool {
+    let Some(reading) = sh.start_reading() else {
+        return false;
+    };
+    // From here on the rest of the body is the server's: the handler's
+    // reads fail rather than miss the bytes drained.
+    sh.open.set(0);
     let mut scratch = [0u8; 4096];
     let mut total = 0u64;
     loop {
-        match sh.read_body(seq, &mut scratch) {
+        match sh.read_body_with(&reading, &mut scratch) {
             Ok(0) => return true,
             Ok(n) => {
                 total += n as u64;
@@ -626,14 +746,12 @@ fn write_response<T: Transport>(
         // A streamed response may be reading the request body: the client
         // must have been told to send it first.
         sh.continue_pending.set(false);
-        sh.wbuf
-            .borrow_mut()
-            .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+        sh.gather(|w| w.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n"));
     }
-    {
-        let mut w = sh.wbuf.borrow_mut();
-        write_head(&mut w, parts, length, chunked, *close, upgrading, info);
-    }
+    // Past the final response's head, a 100 Continue would be out of
+    // place, even from a body read in another green thread.
+    sh.continue_pending.set(false);
+    sh.gather(|w| write_head(w, parts, length, chunked, *close, upgrading, info));
     if no_body {
         if upgrading {
             sh.flush()?;
@@ -642,14 +760,11 @@ fn write_response<T: Transport>(
     }
     match &mut parts.body {
         BodyKind::Bytes(b) => {
-            let mut w = sh.wbuf.borrow_mut();
             if b.len() <= WRITE_HIGH {
-                w.extend_from_slice(b);
-                return Ok(b.len() as u64);
+                sh.gather(|w| w.extend_from_slice(b));
+            } else {
+                sh.write_through(b)?;
             }
-            drop(w);
-            sh.flush()?;
-            sh.write_all(b)?;
             Ok(b.len() as u64)
         }
         BodyKind::Reader(r, _) => {
@@ -697,24 +812,23 @@ fn stream_body<T: Transport>(
                 return Err(e);
             }
         };
-        let mut w = sh.wbuf.borrow_mut();
-        if chunked {
-            push_hex(&mut w, n as u64);
-            w.extend_from_slice(b"\r\n");
-            w.extend_from_slice(&scratch[..n]);
-            w.extend_from_slice(b"\r\n");
-        } else {
-            w.extend_from_slice(&scratch[..n]);
-        }
+        sh.gather(|w| {
+            if chunked {
+                push_hex(w, n as u64);
+                w.extend_from_slice(b"\r\n");
+                w.extend_from_slice(&scratch[..n]);
+                w.extend_from_slice(b"\r\n");
+            } else {
+                w.extend_from_slice(&scratch[..n]);
+            }
+        });
         sent += n as u64;
-        let full = w.len() >= WRITE_HIGH;
-        drop(w);
-        if full {
+        if sh.gathered() >= WRITE_HIGH {
             sh.flush()?;
         }
     }
     if chunked {
-        sh.wbuf.borrow_mut().extend_from_slice(b"0\r\n\r\n");
+        sh.gather(|w| w.extend_from_slice(b"0\r\n\r\n"));
     }
     Ok(sent)
 }
@@ -791,12 +905,12 @@ fn send_error<T: Transport>(sh: &Shared<T>, status: u16, msg: &str, peer: Socket
         BodyKind::Bytes(b) => b.len(),
         BodyKind::Reader(..) => 0,
     };
-    if let Ok(mut w) = sh.wbuf.try_borrow_mut() {
-        write_head(&mut w, &parts, Some(len as u64), false, true, false, &info);
+    sh.gather(|w| {
+        write_head(w, &parts, Some(len as u64), false, true, false, &info);
         if let BodyKind::Bytes(b) = &parts.body {
             w.extend_from_slice(b);
         }
-    }
+    });
     tracing::debug!(target: "sylvan::http", %peer, status, "rejected request: {msg}");
     if log::enabled() {
         log::access(
@@ -819,9 +933,10 @@ fn linger<T: Transport>(sh: &Shared<T>) {
         return;
     }
     sh.io.shutdown(Shutdown::Write);
-    let Ok(mut rb) = sh.rbuf.try_borrow_mut() else {
+    let Some(reading) = sh.start_reading() else {
         return;
     };
+    sh.open.set(0);
     let until = sh.io.now() + sh.cfg.linger;
     let mut total = 0;
     while total < LINGER_LIMIT {
@@ -830,9 +945,12 @@ fn linger<T: Transport>(sh: &Shared<T>) {
             break;
         }
         sh.io.set_read_timeout(Some(left));
-        let n = rb.data().len();
-        rb.consume(n);
-        match rb.fill(&sh.io) {
+        {
+            let mut rb = sh.rbuf.borrow_mut();
+            let n = rb.data().len();
+            rb.consume(n);
+        }
+        match sh.fill(&reading) {
             Ok(0) | Err(_) => break,
             Ok(n) => total += n,
         }
@@ -850,5 +968,284 @@ fn upgrade<T: Transport>(sh: Rc<Shared<T>>, f: Box<dyn FnOnce(Upgraded)>) {
         Err(_) => {
             tracing::warn!(target: "sylvan::http", "cannot upgrade: a request body of this connection is still alive");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::io::Read;
+
+    use super::*;
+    use crate::sync::{Event, Queue};
+
+    /// Reads return `input` in turn, then (once) wait for `more` to bring
+    /// more bytes, then end of stream; the first write parks until `gate`
+    /// is set, as a write to a full socket would.
+    struct GatedIo {
+        input: RefCell<VecDeque<Vec<u8>>>,
+        more: RefCell<Option<Rc<Event<Vec<u8>>>>>,
+        output: Rc<RefCell<Vec<u8>>>,
+        gate: Rc<Event<()>>,
+        wrote: Cell<bool>,
+    }
+
+    impl GatedIo {
+        fn new(input: &[&[u8]], output: &Rc<RefCell<Vec<u8>>>, gate: &Rc<Event<()>>) -> GatedIo {
+            GatedIo {
+                input: RefCell::new(input.iter().map(|c| c.to_vec()).collect()),
+                more: RefCell::new(None),
+                output: output.clone(),
+                gate: gate.clone(),
+                wrote: Cell::new(false),
+            }
+        }
+    }
+
+    impl Transport for GatedIo {
+        fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.input.borrow().is_empty() {
+                let more = self.more.borrow_mut().take();
+                if let Some(more) = more {
+                    let bytes = more.wait()?;
+                    self.input.borrow_mut().push_back(bytes);
+                }
+            }
+            let Some(mut chunk) = self.input.borrow_mut().pop_front() else {
+                return Ok(0);
+            };
+            let n = chunk.len().min(buf.len());
+            buf[..n].copy_from_slice(&chunk[..n]);
+            if n < chunk.len() {
+                chunk.drain(..n);
+                self.input.borrow_mut().push_front(chunk);
+            }
+            Ok(n)
+        }
+
+        fn write(&self, buf: &[u8]) -> io::Result<usize> {
+            if !self.wrote.replace(true) {
+                self.gate.wait()?;
+            }
+            self.output.borrow_mut().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn set_read_timeout(&self, _: Option<Duration>) {}
+
+        fn shutdown(&self, _: Shutdown) {}
+
+        fn now(&self) -> Instant {
+            Instant::now()
+        }
+
+        fn into_stream(self) -> Option<TcpStream> {
+            None
+        }
+    }
+
+    /// A response body fed by a queue (an empty chunk ends it); its second
+    /// read opens `gate`.
+    struct QueueReader {
+        q: Queue<Vec<u8>>,
+        pending: Vec<u8>,
+        calls: usize,
+        gate: Rc<Event<()>>,
+    }
+
+    impl Read for QueueReader {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.calls += 1;
+            if self.calls == 2 {
+                let _ = self.gate.send(());
+            }
+            if self.pending.is_empty() {
+                self.pending = self.q.get()?;
+                if self.pending.is_empty() {
+                    return Ok(0);
+                }
+            }
+            let n = self.pending.len().min(buf.len());
+            buf[..n].copy_from_slice(&self.pending[..n]);
+            self.pending.drain(..n);
+            Ok(n)
+        }
+    }
+
+    /// Decodes a chunked body that follows a response head.
+    fn dechunk(out: &[u8]) -> Vec<u8> {
+        let at = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let mut rest = &out[at..];
+        let mut body = Vec::new();
+        loop {
+            let eol = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&rest[..eol]).unwrap(), 16).unwrap();
+            rest = &rest[eol + 2..];
+            if size == 0 {
+                assert_eq!(rest, b"\r\n");
+                return body;
+            }
+            body.extend_from_slice(&rest[..size]);
+            assert_eq!(&rest[size..size + 2], b"\r\n");
+            rest = &rest[size + 2..];
+        }
+    }
+
+    /// Issue item 8: the handler reads the body in a second green thread,
+    /// which flushes pending response bytes before it blocks to read; that
+    /// write parks (full socket) while the connection's green thread keeps
+    /// streaming the response — and then has to flush too. Every byte goes
+    /// out once, in order, and the body is read whole.
+    #[test]
+    fn body_read_in_another_green_thread_while_the_response_is_flushed() {
+        let gate = Rc::new(Event::new());
+        let output = Rc::new(RefCell::new(Vec::new()));
+        let io = GatedIo::new(
+            &[
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01234",
+                b"56789",
+            ],
+            &output,
+            &gate,
+        );
+        let filler = vec![b'f'; 70 * 1024];
+        let read_result = Rc::new(RefCell::new(None));
+        let result = read_result.clone();
+        let handler = move |req: Request| {
+            let q = Queue::unbounded();
+            let feed = q.clone();
+            let filler = filler.clone();
+            let result = result.clone();
+            let mut body = req.into_body();
+            crate::spawn(move || {
+                let mut seen = Vec::new();
+                let r = loop {
+                    let mut buf = [0u8; 64];
+                    match body.read(&mut buf) {
+                        Ok(0) => break Ok(()),
+                        Ok(n) => {
+                            seen.extend_from_slice(&buf[..n]);
+                            feed.put(buf[..n].to_vec()).unwrap();
+                            if seen.len() == n {
+                                feed.put(filler.clone()).unwrap();
+                            }
+                        }
+                        Err(e) => break Err(e.to_string()),
+                    }
+                };
+                *result.borrow_mut() = Some(r.map(|()| seen));
+                feed.put(Vec::new()).unwrap();
+            });
+            Response::from_reader(QueueReader {
+                q,
+                pending: Vec::new(),
+                calls: 0,
+                gate: gate.clone(),
+            })
+        };
+        let sh = Rc::new(Shared::new(io, Rc::new(Config::default())));
+        serve(sh, &handler, SocketAddr::from(([192, 0, 2, 1], 1)), None);
+        assert_eq!(
+            read_result.take(),
+            Some(Ok(b"0123456789".to_vec())),
+            "the second green thread read the whole body"
+        );
+        let out = output.borrow();
+        assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n"));
+        let mut want = b"01234".to_vec();
+        want.extend_from_slice(&[b'f'; 70 * 1024]);
+        want.extend_from_slice(b"56789");
+        assert!(dechunk(&out) == want, "response body out of order");
+    }
+
+    /// Issue item 8: a body read still parked in another green thread
+    /// when the response has been written. The connection does not drain
+    /// the body behind the reader's back (it closes instead), and the
+    /// reader's read completes.
+    #[test]
+    fn a_body_read_parked_past_the_response_closes_the_connection() {
+        let gate = Rc::new(Event::new());
+        gate.send(()).unwrap(); // writes never park here
+        let more = Rc::new(Event::new());
+        let output = Rc::new(RefCell::new(Vec::new()));
+        let io = GatedIo::new(
+            &[b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n"],
+            &output,
+            &gate,
+        );
+        *io.more.borrow_mut() = Some(more.clone());
+        let reader = Rc::new(RefCell::new(None));
+        let r = reader.clone();
+        let handler = move |req: Request| {
+            let mut body = req.into_body();
+            let started = Rc::new(Event::new());
+            let s = started.clone();
+            *r.borrow_mut() = Some(crate::spawn(move || {
+                s.send(()).unwrap();
+                let mut text = String::new();
+                body.read_to_string(&mut text).map(|_| text)
+            }));
+            started.wait().unwrap(); // the reader runs until its read parks
+            Response::text("ok")
+        };
+        let sh = Rc::new(Shared::new(io, Rc::new(Config::default())));
+        serve(sh, &handler, SocketAddr::from(([192, 0, 2, 1], 1)), None);
+        let out = String::from_utf8(output.borrow().clone()).unwrap();
+        assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+        assert!(out.ends_with("\r\n\r\nok"), "{out}");
+        more.send(b"abc".to_vec()).unwrap();
+        let read = reader.take().unwrap().join().unwrap();
+        assert_eq!(read.unwrap(), "abc");
+    }
+
+    /// Serves `chunks` as successive reads (see `serve_chunks`) and
+    /// returns the transcript and how many times a head was parsed.
+    fn parses(chunks: &[&[u8]]) -> (String, usize) {
+        parse::PARSE_CALLS.with(|c| c.set(0));
+        let t = crate::http::__private::serve_chunks(chunks);
+        (t, parse::PARSE_CALLS.with(Cell::get))
+    }
+
+    /// Issue item 12: a head arriving a byte at a time is parsed when its
+    /// request line is complete (to refuse a bad one early) and when its
+    /// end has arrived — not once per line.
+    #[test]
+    fn a_head_is_parsed_at_most_twice_however_it_is_split() {
+        let mut head = b"GET /a HTTP/1.1\r\nHost: x\r\n".to_vec();
+        for i in 0..12 {
+            head.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+        }
+        head.extend_from_slice(b"Connection: close\r\n\r\n");
+        let (t, n) = parses(&head.chunks(1).collect::<Vec<_>>());
+        assert!(t.contains("HTTP/1.1 200 OK\r\n"), "{t}");
+        assert!(n <= 2, "{n} parses of one head");
+    }
+
+    /// Issue item 12: empty lines before a request line are ignored, a
+    /// few of them (RFC 9112 §2.2); a client that keeps sending them gets
+    /// a 400 without any parse of its growing buffer.
+    #[test]
+    fn leading_empty_lines_are_bounded() {
+        let few: &[&[u8]] = &[
+            b"\r\n",
+            b"\n",
+            b"\r",
+            b"\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        ];
+        let (t, n) = parses(few);
+        assert!(t.contains("HTTP/1.1 200 OK\r\n"), "{t}");
+        assert!(n <= 2, "{n}");
+
+        let (t, n) = parses(&[b"\r\n\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"]);
+        assert!(t.contains("HTTP/1.1 400 Bad Request\r\n"), "{t}");
+        assert!(t.contains("empty lines"), "{t}");
+        assert_eq!(n, 0);
+
+        let flood = vec![&b"\r\n"[..]; 65_536];
+        let (t, n) = parses(&flood);
+        assert!(t.contains("HTTP/1.1 400 Bad Request\r\n"), "{t}");
+        assert_eq!(n, 0, "parsed a buffer of empty lines");
     }
 }

@@ -26,6 +26,21 @@ impl Default for Limits {
     }
 }
 
+/// Largest request line or header section a server accepts to be
+/// configured with (1 GiB): with both at most this, a whole head stays
+/// below 4 GiB, so the `u32` offsets of a parsed [`Head`] cannot overflow.
+pub(crate) const MAX_HEAD_LIMIT: usize = 1 << 30;
+
+impl Limits {
+    /// Largest the connection's read buffer grows: a whole head, plus room
+    /// for the start of a body or of the next pipelined request.
+    pub(crate) fn read_buffer_max(&self) -> usize {
+        self.max_request_line
+            .saturating_add(self.max_header_bytes)
+            .saturating_add(8192)
+    }
+}
+
 /// Why a request was refused before its handler ran; each maps to the
 /// status sent back (after which the connection closes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +121,13 @@ impl Head {
     }
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Calls of [`parse_head`] on this thread, for tests that bound the
+    /// work per request.
+    pub(crate) static PARSE_CALLS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// The stack holds this many `httparse` header slots; more are heap
 /// allocated per parse.
 const STACK_HEADERS: usize = 128;
@@ -115,7 +137,13 @@ const STACK_HEADERS: usize = 128;
 /// `Ok(None)`: incomplete, read more (unless a limit says otherwise, which
 /// is checked here too). `Ok(Some((head, n)))`: the head took `n` bytes.
 pub(crate) fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, Reject> {
-    let max_headers = limits.max_headers.max(1);
+    #[cfg(test)]
+    PARSE_CALLS.with(|c| c.set(c.get() + 1));
+    // Each field ends with its own LF: slots for more fields than the
+    // bytes hold lines would never be used, so the memory a parse takes
+    // follows the input, not the setting (which may be `usize::MAX`).
+    let lines = buf.iter().filter(|&&b| b == b'\n').count();
+    let max_headers = limits.max_headers.clamp(1, lines.max(1));
     if max_headers <= STACK_HEADERS {
         let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
         parse_with(buf, limits, &mut slots[..max_headers])
@@ -160,10 +188,16 @@ fn parse_with<'b>(
         return Err(Reject::HeadersTooLarge);
     }
 
+    if u32::try_from(n).is_err() {
+        // Offsets into the head are `u32`; `Server` refuses limits that
+        // would allow a head this large, this is for `Limits` made by hand.
+        return Err(Reject::HeadersTooLarge);
+    }
     let base = buf.as_ptr() as usize;
+    // Every slice lies within `buf[..n]`, and `n` fits a `u32`.
     let off = |s: &[u8]| -> (u32, u32) {
-        let start = (s.as_ptr() as usize).wrapping_sub(base) as u32;
-        (start, start + s.len() as u32)
+        let start = (s.as_ptr() as usize).wrapping_sub(base);
+        (start as u32, (start + s.len()) as u32)
     };
     let method = off(req.method.unwrap_or("").as_bytes());
     let target = off(req.path.unwrap_or("").as_bytes());
@@ -189,6 +223,99 @@ fn parse_with<'b>(
     };
     semantics(&mut head, limits)?;
     Ok(Some((head, n)))
+}
+
+/// Most empty lines ignored before a request line: RFC 9112 §2.2 asks a
+/// server to ignore at least one (some clients send a CRLF after a POST
+/// body); more than this is a `400`.
+pub(crate) const MAX_EMPTY_LINES: usize = 4;
+
+/// What [`HeadScan::scan`] found in the bytes received so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scan {
+    /// Empty lines before the request line: drop this many bytes, then
+    /// scan again.
+    Skip(usize),
+    /// The head cannot be complete yet, nor is there anything new to
+    /// check: read more.
+    Partial,
+    /// Parse now: the request line just ended (so a bad one is refused
+    /// early) or the end of the head has arrived.
+    Parse,
+}
+
+/// Decides, as the bytes of one request head arrive, when parsing it is
+/// worth it, so that a head costs at most two parses however it is split
+/// into reads, and its bytes are searched once. Limits that the bytes so
+/// far already break are reported here, without parsing.
+#[derive(Debug, Default)]
+pub(crate) struct HeadScan {
+    /// Empty lines skipped before the request line.
+    empty_lines: usize,
+    /// Bytes searched so far (after the skipped empty lines).
+    scanned: usize,
+    /// Length of the request line, LF included, once it has ended.
+    line_len: Option<usize>,
+}
+
+impl HeadScan {
+    /// Looks at `data`, the unread bytes: the same ones as the previous
+    /// call plus new ones, minus any [`Scan::Skip`] dropped.
+    pub(crate) fn scan(&mut self, data: &[u8], limits: &Limits) -> Result<Scan, Reject> {
+        if self.scanned == 0 {
+            let mut skip = 0;
+            loop {
+                let n = match &data[skip..] {
+                    [b'\n', ..] => 1,
+                    [b'\r', b'\n', ..] => 2,
+                    [b'\r'] | [] => {
+                        return Ok(if skip > 0 {
+                            Scan::Skip(skip)
+                        } else {
+                            Scan::Partial
+                        });
+                    }
+                    _ => break,
+                };
+                self.empty_lines += 1;
+                if self.empty_lines > MAX_EMPTY_LINES {
+                    return Err(Reject::Bad("too many empty lines before the request line"));
+                }
+                skip += n;
+            }
+            if skip > 0 {
+                return Ok(Scan::Skip(skip));
+            }
+        }
+        let from = self.scanned.min(data.len());
+        self.scanned = data.len();
+        let mut scan = Scan::Partial;
+        if self.line_len.is_none() {
+            if let Some(i) = memchr(b'\n', &data[from..]) {
+                self.line_len = Some(from + i + 1);
+                scan = Scan::Parse;
+            }
+        }
+        let line = self.line_len.unwrap_or(data.len());
+        if line > limits.max_request_line {
+            return Err(Reject::UriTooLong);
+        }
+        // The end of the head is an empty line: LF, then CRLF or LF. Look
+        // for it in the new bytes (and the two before, where it may start).
+        let tail = &data[from.saturating_sub(2).max(line.saturating_sub(1))..];
+        let ended = self.line_len.is_some()
+            && tail
+                .windows(2)
+                .enumerate()
+                .any(|(i, w)| w == b"\n\n" || (w == b"\n\r" && tail.get(i + 2) == Some(&b'\n')));
+        if ended {
+            return Ok(Scan::Parse);
+        }
+        if data.len() - line > limits.max_header_bytes {
+            return Err(Reject::HeadersTooLarge);
+        }
+        Ok(scan)
+    }
 }
 
 /// Length of the request line, CRLF included, ignoring the empty lines a
@@ -449,6 +576,54 @@ mod tests {
         assert_eq!(
             reject("GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n").status(),
             400
+        );
+    }
+
+    /// Feeds `wire` to a scanner a byte at a time; returns the lengths at
+    /// which it asked for a parse.
+    fn parse_points(wire: &[u8]) -> Vec<usize> {
+        let mut scan = HeadScan::default();
+        let mut data = Vec::new();
+        let mut at = Vec::new();
+        for &b in wire {
+            data.push(b);
+            loop {
+                match scan.scan(&data, &Limits::default()).unwrap() {
+                    Scan::Skip(n) => drop(data.drain(..n)),
+                    Scan::Parse => break at.push(data.len()),
+                    Scan::Partial => break,
+                }
+            }
+        }
+        at
+    }
+
+    #[test]
+    fn head_scan_asks_for_a_parse_at_the_line_and_at_the_end() {
+        let crlf = b"GET / HTTP/1.1\r\nHost: x\r\nA: b\r\n\r\n";
+        assert_eq!(parse_points(crlf), [16, crlf.len()]);
+        let lf = b"GET / HTTP/1.1\nHost: x\nA: b\n\n";
+        assert_eq!(parse_points(lf), [15, lf.len()]);
+        let no_headers = b"GET / HTTP/1.0\r\n\r\n";
+        assert_eq!(parse_points(no_headers), [16, 18]);
+        let mixed = b"\r\n\nGET / HTTP/1.1\nHost: x\n\r\n";
+        assert_eq!(parse_points(mixed), [15, 25]); // after the 3 bytes skipped
+    }
+
+    #[test]
+    fn head_scan_checks_limits_without_parsing() {
+        let l = Limits::default();
+        let mut s = HeadScan::default();
+        assert_eq!(s.scan(&[b'a'; 9000], &l), Err(Reject::UriTooLong));
+        let mut s = HeadScan::default();
+        let mut big = b"GET / HTTP/1.1\r\n".to_vec();
+        big.resize(big.len() + 70_000, b'x');
+        assert_eq!(s.scan(&big, &l), Err(Reject::HeadersTooLarge));
+        let mut s = HeadScan::default();
+        assert_eq!(s.scan(b"\n\n\n\n", &l), Ok(Scan::Skip(4)));
+        assert_eq!(
+            s.scan(b"\r\nGET", &l),
+            Err(Reject::Bad("too many empty lines before the request line"))
         );
     }
 }

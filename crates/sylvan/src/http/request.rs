@@ -339,8 +339,14 @@ impl Read for Request {
 /// server's limit fails with `InvalidData` too and the server answers
 /// `413` in place of the handler's response. End of the body is `Ok(0)`.
 ///
-/// A body must be read within its handler call: once the response has been
-/// sent, reads fail.
+/// A body is read while its request is handled, from the handler's green
+/// thread or any other of the hub — say one that feeds the response
+/// streamed by [`Response::from_reader`](super::Response::from_reader).
+/// Once the response has been sent, the server reads what is left (to
+/// reuse the connection) and later reads fail; if a read is still parked
+/// then, the server leaves the body to it and closes the connection after
+/// the response instead. A read while the server is reading fails with
+/// `ResourceBusy`.
 ///
 /// # Examples
 ///

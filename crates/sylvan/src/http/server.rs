@@ -10,6 +10,7 @@ use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 use super::conn::{self, Config, ConnState, Shared};
+use super::parse::MAX_HEAD_LIMIT;
 use super::request::Request;
 use super::response::Response;
 use crate::net::{ServeOptions, StopReport, TcpListener, TcpStream, ToSocketAddrs};
@@ -33,8 +34,12 @@ use crate::net::{ServeOptions, StopReport, TcpListener, TcpStream, ToSocketAddrs
 /// over [`max_body_size`](Self::max_body_size) → `413`; a malformed
 /// request → `400`, including the request-smuggling shapes (both
 /// `Content-Length` and `Transfer-Encoding`, duplicate or invalid
-/// `Content-Length`, `chunked` not last); a transfer coding other than
-/// `chunked` → `501`.
+/// `Content-Length`, `chunked` not last) and more than four empty lines
+/// before a request line (a few are ignored, as RFC 9112 §2.2 asks); a
+/// transfer coding other than `chunked` → `501`. A head is parsed at most
+/// twice however it is split into reads — when its request line ends and
+/// when its end arrives — so a slow or byte-at-a-time client costs no more
+/// than a fast one.
 ///
 /// # Timeouts
 ///
@@ -46,6 +51,9 @@ use crate::net::{ServeOptions, StopReport, TcpListener, TcpStream, ToSocketAddrs
 /// the next request on an idle connection, which then closes silently;
 /// [`io_timeout`](Self::io_timeout) bounds each read and write while a
 /// request is handled.
+///
+/// Any duration is accepted; one past a year counts as a year (so
+/// `Duration::MAX` means "never" without overflowing a deadline).
 ///
 /// # Examples
 ///
@@ -143,25 +151,74 @@ impl Server {
 
     /// Connections served at once (default 1024, Eventlet's `max_size`);
     /// more wait in the kernel's accept backlog, not dropped.
+    ///
+    /// This is also how to bound the server's memory: it is at most this
+    /// many times what one connection may hold. An HTTP connection holds a
+    /// read buffer that grows up to
+    /// [`max_request_line`](Self::max_request_line) +
+    /// [`max_header_size`](Self::max_header_size) + 8 KiB (80 KiB by
+    /// default) and about 64 KiB of response being gathered, plus what its
+    /// handler keeps; an upgraded one (a WebSocket session) what its
+    /// settings allow — see [`websocket::Options`](crate::websocket::Options).
     pub fn max_connections(mut self, n: usize) -> Server {
         self.max_connections = n.max(1);
         self
     }
 
-    /// Longest request line, CRLF included (default 8 KiB); longer → `414`.
-    pub fn max_request_line(mut self, bytes: usize) -> Server {
-        self.cfg.limits.max_request_line = bytes.max(16);
-        self
+    /// Longest request line, CRLF included (default 8 KiB; at least 16
+    /// bytes, at most 1 GiB); longer → `414`.
+    ///
+    /// With [`max_header_size`](Self::max_header_size) it also bounds each
+    /// connection's read buffer: their sum plus 8 KiB.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sylvan::http::Server;
+    ///
+    /// let s = Server::bind("127.0.0.1:0").unwrap().max_request_line(16 * 1024).unwrap();
+    /// # let _ = s;
+    /// let e = Server::bind("127.0.0.1:0").unwrap().max_request_line(usize::MAX).unwrap_err();
+    /// assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    /// assert!(e.to_string().contains("max_request_line"));
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput`, naming the setting, for more than 1 GiB.
+    pub fn max_request_line(mut self, bytes: usize) -> io::Result<Server> {
+        self.cfg.limits.max_request_line = head_limit("max_request_line", bytes)?;
+        Ok(self)
     }
 
-    /// Largest header section after the request line (default 64 KiB);
-    /// larger → `431`. Also bounds a chunked body's trailer section.
-    pub fn max_header_size(mut self, bytes: usize) -> Server {
-        self.cfg.limits.max_header_bytes = bytes.max(16);
-        self
+    /// Largest header section after the request line (default 64 KiB; at
+    /// least 16 bytes, at most 1 GiB); larger → `431`. Also bounds a
+    /// chunked body's trailer section.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sylvan::http::Server;
+    ///
+    /// let s = Server::bind("127.0.0.1:0").unwrap().max_header_size(256 * 1024).unwrap();
+    /// # let _ = s;
+    /// let e = Server::bind("127.0.0.1:0").unwrap().max_header_size(1 << 40).unwrap_err();
+    /// assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    /// assert!(e.to_string().contains("max_header_size"));
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput`, naming the setting, for more than 1 GiB.
+    pub fn max_header_size(mut self, bytes: usize) -> io::Result<Server> {
+        self.cfg.limits.max_header_bytes = head_limit("max_header_size", bytes)?;
+        Ok(self)
     }
 
-    /// Most header fields in a request (default 100); more → `431`.
+    /// Most header fields in a request (default 100; at least 1); more →
+    /// `431`. Any value is safe, `usize::MAX` included: the memory a
+    /// request takes follows the fields it has, and the header section is
+    /// bounded by [`max_header_size`](Self::max_header_size) anyway.
     pub fn max_headers(mut self, n: usize) -> Server {
         self.cfg.limits.max_headers = n.max(1);
         self
@@ -179,14 +236,14 @@ impl Server {
     /// its first byte — or from accept, for a connection's first request;
     /// past it the client gets `408` and the connection closes.
     pub fn header_timeout(mut self, d: Duration) -> Server {
-        self.cfg.header_timeout = d.max(Duration::from_millis(1));
+        self.cfg.header_timeout = d.clamp(Duration::from_millis(1), MAX_TIMEOUT);
         self
     }
 
     /// Longest wait for the next request on an idle keep-alive connection
     /// (default 60 s); past it the connection closes without a response.
     pub fn keep_alive_timeout(mut self, d: Duration) -> Server {
-        self.cfg.keep_alive_timeout = d.max(Duration::from_millis(1));
+        self.cfg.keep_alive_timeout = d.clamp(Duration::from_millis(1), MAX_TIMEOUT);
         self
     }
 
@@ -195,7 +252,7 @@ impl Server {
     /// with `ErrorKind::TimedOut`; a response write that does closes the
     /// connection.
     pub fn io_timeout(mut self, d: Option<Duration>) -> Server {
-        self.cfg.io_timeout = d.filter(|d| !d.is_zero());
+        self.cfg.io_timeout = d.filter(|d| !d.is_zero()).map(|d| d.min(MAX_TIMEOUT));
         self
     }
 
@@ -209,7 +266,7 @@ impl Server {
     /// final error response and shut down its side, so the client reads
     /// the response rather than a reset (default 1 s).
     pub fn linger(mut self, d: Duration) -> Server {
-        self.cfg.linger = d;
+        self.cfg.linger = d.min(MAX_TIMEOUT);
         self
     }
 
@@ -256,6 +313,24 @@ impl Server {
             local_addr,
         }
     }
+}
+
+/// The longest timeout kept; longer ones are taken as this (a year is as
+/// good as never, and deadlines computed from it cannot overflow).
+const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Checks a request line or header section limit: at least 16 bytes (a
+/// smaller value is raised to 16), at most [`MAX_HEAD_LIMIT`].
+fn head_limit(setting: &str, bytes: usize) -> io::Result<usize> {
+    if bytes > MAX_HEAD_LIMIT {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "http::Server::{setting}({bytes}) is out of range: at most {MAX_HEAD_LIMIT} bytes (1 GiB)"
+            ),
+        ));
+    }
+    Ok(bytes.max(16))
 }
 
 /// A connection as the registry sees it.
