@@ -367,10 +367,22 @@ impl Builder {
             ));
         };
         let stack = hub.stacks.allocate(self.stack_size)?;
-        let mut core = Core::new(next_green_id(), self.name, stack.guard(), stack.size());
-        core.span = self.span.unwrap_or_else(tracing::Span::current);
+        let span = match self.span {
+            Some(span) => Some(span),
+            // Asking for the current span costs a dispatcher lookup; with no
+            // subscriber ever installed there is none to inherit.
+            None if tracing::dispatcher::has_been_set() => Some(tracing::Span::current()),
+            None => None,
+        };
+        let span = span.filter(|s| !s.is_none()).map(Box::new);
         let cell = Rc::new(TaskCell {
-            core,
+            core: Core::new(
+                next_green_id(),
+                self.name,
+                stack.guard(),
+                stack.size(),
+                span,
+            ),
             result: RefCell::new(None),
             detached: Cell::new(false),
         });
@@ -382,7 +394,9 @@ impl Builder {
             struct ClearLocals<'a>(&'a Core);
             impl Drop for ClearLocals<'_> {
                 fn drop(&mut self) {
-                    self.0.locals.clear();
+                    if let Some(locals) = self.0.locals.get() {
+                        locals.clear();
+                    }
                 }
             }
             let _locals = ClearLocals(&inner.core);

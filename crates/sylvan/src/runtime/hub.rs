@@ -298,7 +298,7 @@ impl Hub {
             ready: RefCell::new(VecDeque::new()),
             current: Cell::new(ptr::null()),
             in_scheduler: Cell::new(false),
-            root: Core::new(0, None, (0, 0), 0),
+            root: Core::new(0, None, (0, 0), 0, None),
             timers: RefCell::new(Timers::default()),
             clock: Clock::new(),
             poll: RefCell::new(poll),
@@ -422,7 +422,19 @@ impl Hub {
     /// unwinding (a panic, or the hub's forced unwind), it is a green thread
     /// whose entry function has not run (its closure being dropped unrun),
     /// or it is the root running the scheduler's own code.
+    #[inline]
     pub(crate) fn cannot_suspend(&self, core: &Core) -> Option<&'static str> {
+        if self.may_suspend_unless_cancelled(core)
+            && !core.unwinding.get()
+            && !std::thread::panicking()
+        {
+            return None;
+        }
+        self.why_not_suspend(core)
+    }
+
+    #[cold]
+    fn why_not_suspend(&self, core: &Core) -> Option<&'static str> {
         if std::thread::panicking() || core.unwinding.get() {
             Some("the context is unwinding")
         } else if core.is_root() {
@@ -433,6 +445,17 @@ impl Hub {
             Some("the green thread has not started")
         } else {
             None
+        }
+    }
+
+    /// [`cannot_suspend`](Self::cannot_suspend)'s cheap part, for a
+    /// context known to be neither killed nor panicking (`park` checked).
+    #[inline]
+    pub(crate) fn may_suspend_unless_cancelled(&self, core: &Core) -> bool {
+        if core.is_root() {
+            !self.in_scheduler.get()
+        } else {
+            !core.yielder.get().is_null()
         }
     }
 
@@ -456,27 +479,37 @@ impl Hub {
     /// Lets other green threads run once, then continues. Returns at once,
     /// without running anything, where suspending is not allowed (see
     /// [`cannot_suspend`](Self::cannot_suspend)).
+    #[inline]
     pub(crate) fn yield_current(&self) {
         let core = self.current_core();
-        if self.cannot_suspend(core).is_some() {
+        if core.is_root() {
+            return self.yield_root();
+        }
+        let y = core.yielder.get();
+        if y.is_null() || core.unwinding.get() || std::thread::panicking() {
+            // See `cannot_suspend`.
             return;
         }
-        if core.is_root() {
-            let _sched = SchedulerPath::enter(self);
-            self.turn(false);
-            let n = self.ready.borrow().len();
-            for _ in 0..n {
-                let Some(slot) = self.ready.borrow_mut().pop_front() else {
-                    break;
-                };
-                self.resume(slot);
-            }
-        } else {
-            self.ready.borrow_mut().push_back(core.slot.get());
-            let y = core.yielder.get();
-            // SAFETY: as in `suspend_current`; `cannot_suspend` checked that
-            // the pointer is not null.
-            unsafe { (*y).suspend(()) };
+        self.ready.borrow_mut().push_back(core.slot.get());
+        // SAFETY: as in `suspend_current`; checked not null just above.
+        unsafe { (*y).suspend(()) };
+    }
+
+    /// The root's yield: one turn of the loop, then every green thread
+    /// ready now runs once.
+    #[inline(never)]
+    fn yield_root(&self) {
+        if self.cannot_suspend(&self.root).is_some() {
+            return;
+        }
+        let _sched = SchedulerPath::enter(self);
+        self.turn(false);
+        let n = self.ready.borrow().len();
+        for _ in 0..n {
+            let Some(slot) = self.ready.borrow_mut().pop_front() else {
+                break;
+            };
+            self.resume(slot);
         }
     }
 
@@ -538,11 +571,10 @@ impl Hub {
             shared.switches.load(Ordering::Relaxed) + 1,
             Ordering::Relaxed,
         );
-        let in_scheduler = self.in_scheduler.replace(false);
+        // (`in_scheduler` stays set: it is only read while the root runs.)
         enter_span(core);
         let r = c.resume(());
         exit_span(core);
-        self.in_scheduler.set(in_scheduler);
         shared.running.store(0, Ordering::Relaxed);
         signal::clear_current();
         self.current.set(ptr::null());
@@ -702,7 +734,6 @@ impl Hub {
                     core.name.as_deref(),
                     core.stack_size,
                 );
-                self.in_scheduler.set(false);
                 enter_span(core);
                 if let Some(c) = coro.as_mut().filter(|c| !c.started()) {
                     // Never ran: run its entry function, which sees the kill
@@ -713,7 +744,6 @@ impl Hub {
                 // A suspended coroutine is force-unwound by its drop.
                 drop(coro);
                 exit_span(core);
-                self.in_scheduler.set(true);
                 signal::clear_current();
                 self.current.set(ptr::null());
                 core.finished.set(true);
@@ -822,18 +852,16 @@ impl Drop for SchedulerPath<'_> {
 /// `Instrument`, done once here for every green thread).
 #[inline]
 fn enter_span(core: &Core) {
-    if !core.span.is_none() {
-        core.span
-            .with_subscriber(|(id, dispatch)| dispatch.enter(id));
+    if let Some(span) = &core.span {
+        span.with_subscriber(|(id, dispatch)| dispatch.enter(id));
     }
 }
 
 /// Exits it as the green thread is switched out.
 #[inline]
 fn exit_span(core: &Core) {
-    if !core.span.is_none() {
-        core.span
-            .with_subscriber(|(id, dispatch)| dispatch.exit(id));
+    if let Some(span) = &core.span {
+        span.with_subscriber(|(id, dispatch)| dispatch.exit(id));
     }
 }
 

@@ -49,7 +49,7 @@ impl Locals {
     }
 
     /// The value of `key` in this context, created with `init` on first use.
-    fn get_or_init<T: 'static>(&self, key: usize, init: fn() -> T) -> *const T {
+    pub(crate) fn get_or_init<T: 'static>(&self, key: usize, init: fn() -> T) -> *const T {
         if let Some(p) = self.find(key) {
             return p;
         }
@@ -98,7 +98,11 @@ pub(crate) fn with<T: 'static, R>(
     f: impl FnOnce(&T) -> R,
 ) -> Result<R, Gone> {
     let hub = hub_unless_exiting().ok_or(Gone)?;
-    let p = hub.current_core().locals.get_or_init(key, init);
+    let p = hub
+        .current_core()
+        .locals
+        .get_or_init(Box::default)
+        .get_or_init(key, init);
     // SAFETY: `p` points into a box owned by the running context's `Locals`,
     // which keeps it at the same address until `clear` or the context's end;
     // neither can happen while this context runs `f` (see the module

@@ -59,7 +59,10 @@ pub(crate) fn park_at(
     };
     let core = hub.current_core();
     check_cancelled_in(hub)?;
-    if let Some(why) = hub.cannot_suspend(core) {
+    // (Not killed, so not force-unwinding; not panicking: what is left of
+    // `cannot_suspend` is cheap, and rare.)
+    if !hub.may_suspend_unless_cancelled(core) {
+        let why = hub.cannot_suspend(core).unwrap_or("it may not suspend");
         if core.is_root() {
             // Only reachable through a destructor the hub itself ran: say
             // so, since the caller sees a plain `Killed`.

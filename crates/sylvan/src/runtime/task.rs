@@ -50,10 +50,11 @@ pub(crate) struct Core {
     pub(crate) guard: (usize, usize),
     pub(crate) stack_size: usize,
     scopes: RefCell<Vec<Scope>>,
-    /// Its green-local values (`sylvan::green_local!`).
-    pub(crate) locals: super::local::Locals,
-    /// The `tracing` span entered whenever it runs (none: `Span::none()`).
-    pub(crate) span: tracing::Span,
+    /// Its green-local values (`sylvan::green_local!`), made on first use
+    /// (most green threads have none: a pointer keeps `Core` small).
+    pub(crate) locals: std::cell::OnceCell<Box<super::local::Locals>>,
+    /// The `tracing` span entered whenever it runs, if any.
+    pub(crate) span: Option<Box<tracing::Span>>,
 }
 
 impl std::fmt::Debug for Core {
@@ -73,6 +74,7 @@ impl Core {
         name: Option<Arc<str>>,
         guard: (usize, usize),
         stack_size: usize,
+        span: Option<Box<tracing::Span>>,
     ) -> Core {
         Core {
             id,
@@ -91,8 +93,8 @@ impl Core {
             guard,
             stack_size,
             scopes: RefCell::new(Vec::new()),
-            locals: super::local::Locals::default(),
-            span: tracing::Span::none(),
+            locals: std::cell::OnceCell::new(),
+            span,
         }
     }
 
