@@ -97,7 +97,7 @@ pub fn set_size(n: usize) {
     let p = pool();
     let mut st = p.state.lock().unwrap_or_else(|e| e.into_inner());
     st.size = n.max(1);
-    while st.threads < st.size && st.queue.len() > st.idle {
+    while needs_thread(&st) {
         if !start_thread(&mut st) {
             break;
         }
@@ -114,6 +114,18 @@ pub fn set_size(n: usize) {
 /// ```
 pub fn size() -> usize {
     pool().state.lock().unwrap_or_else(|e| e.into_inner()).size
+}
+
+/// Whether queued jobs outnumber the idle threads that will take them and
+/// the pool may grow.
+///
+/// An idle thread that was notified stays counted in `idle` until it wakes
+/// and takes the lock, and it then takes one job: so the test is the queue
+/// against `idle`, not `idle == 0` (with which two jobs submitted while one
+/// thread idled started no second thread, and the second job waited for
+/// the first to finish).
+fn needs_thread(st: &State) -> bool {
+    st.threads < st.size && st.queue.len() > st.idle
 }
 
 fn start_thread(st: &mut State) -> bool {
@@ -136,7 +148,7 @@ fn submit(job: Job) {
     let p = pool();
     let mut st = p.state.lock().unwrap_or_else(|e| e.into_inner());
     st.queue.push_back(job);
-    if st.idle == 0 && st.threads < st.size {
+    if needs_thread(&st) {
         start_thread(&mut st);
     }
     p.cv.notify_one();
@@ -151,7 +163,7 @@ impl Drop for Enrolled {
         let mut st = pool().state.lock().unwrap_or_else(|e| e.into_inner());
         st.threads -= 1;
         // A thread that ended early (it should not) leaves no job stranded.
-        if st.idle == 0 && st.threads < st.size && !st.queue.is_empty() {
+        if needs_thread(&st) {
             start_thread(&mut st);
         }
     }
@@ -336,5 +348,33 @@ where
     match r? {
         Ok(v) => Ok(v),
         Err(p) => panic::resume_unwind(p),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(queued: usize, threads: usize, idle: usize, size: usize) -> State {
+        State {
+            queue: (0..queued).map(|_| Box::new(|| ()) as Job).collect(),
+            threads,
+            idle,
+            size,
+        }
+    }
+
+    #[test]
+    fn a_second_job_while_one_thread_idles_starts_a_thread() {
+        // One idle thread, notified for the first job but not awake yet.
+        assert!(!needs_thread(&state(1, 1, 1, 2)));
+        assert!(needs_thread(&state(2, 1, 1, 2)));
+    }
+
+    #[test]
+    fn no_thread_beyond_the_size_or_without_work() {
+        assert!(!needs_thread(&state(5, 2, 0, 2)));
+        assert!(!needs_thread(&state(0, 0, 0, 2)));
+        assert!(needs_thread(&state(1, 0, 0, 2)));
     }
 }

@@ -276,9 +276,13 @@ fn panics_dropping_abandoned_results_leave_the_pool_at_full_size() {
         })
         .collect();
     // Every pool thread runs one of the jobs; then their callers go away,
-    // so each result (or panic payload) is dropped on its pool thread.
+    // so each result (or panic payload) is dropped on its pool thread. (The
+    // timeout only bounds how long a regression hangs: the pool once
+    // started no second thread for two jobs submitted while one idled.)
     for _ in 0..size {
-        started_rx.recv().unwrap();
+        sylvan::timeout(Duration::from_secs(10), || started_rx.recv())
+            .expect("all `size` jobs run at once")
+            .unwrap();
     }
     for c in callers {
         c.kill();
