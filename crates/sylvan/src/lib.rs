@@ -64,6 +64,132 @@
 //!   panic payload or unrun closure is dropped on its own stack, never by
 //!   the hub's loop, so a destructor that blocks cannot re-enter the
 //!   scheduler.
+//!
+//! # What blocks the hub
+//!
+//! A hub runs one green thread at a time and switches only inside sylvan's
+//! blocking calls. Anything else that waits stops every green thread of
+//! the OS thread, and some waits never end, because the green thread that
+//! would end them can't run. The usual culprits:
+//!
+//! - **A `std::sync::Mutex` (or `RwLock`) guard held across a blocking
+//!   sylvan call.** Another green thread of the same hub that locks it
+//!   blocks the OS thread in the kernel; the holder is parked on that same
+//!   thread and never resumes: a deadlock, not a stall. On another hub the
+//!   locker stalls its whole hub until the holder resumes. Release the
+//!   guard before blocking, or serialise the green threads with a
+//!   [`sync::Semaphore`] of one permit, which parks instead.
+//! - **A `RefCell` borrow held across a blocking call.** Nothing stalls:
+//!   another green thread's `borrow_mut()` panics (`RefCell already
+//!   borrowed`, a `BorrowMutError`; `borrow()` panics with a `BorrowError`
+//!   while it is mutably borrowed), and the panic ends that green thread
+//!   ([`JoinError::Panicked`]). Drop the borrow before blocking, or take
+//!   the [`sync::Semaphore`] permit first (example below).
+//! - **A `OnceLock`/`LazyLock` (or `Once`) initializer that makes a
+//!   blocking sylvan call.** The initializer parks; a second
+//!   green thread of the hub touching the same cell waits on std's lock
+//!   for it, which blocks the OS thread: a deadlock again. Initialize
+//!   before spawning, or compute the value first and `set` it; for a
+//!   value only green threads wait for, an [`sync::Event`] parks instead.
+//! - **`thread_local!`** is shared by every green thread of the OS thread
+//!   (green threads never migrate, so this is sound, but it is not
+//!   per-request state). A value one green thread stores is seen and
+//!   overwritten by the others whenever it blocks, and a `RefCell` inside
+//!   it borrowed across a blocking call panics as above. Use
+//!   [`green_local!`] for per-green-thread state, or pass the state down.
+//! - **Calling sylvan from inside a tokio worker.** A blocking sylvan call
+//!   in an async task makes a hub on the tokio worker thread and runs it
+//!   until the call completes: the worker, and every tokio task queued on
+//!   it, stands still meanwhile (a 10 ms tokio interval ticks zero times
+//!   across a 300 ms [`sleep`] on a current-thread runtime). From async
+//!   code, give the work to a hub with [`compat::start_hubs`] and await
+//!   [`compat::HubHandle::spawn`]'s handle, or use tokio's
+//!   `spawn_blocking`.
+//! - **C code that skips stack probes.** Rust touches every page of a
+//!   large stack frame, so an overflow faults in the green thread's
+//!   one-page guard and sylvan prints `green thread '<name>' overflowed
+//!   its stack (<n> KiB)` and aborts. C or C++ built without
+//!   `-fstack-clash-protection` (a large local array, `alloca`) can move
+//!   the stack pointer past the guard in one step, into memory that may be
+//!   another green thread's stack: silent corruption, or a crash not
+//!   reported as an overflow. Build such code with
+//!   `-fstack-clash-protection`, give the green threads that call it a
+//!   stack sized for its worst case ([`Builder::stack_size`]), or call it
+//!   through [`tpool::execute`], on an OS thread's own stack (std's
+//!   default, 2 MiB).
+//! - **CPU-heavy loops and blocking std I/O** — `std::fs`, `std::net`,
+//!   `std::thread::sleep`, a `std::sync::mpsc` receive or `Condvar` wait,
+//!   `getaddrinfo` through `std::net::ToSocketAddrs`. Use the green
+//!   equivalents ([`net`], [`sleep`], [`sync::channel`],
+//!   [`net::lookup_host`]), send file I/O, blocking C libraries and long
+//!   computations to [`tpool::execute`], or call [`yield_now`] every so
+//!   often in a long loop.
+//!
+//! **What the watchdog reports.** A watchdog thread checks every hub a few
+//! times per threshold (default 100 ms; [`debug::set_blocking_threshold`]
+//! per hub, `SYLVAN_BLOCKING_THRESHOLD_MS` for the default, `0` = off).
+//! When one green thread has run longer than the threshold without
+//! switching, it logs one `tracing` warning for that stall:
+//!
+//! ```text
+//! green thread 5 (worker) on hub 2 (thread 'main') has run for 111 ms without
+//! yielding; its last blocking point was src/main.rs:12:9: it is blocking the hub
+//! ```
+//!
+//! It names the green thread that is *running*: for a lock or a
+//! `OnceLock`, the one waiting for it, not the one holding it. The
+//! location is where that green thread last parked (`its start` if it
+//! never did), not the line it is stuck on. That covers the mutex,
+//! `OnceLock`, CPU and std I/O cases above. The watchdog says nothing when
+//! the blocked code is the root context (the OS thread's own stack, as in
+//! the tokio case), nothing about a `RefCell` (it panics instead of
+//! stalling), and nothing about a skipped guard page.
+//!
+//! ```
+//! use std::cell::RefCell;
+//! use std::rc::Rc;
+//! use std::time::Duration;
+//! use sylvan::sync::Semaphore;
+//!
+//! let log = Rc::new(RefCell::new(Vec::new()));
+//!
+//! // Wrong: the borrow is held while the green thread sleeps.
+//! let l = log.clone();
+//! let holder = sylvan::spawn(move || {
+//!     let mut v = l.borrow_mut();
+//!     sylvan::sleep(Duration::from_millis(1))?;
+//!     v.push("holder");
+//!     Ok::<_, sylvan::Cancelled>(())
+//! });
+//! let l = log.clone();
+//! let other = sylvan::spawn(move || l.try_borrow_mut().is_err());
+//! assert!(other.join().unwrap(), "a borrow_mut() here would have panicked");
+//! holder.join().unwrap().unwrap();
+//!
+//! // Right: everyone takes the permit first; waiting for it parks.
+//! let lock = Semaphore::new(1);
+//! let writers: Vec<_> = ["a", "b"]
+//!     .into_iter()
+//!     .map(|name| {
+//!         let (lock, l) = (lock.clone(), log.clone());
+//!         sylvan::spawn(move || {
+//!             let _permit = lock.acquire()?;
+//!             let mut v = l.borrow_mut();
+//!             sylvan::sleep(Duration::from_millis(1))?;
+//!             v.push(name);
+//!             Ok::<_, sylvan::Cancelled>(())
+//!         })
+//!     })
+//!     .collect();
+//! for w in writers {
+//!     w.join().unwrap().unwrap();
+//! }
+//! assert_eq!(*log.borrow(), ["holder", "a", "b"]);
+//!
+//! // CPU-heavy work goes to the thread pool; the hub runs on meanwhile.
+//! let sum = sylvan::tpool::execute(|| (1..=1_000_000u64).sum::<u64>()).unwrap();
+//! assert_eq!(sum, 500_000_500_000);
+//! ```
 
 #![deny(
     missing_docs,

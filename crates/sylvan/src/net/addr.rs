@@ -165,8 +165,12 @@ pub(crate) fn target(addr: &(impl ToSocketAddrs + ?Sized)) -> io::Result<Target>
 /// # Cancellation
 ///
 /// If the green thread is killed or its deadline passes during the lookup,
-/// returns that error at once; the lookup finishes on its pool thread and
-/// its result is dropped.
+/// returns that error at once. A lookup still waiting for a pool thread
+/// then never starts; one already running finishes on its pool thread and
+/// its result is dropped (see [`tpool::execute`](crate::tpool::execute)).
+///
+/// Called from inside a [`tpool`](crate::tpool) job, the lookup runs
+/// inline on that pool thread, and the 10 s timeout is not enforced.
 #[track_caller]
 pub fn lookup_host(addr: impl ToSocketAddrs) -> io::Result<Vec<SocketAddr>> {
     lookup_host_timeout(addr, DEFAULT_LOOKUP_TIMEOUT)
