@@ -301,9 +301,11 @@ where
         submit(Box::new(move || {
             {
                 let h = shared.lock().unwrap_or_else(|e| e.into_inner());
-                // The caller gave up, or was unwound without saying so (its
-                // handle is gone): the job never starts.
-                if h.abandoned || Arc::strong_count(&shared) == 1 {
+                // The caller gave up, was unwound without saying so (its
+                // handle is gone), or was leaked with its hub at thread
+                // exit (parked for ever): the job never starts.
+                let leaked = h.waiter.as_ref().is_some_and(|w| !w.hub_alive());
+                if h.abandoned || leaked || Arc::strong_count(&shared) == 1 {
                     return;
                 }
             }
@@ -318,7 +320,16 @@ where
             }
         }));
     }
+    // Counted while the job is out, however this call ends (a forced
+    // unwind at shutdown included).
+    struct InFlight<'a>(&'a crate::runtime::hub::Hub);
+    impl Drop for InFlight<'_> {
+        fn drop(&mut self) {
+            self.0.remote_inflight.set(self.0.remote_inflight.get() - 1);
+        }
+    }
     hub.remote_inflight.set(hub.remote_inflight.get() + 1);
+    let in_flight = InFlight(hub);
     let r = loop {
         if let Some(r) = shared
             .lock()
@@ -344,7 +355,7 @@ where
             break Err(e);
         }
     };
-    hub.remote_inflight.set(hub.remote_inflight.get() - 1);
+    drop(in_flight);
     match r? {
         Ok(v) => Ok(v),
         Err(p) => panic::resume_unwind(p),

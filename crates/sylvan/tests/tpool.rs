@@ -327,3 +327,40 @@ fn panics_dropping_abandoned_results_leave_the_pool_at_full_size() {
         logs.text()
     );
 }
+
+/// A caller leaked with its hub (its thread exited without
+/// `sylvan::shutdown` while it waited) never gets its queued job run.
+#[test]
+fn a_job_whose_caller_was_leaked_at_thread_exit_never_starts() {
+    let _pool = exclusive(1);
+    let ran = Arc::new(AtomicUsize::new(0));
+    // Hold the only pool thread until the caller's thread is gone.
+    let hold = Arc::new(Barrier::new(2));
+    let h = hold.clone();
+    let blocker = std::thread::spawn(move || {
+        sylvan::tpool::execute(move || {
+            h.wait();
+        })
+    });
+    let r = ran.clone();
+    let (queued_tx, queued_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(sylvan::spawn(move || {
+            sylvan::tpool::execute(move || {
+                r.fetch_add(1, Ordering::SeqCst);
+            })
+        }));
+        sylvan::yield_now(); // it queues its job and parks
+        queued_tx.send(()).unwrap();
+        // The thread ends without `sylvan::shutdown`: the caller is leaked.
+    })
+    .join()
+    .unwrap();
+    queued_rx.recv().unwrap();
+    hold.wait();
+    blocker.join().unwrap().unwrap();
+    // The pool is free again: a job submitted now runs after the leaked
+    // one was looked at.
+    sylvan::tpool::execute(|| ()).unwrap();
+    assert_eq!(ran.load(Ordering::SeqCst), 0, "the leaked caller's job ran");
+}
