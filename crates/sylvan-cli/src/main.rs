@@ -23,8 +23,12 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     common::init_logging(&cli.log_level);
-    match cli::run(cli) {
+    let code = match cli::run(cli) {
         Ok(code) => code,
         Err(e) => common::report(&e),
-    }
+    };
+    // Unwind what is left on this thread's hub (servers, health checkers)
+    // while logging still works, rather than leaking it at exit.
+    sylvan::shutdown();
+    code
 }

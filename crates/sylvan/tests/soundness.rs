@@ -100,10 +100,11 @@ fn thread_exit_with_live_green_threads_says_so() {
         assert!(text.contains("soundness.rs"), "{text}");
         return;
     }
-    let _logs = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+    let logs = util::LogCapture::default();
+    tracing_subscriber::fmt()
+        .with_writer(logs.clone())
         .with_ansi(false)
-        .try_init();
+        .init();
     thread::spawn(|| {
         let a = sylvan::Builder::new()
             .name("sleeper")
@@ -111,10 +112,21 @@ fn thread_exit_with_live_green_threads_says_so() {
             .unwrap();
         let b = sylvan::spawn(|| Queue::<u8>::unbounded().get());
         sylvan::yield_now();
+        // The subscriber's own thread-locals are first used after the hub
+        // was made, so they are destroyed before it: the warning must not
+        // be logged from the hub's destructor (it would abort).
+        tracing::info!("this thread logs too");
         drop((a, b));
     })
     .join()
     .unwrap();
+    // The watchdog thread logs it; wait for it (bounded: a hang, not a
+    // speed check).
+    let give_up = std::time::Instant::now() + Duration::from_secs(60);
+    while !logs.text().contains("still alive") && std::time::Instant::now() < give_up {
+        thread::yield_now();
+    }
+    eprintln!("{}", logs.text());
 }
 
 #[test]

@@ -792,17 +792,15 @@ impl Hub {
             if left.len() > places.len() {
                 places.push(format!("and {} more", left.len() - places.len()));
             }
-            tracing::warn!(
-                hub = self.shared.id,
-                thread = %self.shared.thread_name,
-                "sylvan: thread '{}' exited with {} green thread(s) still alive; they are leaked \
-                 (never resumed, their destructors never run) because the thread-locals they \
-                 may borrow are already destroyed. Call sylvan::shutdown() before the thread \
-                 ends to unwind them. Parked: {}",
-                self.shared.thread_name,
-                left.len(),
-                places.join(", ")
-            );
+            // Logged by the watchdog thread: this runs in a thread-local
+            // destructor, where a subscriber's own thread-locals (its
+            // formatting buffer, its span stack) may be gone already.
+            watchdog::log_later(watchdog::Deferred::Leaked {
+                hub: self.shared.id,
+                thread: self.shared.thread_name.clone(),
+                count: left.len(),
+                parked: places.join(", "),
+            });
             for t in left {
                 // The coroutine inside keeps its stack, and the stack keeps
                 // the stack pool's mappings: all of it stays valid for ever.

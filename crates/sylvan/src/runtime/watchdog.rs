@@ -46,6 +46,49 @@ struct Watched {
 struct State {
     hubs: Vec<Watched>,
     started: bool,
+    deferred: Vec<Deferred>,
+}
+
+/// A warning raised where logging is not safe (a thread-local destructor),
+/// logged by the watchdog thread instead.
+#[derive(Debug)]
+pub(crate) enum Deferred {
+    /// A thread exited with green threads alive, which were leaked.
+    Leaked {
+        hub: u64,
+        thread: String,
+        count: usize,
+        parked: String,
+    },
+}
+
+/// Has the watchdog thread log `what` soon. If the process exits first
+/// (the main thread's hub is destroyed as the process ends) it is lost.
+pub(crate) fn log_later(what: Deferred) {
+    let (lock, cv) = state();
+    let mut st = lock.lock().unwrap_or_else(|e| e.into_inner());
+    if st.started {
+        st.deferred.push(what);
+        cv.notify_all();
+    }
+}
+
+fn log_deferred(what: Deferred) {
+    match what {
+        Deferred::Leaked {
+            hub,
+            thread,
+            count,
+            parked,
+        } => tracing::warn!(
+            hub,
+            thread = %thread,
+            "sylvan: thread '{thread}' exited with {count} green thread(s) still alive; they are \
+             leaked (never resumed, their destructors never run) because the thread-locals they \
+             may borrow are already destroyed. Call sylvan::shutdown() before the thread ends \
+             to unwind them. Parked: {parked}"
+        ),
+    }
 }
 
 fn state() -> &'static (Mutex<State>, Condvar) {
@@ -115,14 +158,16 @@ fn run() {
             }
             true
         });
-        if !stalls.is_empty() {
+        let deferred = std::mem::take(&mut st.deferred);
+        if !stalls.is_empty() || !deferred.is_empty() {
             drop(st);
             for (hub, green, for_) in stalls.drain(..) {
                 warn(&hub, green, for_);
             }
+            deferred.into_iter().for_each(log_deferred);
             st = lock.lock().unwrap_or_else(|e| e.into_inner());
         }
-        if st.hubs.is_empty() {
+        if st.hubs.is_empty() && st.deferred.is_empty() {
             st = cv.wait(st).unwrap_or_else(|e| e.into_inner());
         } else {
             let tick =
