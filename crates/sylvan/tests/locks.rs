@@ -636,6 +636,129 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// The same random schedules on an `RwLock`, each lock a read or a
+    /// write: a writer is always alone; once the hub settles, nobody waits
+    /// while the lock is free, and a reader waits only behind a writer
+    /// (holding, or queued); grants follow the queue; it ends free.
+    #[test]
+    fn rwlock_keeps_writers_alone_and_hands_off(
+        ops in proptest::collection::vec((op(), proptest::bool::ANY), 1..60),
+    ) {
+        sylvan::time::pause();
+        let l = Rc::new(RwLock::new(()));
+        let readers = Rc::new(Cell::new(0usize));
+        let writers = Rc::new(Cell::new(0usize));
+        let violated = Rc::new(Cell::new(false));
+        let grants = Rc::new(RefCell::new(Vec::new()));
+        let queued = Rc::new(RefCell::new(Vec::new()));
+        let mut actors: Vec<Actor> = Vec::new();
+        let mut writes: Vec<bool> = Vec::new();
+        for (op, write) in ops.into_iter().chain([(Op::Settle, false)]) {
+            let settled = matches!(op, Op::Settle);
+            match op {
+                Op::Lock { timeout_s } => {
+                    let id = actors.len();
+                    let (l, readers, writers, violated, grants, queued) = (
+                        l.clone(), readers.clone(), writers.clone(), violated.clone(),
+                        grants.clone(), queued.clone(),
+                    );
+                    let release = Event::new();
+                    let rel = release.clone();
+                    let phase = Rc::new(Cell::new(Phase::Waiting));
+                    let ph = phase.clone();
+                    let g = sylvan::spawn(move || {
+                        let free = if write { l.try_write().is_ok() } else { l.try_read().is_ok() };
+                        if !free {
+                            queued.borrow_mut().push(id);
+                        }
+                        let hold = |count: &Cell<usize>| {
+                            count.set(count.get() + 1);
+                            if writers.get() > 1 || (writers.get() == 1 && readers.get() > 0) {
+                                violated.set(true);
+                            }
+                            grants.borrow_mut().push(id);
+                            ph.set(Phase::Holding);
+                            let _ = rel.wait();
+                            count.set(count.get() - 1);
+                        };
+                        let limit = timeout_s.map(|s| Duration::from_secs(s.into()));
+                        if write {
+                            let guard = match limit {
+                                Some(d) => sylvan::timeout(d, || l.write()).ok().and_then(Result::ok),
+                                None => l.write().ok(),
+                            };
+                            if let Some(_guard) = guard {
+                                hold(&writers);
+                            }
+                        } else {
+                            let guard = match limit {
+                                Some(d) => sylvan::timeout(d, || l.read()).ok().and_then(Result::ok),
+                                None => l.read().ok(),
+                            };
+                            if let Some(_guard) = guard {
+                                hold(&readers);
+                            }
+                        }
+                        ph.set(Phase::Done);
+                    });
+                    actors.push(Actor { g, release, phase });
+                    writes.push(write);
+                }
+                Op::TryLock => {}
+                Op::Release(i) => {
+                    if let Some(a) = actors.get(i % actors.len().max(1)) {
+                        let _ = a.release.send(());
+                    }
+                }
+                Op::Kill(i) => {
+                    if let Some(a) = actors.get(i % actors.len().max(1)) {
+                        a.g.kill();
+                    }
+                }
+                Op::Advance(s) => sylvan::time::advance(Duration::from_secs(s.into())),
+                Op::Settle => settle(&actors),
+            }
+            prop_assert!(!violated.get(), "a writer was not alone");
+            if settled {
+                let count = |phase: Phase, w: bool| {
+                    actors.iter().zip(&writes)
+                        .filter(|(a, ww)| **ww == w && a.phase.get() == phase && !a.g.is_finished())
+                        .count()
+                };
+                let (rw, ww) = (count(Phase::Waiting, false), count(Phase::Waiting, true));
+                let (rh, wh) = (count(Phase::Holding, false), count(Phase::Holding, true));
+                if rh + wh == 0 {
+                    prop_assert_eq!(rw + ww, 0, "waiters left parked while the lock is free");
+                }
+                if rw > 0 {
+                    prop_assert!(wh + ww > 0, "a reader waits with no writer to wait for");
+                }
+            }
+        }
+        for a in &actors {
+            let _ = a.release.send(());
+            a.g.kill();
+        }
+        for a in actors {
+            match a.g.join() {
+                Ok(()) | Err(JoinError::Killed) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        prop_assert_eq!(readers.get() + writers.get(), 0);
+        prop_assert!(l.try_write().is_ok(), "free at the end");
+        let queued = queued.borrow();
+        let granted_queued: Vec<usize> =
+            grants.borrow().iter().copied().filter(|id| queued.contains(id)).collect();
+        let mut sorted = granted_queued.clone();
+        sorted.sort_unstable_by_key(|id| queued.iter().position(|q| q == id));
+        prop_assert_eq!(granted_queued, sorted, "grants follow the queue");
+    }
+}
+
 /// Compile-time `Send`/`Sync` shape of the public lock types.
 mod send_sync {
     use super::*;
