@@ -74,6 +74,21 @@ pub struct WaitTimeoutResult(pub(super) bool);
 impl WaitTimeoutResult {
     /// Whether the wait ended because its timeout passed (without a
     /// notification).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// use std::time::Duration;
+    /// use sylvan::sync::{Condvar, Mutex};
+    ///
+    /// let s = Rc::new((Mutex::new(()), Condvar::new()));
+    /// let s2 = s.clone();
+    /// let notifier = sylvan::spawn(move || s2.1.notify_one());
+    /// let (_g, r) = s.1.wait_timeout(s.0.lock().unwrap(), Duration::from_secs(60)).unwrap();
+    /// assert!(!r.timed_out()); // notified long before
+    /// notifier.join().unwrap();
+    /// ```
     pub fn timed_out(&self) -> bool {
         self.0
     }

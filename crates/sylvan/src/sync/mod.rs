@@ -3,11 +3,14 @@
 //! [`channel`]s and the [`shared`] locks between OS threads and hubs.
 //!
 //! `Event`, `Queue`, `Semaphore` and `Watch` are handles (`Clone`, not `Send`) to
-//! state shared by the green threads of one OS thread. [`Sender`] and
-//! [`Receiver`] are `Send`: they connect hubs (and plain threads) to each
-//! other. Every blocking method documents what happens when the green
-//! thread is killed or its deadline passes while it waits: the waiter is
-//! removed, and no value or permit is lost or duplicated.
+//! state shared by the green threads of one OS thread. `Mutex`, `RwLock`
+//! and `Condvar` mirror std's types (own the data, share them with an
+//! `Rc`) and are `!Send` too; their cross-thread twins in [`shared`] are
+//! `Send + Sync`. [`Sender`] and [`Receiver`] are `Send`: they connect hubs
+//! (and plain threads) to each other. Every blocking method documents what
+//! happens when the green thread is killed or its deadline passes while it
+//! waits: the waiter is removed, and no value, permit, lock hand-off or
+//! notification is lost or duplicated.
 
 mod channel;
 mod condvar;
