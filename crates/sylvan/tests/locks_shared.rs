@@ -337,3 +337,93 @@ fn a_shared_rwlock_waiter_that_times_out_lets_the_readers_behind_it_in() {
     drop(r);
     assert!(l.try_write().is_ok());
 }
+
+/// Stress: green threads on two hubs and a plain thread lock one mutex,
+/// half of them under short real-time deadlines and some killed midway,
+/// so cancellations race with hand-offs from other threads. Mutual
+/// exclusion holds throughout, and everything finishes (a lost hand-off
+/// would leave the rest waiting forever) with the mutex free.
+#[test]
+fn cancellations_racing_cross_thread_hand_offs_lose_nothing() {
+    const GREEN: usize = 6; // per hub
+    const ROUNDS: usize = 300;
+    let m = Arc::new(Mutex::new(0u64));
+    let inside = Arc::new(AtomicBool::new(false));
+    let overlap = Arc::new(AtomicBool::new(false));
+    let (done_tx, done_rx) = mpsc::channel();
+    let rt = sylvan::Runtime::builder().threads(2).build().unwrap();
+    let hubs = {
+        let (m, inside, overlap) = (m.clone(), inside.clone(), overlap.clone());
+        std::thread::spawn(move || {
+            rt.run(move || {
+                let workers: Vec<_> = (0..GREEN)
+                    .map(|w| {
+                        let (m, inside, overlap) = (m.clone(), inside.clone(), overlap.clone());
+                        sylvan::spawn(move || {
+                            for r in 0..ROUNDS {
+                                let guard = if (w + r) % 2 == 0 {
+                                    let d = Duration::from_micros(((w * 7 + r * 13) % 50) as u64);
+                                    match sylvan::timeout(d, || m.lock()) {
+                                        Ok(Ok(g)) => g,
+                                        Ok(Err(e)) => match e.cancelled() {
+                                            Some(Cancelled::Killed) => return,
+                                            _ => continue,
+                                        },
+                                        // (Hundreds per run time out, many
+                                        // racing a hand-off.)
+                                        Err(_) => continue,
+                                    }
+                                } else {
+                                    match m.lock() {
+                                        Ok(g) => g,
+                                        Err(_) => return,
+                                    }
+                                };
+                                if inside.swap(true, Ordering::SeqCst) {
+                                    overlap.store(true, Ordering::SeqCst);
+                                }
+                                let mut guard = guard;
+                                *guard += 1;
+                                if r % 5 == 0 {
+                                    sylvan::yield_now();
+                                }
+                                inside.store(false, Ordering::SeqCst);
+                            }
+                        })
+                    })
+                    .collect();
+                // Kill two workers of each hub partway through.
+                sylvan::sleep(Duration::from_micros(200)).unwrap();
+                workers[0].kill();
+                workers[3].kill();
+                for w in workers {
+                    let _ = w.join();
+                }
+            })
+        })
+    };
+    let plain = {
+        let (m, inside, overlap) = (m.clone(), inside.clone(), overlap.clone());
+        std::thread::spawn(move || {
+            for _ in 0..ROUNDS {
+                let mut g = m.lock().unwrap();
+                if inside.swap(true, Ordering::SeqCst) {
+                    overlap.store(true, Ordering::SeqCst);
+                }
+                *g += 1;
+                inside.store(false, Ordering::SeqCst);
+            }
+        })
+    };
+    std::thread::spawn(move || {
+        hubs.join().unwrap();
+        plain.join().unwrap();
+        let _ = done_tx.send(());
+    });
+    done_rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("everyone finished: no hand-off was lost");
+    assert!(!overlap.load(Ordering::SeqCst), "two holders at once");
+    let g = m.try_lock().expect("free at the end");
+    assert!(*g >= ROUNDS as u64, "at least the plain thread's rounds");
+}
