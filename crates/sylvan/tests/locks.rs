@@ -235,6 +235,24 @@ fn a_guard_dropped_while_panicking_poisons_the_mutex() {
     );
 }
 
+/// Shutdown's forced unwind cuts a critical section short: the guard it
+/// drops poisons the mutex, as a panic would.
+#[test]
+fn a_guard_held_through_shutdown_poisons_the_mutex() {
+    let m = Rc::new(Mutex::new(0));
+    let m2 = m.clone();
+    let holder = sylvan::spawn(move || {
+        let mut g = m2.lock().unwrap();
+        *g = 1;
+        sylvan::sleep(Duration::from_secs(3600))
+    });
+    sylvan::yield_now();
+    sylvan::shutdown();
+    assert!(holder.is_finished());
+    assert!(m.is_poisoned());
+    assert!(matches!(m.try_lock(), Err(TryLockError::Poisoned(_))));
+}
+
 #[test]
 fn only_write_guards_poison_an_rwlock() {
     let l = Rc::new(RwLock::new(0));
