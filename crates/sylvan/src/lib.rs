@@ -1,6 +1,55 @@
 //! Green threads for Rust: plain blocking network code on a per-thread hub,
 //! with timeouts and cancellation as first-class mechanisms.
 //!
+//! # Modules
+//!
+//! - The crate root — green threads ([`spawn`], [`spawn_after`],
+//!   [`GreenThread`], [`Builder`], [`run`], [`shutdown`], [`current`]),
+//!   blocking with deadlines ([`sleep`], [`timeout`], [`deadline`],
+//!   [`Cancelled`]), [`GreenPool`]/[`GreenPile`], [`Runtime`] (one hub per
+//!   core), [`listen`]/[`connect`]/[`serve`], [`green_local!`].
+//! - [`time`] — sleeping, scoped deadlines, the hub's clock and virtual time
+//!   for tests.
+//! - [`sync`] — [`Event`](sync::Event), [`Queue`](sync::Queue) (FIFO, LIFO,
+//!   priority), [`Semaphore`](sync::Semaphore) and [`Watch`](sync::Watch)
+//!   between green threads of one hub; [`channel`](sync::channel)s between
+//!   hubs and OS threads.
+//! - [`pool`] — [`GreenPool`], [`GreenPile`] and [`Imap`](pool::Imap):
+//!   bounded concurrency, results in order.
+//! - [`local`] — green-local storage, one value per green thread.
+//! - [`net`] — green TCP, UDP and Unix sockets with std's names and
+//!   timeouts; [`Connector`](net::Connector) (one overall connect deadline,
+//!   Happy Eyeballs); [`serve`]; `net::tls` with feature `tls`.
+//! - [`tpool`] — blocking work (files, DNS, C libraries) on a bounded pool
+//!   of OS threads, parking only the caller.
+//! - [`resilience`] — [`Backoff`](resilience::Backoff),
+//!   [`Retry`](resilience::Retry), [`CircuitBreaker`](resilience::CircuitBreaker),
+//!   [`Reconnecting`](resilience::Reconnecting), [`Session`](resilience::Session),
+//!   [`Heartbeat`](resilience::Heartbeat), connection [`Pool`](resilience::Pool).
+//! - [`http`] — an HTTP/1.1 server in the spirit of `eventlet.wsgi`.
+//! - [`websocket`] — WebSocket sessions upgraded from the HTTP server.
+//! - [`chaos`] — a fault-injecting TCP proxy for tests (Toxiproxy's
+//!   toxics); its HTTP API, `chaos::api`, with feature `chaos-api`.
+//! - [`compat`] — futures from green threads ([`block_on`]) and green
+//!   closures from async code; `compat::tokio` with feature `tokio`.
+//! - [`debug`] — blocking detection, hub counters, stack memory.
+#![cfg_attr(
+    feature = "zookeeper",
+    doc = "- [`zk`] — a ZooKeeper client with session semantics, and service discovery (feature `zookeeper`)."
+)]
+#![cfg_attr(
+    not(feature = "zookeeper"),
+    doc = "- `zk` — a ZooKeeper client with session semantics, and service discovery (feature `zookeeper`)."
+)]
+//!
+//! Coming from Python's Eventlet? [The migration guide][eventlet] puts
+//! every Eventlet API beside its sylvan equivalent and ports its classic
+//! programs line by line (`docs/eventlet.md` in the repository).
+//!
+//! [eventlet]: https://github.com/sylvan-rs/sylvan/blob/main/docs/eventlet.md
+//!
+//! # Overview
+//!
 //! sylvan carries Python Eventlet's model — green threads, a hub, `Timeout`,
 //! queues and events — into Rust. Code is written in ordinary synchronous
 //! style; a blocking sylvan call parks only its green thread, and the hub
@@ -198,6 +247,7 @@
     clippy::undocumented_unsafe_blocks
 )]
 #![doc(test(attr(deny(warnings))))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod cancel;
 pub mod chaos;
@@ -216,6 +266,7 @@ pub mod time;
 pub mod tpool;
 pub mod websocket;
 #[cfg(feature = "zookeeper")]
+#[cfg_attr(docsrs, doc(cfg(feature = "zookeeper")))]
 pub mod zk;
 
 pub use cancel::{Cancelled, Elapsed, ScopeId};

@@ -85,6 +85,7 @@
 //! proxies unchanged; `sylvan chaos` is that server on the command line.
 
 #[cfg(feature = "chaos-api")]
+#[cfg_attr(docsrs, doc(cfg(feature = "chaos-api")))]
 pub mod api;
 mod error;
 mod link;

@@ -45,6 +45,7 @@
 mod block_on;
 mod hub;
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub mod tokio;
 
 pub use block_on::block_on;

@@ -23,6 +23,7 @@ mod connector;
 mod serve;
 mod tcp;
 #[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub mod tls;
 mod udp;
 mod unix;
