@@ -126,14 +126,14 @@
 //!   blocks the OS thread in the kernel; the holder is parked on that same
 //!   thread and never resumes: a deadlock, not a stall. On another hub the
 //!   locker stalls its whole hub until the holder resumes. Release the
-//!   guard before blocking, or serialise the green threads with a
-//!   [`sync::Semaphore`] of one permit, which parks instead.
+//!   guard before blocking, or use a green [`sync::Mutex`] (or
+//!   [`sync::shared::Mutex`] across hubs), whose waiters park instead.
 //! - **A `RefCell` borrow held across a blocking call.** Nothing stalls:
 //!   another green thread's `borrow_mut()` panics (`RefCell already
 //!   borrowed`, a `BorrowMutError`; `borrow()` panics with a `BorrowError`
 //!   while it is mutably borrowed), and the panic ends that green thread
-//!   ([`JoinError::Panicked`]). Drop the borrow before blocking, or take
-//!   the [`sync::Semaphore`] permit first (example below).
+//!   ([`JoinError::Panicked`]). Drop the borrow before blocking, or keep
+//!   the state in a [`sync::Mutex`] (example below).
 //! - **A `OnceLock`/`LazyLock` (or `Once`) initializer that makes a
 //!   blocking sylvan call.** The initializer parks; a second
 //!   green thread of the hub touching the same cell waits on std's lock
@@ -198,7 +198,7 @@
 //! use std::cell::RefCell;
 //! use std::rc::Rc;
 //! use std::time::Duration;
-//! use sylvan::sync::Semaphore;
+//! use sylvan::sync::{LockError, Mutex};
 //!
 //! let log = Rc::new(RefCell::new(Vec::new()));
 //!
@@ -215,15 +215,15 @@
 //! assert!(other.join().unwrap(), "a borrow_mut() here would have panicked");
 //! holder.join().unwrap().unwrap();
 //!
-//! // Right: everyone takes the permit first; waiting for it parks.
-//! let lock = Semaphore::new(1);
+//! // Right: a green `sync::Mutex`; waiting for it parks only the green
+//! // thread, and its guard may be held across blocking calls.
+//! let log = Rc::new(Mutex::new(Vec::new()));
 //! let writers: Vec<_> = ["a", "b"]
 //!     .into_iter()
 //!     .map(|name| {
-//!         let (lock, l) = (lock.clone(), log.clone());
+//!         let log = log.clone();
 //!         sylvan::spawn(move || {
-//!             let _permit = lock.acquire()?;
-//!             let mut v = l.borrow_mut();
+//!             let mut v = log.lock().or_else(LockError::ignore_poison)?;
 //!             sylvan::sleep(Duration::from_millis(1))?;
 //!             v.push(name);
 //!             Ok::<_, sylvan::Cancelled>(())
@@ -233,7 +233,7 @@
 //! for w in writers {
 //!     w.join().unwrap().unwrap();
 //! }
-//! assert_eq!(*log.borrow(), ["holder", "a", "b"]);
+//! assert_eq!(*log.lock().unwrap(), ["a", "b"]);
 //!
 //! // CPU-heavy work goes to the thread pool; the hub runs on meanwhile.
 //! let sum = sylvan::tpool::execute(|| (1..=1_000_000u64).sum::<u64>()).unwrap();
