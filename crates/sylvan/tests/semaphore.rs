@@ -267,3 +267,24 @@ proptest! {
         prop_assert_eq!(granted_queued, sorted, "first come, first served");
     }
 }
+
+/// Waiters force-unwound by `sylvan::shutdown` give back a permit they were
+/// handed but never ran to take, and leave the queue otherwise.
+#[test]
+fn waiters_unwound_at_shutdown_give_back_their_permit_and_their_place() {
+    std::thread::spawn(|| {
+        let sem = Semaphore::new(1);
+        let held = sem.acquire().unwrap();
+        let (a, b) = (sem.clone(), sem.clone());
+        drop(sylvan::spawn(move || a.acquire().map(drop)));
+        drop(sylvan::spawn(move || b.acquire().map(drop)));
+        sylvan::yield_now(); // both queue
+        drop(held); // handed to the first, which has not run since
+        sylvan::shutdown();
+        assert_eq!(sem.available_permits(), 1, "the handed permit came back");
+        assert_eq!(sem.waiting(), 0);
+        assert!(sem.try_acquire().is_some(), "nobody is left queued");
+    })
+    .join()
+    .unwrap();
+}

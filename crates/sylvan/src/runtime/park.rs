@@ -142,6 +142,14 @@ impl Drop for ParkGuard<'_> {
     }
 }
 
+/// Whether the running green thread, being unwound out of a `park` (the
+/// hub's forced unwind at shutdown), had been woken by a notification
+/// first: then its waker may have handed it something (a permit, an item,
+/// a lock) that its unwinding code must give back.
+pub(crate) fn woken_before_unwind() -> bool {
+    try_hub().is_some_and(|h| h.current_core().wake.get() == Wake::Notified)
+}
+
 /// Fails if a blocking call made now would fail at once: the current context
 /// was killed, is unwinding, or its innermost scoped deadline has passed.
 pub(crate) fn check_cancelled() -> Result<(), Cancelled> {

@@ -167,11 +167,33 @@ impl Semaphore {
         }
         let inner = &*self.inner;
         let mut registered = false;
+        // Unwound while parked (the hub's forced unwind at shutdown): give
+        // back the permit if one was handed over, else leave the queue.
+        struct Unwound<'a>(&'a Semaphore);
+        impl Drop for Unwound<'_> {
+            fn drop(&mut self) {
+                let inner = &*self.0.inner;
+                if park::woken_before_unwind() {
+                    drop(SemaphorePermit {
+                        sem: Some(self.0.clone()),
+                    });
+                } else {
+                    inner.queued.set(inner.queued.get() - 1);
+                    if let Some(hub) = crate::runtime::hub::try_hub() {
+                        inner.waiters.borrow_mut().cancelled(hub);
+                    }
+                    self.0.fill();
+                }
+            }
+        }
+        let mut unwound = None;
         let r = park::park_at(Location::caller(), None, |t| {
             registered = true;
             inner.waiters.borrow_mut().push(t);
             inner.queued.set(inner.queued.get() + 1);
+            unwound = Some(Unwound(self));
         });
+        std::mem::forget(unwound);
         match r {
             // Only a release wakes our token, and it handed us its permit
             // (already counted in `held`).
