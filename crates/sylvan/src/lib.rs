@@ -79,6 +79,7 @@ pub mod compat;
 pub mod debug;
 mod green;
 pub mod http;
+pub mod io;
 pub mod net;
 pub mod pool;
 pub mod resilience;

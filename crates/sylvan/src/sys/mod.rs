@@ -16,6 +16,7 @@
 //!   handler that was installed before. It also makes sure each hub thread has
 //!   an alternate signal stack, since an overflowed stack can't run a handler.
 //! - [`proc`]: small facts about the running process (resident set size).
+//! - [`fd`]: `O_NONBLOCK` on any descriptor, close-on-exec pipes.
 //!
 //! Only Linux is supported for now; other targets stop at compile time here
 //! rather than failing at run time somewhere else.
@@ -25,6 +26,7 @@ compile_error!(
     "sylvan currently supports Linux only (it needs MADV_GUARD_INSTALL or mmap guard pages, epoll and sigaltstack)"
 );
 
+pub(crate) mod fd;
 pub(crate) mod mem;
 pub(crate) mod proc;
 pub(crate) mod signal;
