@@ -82,6 +82,7 @@ pub mod http;
 pub mod io;
 pub mod net;
 pub mod pool;
+pub mod process;
 pub mod resilience;
 mod runtime;
 pub mod sync;

@@ -16,7 +16,8 @@
 //!   handler that was installed before. It also makes sure each hub thread has
 //!   an alternate signal stack, since an overflowed stack can't run a handler.
 //! - [`proc`]: small facts about the running process (resident set size).
-//! - [`fd`]: `O_NONBLOCK` on any descriptor, close-on-exec pipes.
+//! - [`fd`]: `O_NONBLOCK` on any descriptor, close-on-exec pipes, and
+//!   `pidfd_open` (Linux ≥ 5.3) for waiting on a child through the hub.
 //!
 //! Only Linux is supported for now; other targets stop at compile time here
 //! rather than failing at run time somewhere else.
