@@ -85,6 +85,7 @@ pub mod pool;
 pub mod process;
 pub mod resilience;
 mod runtime;
+pub mod signal;
 pub mod sync;
 mod sys;
 pub mod time;
