@@ -11,9 +11,8 @@
 //! [`tpool::execute`](crate::tpool::execute).
 
 use std::fmt;
-use std::fs::File;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::panic::Location;
 use std::time::Duration;
 
@@ -26,13 +25,17 @@ use crate::sys::fd as sysfd;
 /// green thread; async-io's `Async<T>` for green threads.
 ///
 /// `GreenFd::new` sets `O_NONBLOCK` on the descriptor and registers it with
-/// this OS thread's hub. `Read`/`Write` go through `T`'s own `Read`/`Write`
-/// (so `T` keeps its semantics), retried on readiness whenever they return
-/// `WouldBlock`: `GreenFd<T>` is `Read` when `T` is, and `&GreenFd<T>` is
-/// `Read` when `&T` is (`File`, `UnixStream`, `ChildStdin`'s `Write`…).
-/// For a bare descriptor (an `OwnedFd` from `eventfd`, `openpty`, a C
-/// library), wrap it in a [`File`] first: `File::from(owned_fd)` reads and
-/// writes with plain `read(2)`/`write(2)`.
+/// this OS thread's hub. `GreenFd<T>` and `&GreenFd<T>` are `Read` and
+/// `Write` for any `T: AsFd`: they call `read(2)`/`readv(2)` and
+/// `write(2)`/`writev(2)` on the descriptor and, whenever those return
+/// `WouldBlock`, park on readiness and try again (the one retry primitive
+/// of every green socket). `T` only owns the descriptor: an `OwnedFd`
+/// from `eventfd` or a C library works as is, and so do `File`, pipes,
+/// ttys and character devices. Its own `Read` is bypassed, which matters
+/// only for a `T` that buffers in user space (`std::io::Stdin`: bytes
+/// already in its buffer are not seen). For other calls (`recvmsg`, an
+/// ioctl, a C library's non-blocking API) use
+/// [`read_with`](Self::read_with) and [`write_with`](Self::write_with).
 ///
 /// Like the green sockets, a `GreenFd` belongs to the hub of the OS thread
 /// that created it (it is not `Send`); used on another thread, its calls
@@ -64,10 +67,9 @@ use crate::sys::fd as sysfd;
 /// assert_eq!(reader.join().unwrap().unwrap(), "through the pipe");
 /// ```
 ///
-/// An eventfd, through `File`:
+/// An eventfd:
 ///
 /// ```
-/// use std::fs::File;
 /// use std::io::{Read, Write};
 /// use std::os::fd::{FromRawFd, OwnedFd};
 ///
@@ -75,7 +77,7 @@ use crate::sys::fd as sysfd;
 /// let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
 /// assert!(raw >= 0);
 /// // SAFETY: `raw` is a valid descriptor nobody else owns.
-/// let efd = File::from(unsafe { OwnedFd::from_raw_fd(raw) });
+/// let efd = unsafe { OwnedFd::from_raw_fd(raw) };
 /// let efd = std::rc::Rc::new(sylvan::io::GreenFd::new(efd).unwrap());
 /// let e2 = efd.clone();
 /// let waiter = sylvan::spawn(move || {
@@ -155,10 +157,10 @@ impl<T: AsFd> GreenFd<T> {
     /// # Examples
     ///
     /// ```
-    /// use std::os::unix::fs::FileTypeExt;
+    /// use std::os::fd::AsRawFd;
     ///
     /// let (r, _w) = sylvan::io::pipe().unwrap();
-    /// assert!(r.get_ref().metadata().unwrap().file_type().is_fifo());
+    /// assert!(r.get_ref().as_raw_fd() >= 0);
     /// ```
     pub fn get_ref(&self) -> &T {
         self.inner.as_ref().expect("present until dropped")
@@ -171,7 +173,7 @@ impl<T: AsFd> GreenFd<T> {
     ///
     /// ```
     /// let (mut r, _w) = sylvan::io::pipe().unwrap();
-    /// let _file: &mut std::fs::File = r.get_mut();
+    /// let _fd: &mut std::os::fd::OwnedFd = r.get_mut();
     /// ```
     pub fn get_mut(&mut self) -> &mut T {
         self.inner.as_mut().expect("present until dropped")
@@ -187,9 +189,9 @@ impl<T: AsFd> GreenFd<T> {
     ///
     /// let (r, mut w) = sylvan::io::pipe().unwrap();
     /// w.write_all(b"x").unwrap();
-    /// let mut r: std::fs::File = r.into_inner(); // blocking again
+    /// let fd: std::os::fd::OwnedFd = r.into_inner(); // blocking again
     /// let mut b = [0; 1];
-    /// r.read_exact(&mut b).unwrap();
+    /// std::fs::File::from(fd).read_exact(&mut b).unwrap();
     /// ```
     pub fn into_inner(mut self) -> T {
         let inner = self.inner.take().expect("present until dropped");
@@ -214,13 +216,16 @@ impl<T: AsFd> GreenFd<T> {
     /// # Examples
     ///
     /// ```
-    /// use std::io::{Read, Write};
-    ///
-    /// let (r, mut w) = sylvan::io::pipe().unwrap();
-    /// w.write_all(b"ab").unwrap();
-    /// let mut buf = [0; 2];
-    /// let n = r.read_with(|f| (&*f).read(&mut buf)).unwrap();
-    /// assert_eq!(&buf[..n], b"ab");
+    /// // A datagram socket pair: whole messages with recv(2) and send(2).
+    /// let (a, b) = std::os::unix::net::UnixDatagram::pair().unwrap();
+    /// let a = sylvan::io::GreenFd::new(a).unwrap();
+    /// let b = sylvan::io::GreenFd::new(b).unwrap();
+    /// let reader = sylvan::spawn(move || {
+    ///     let mut buf = [0; 8];
+    ///     a.read_with(|s| s.recv(&mut buf)).map(|n| buf[..n].to_vec())
+    /// });
+    /// b.write_with(|s| s.send(b"ab")).unwrap();
+    /// assert_eq!(reader.join().unwrap().unwrap(), b"ab");
     /// ```
     ///
     /// # Errors
@@ -249,10 +254,12 @@ impl<T: AsFd> GreenFd<T> {
     /// ```
     /// use std::io::{Read, Write};
     ///
-    /// let (mut r, mut w) = sylvan::io::pipe().unwrap();
-    /// w.write_all(b"z").unwrap();
-    /// let mut b = [0; 1];
-    /// r.read_with_mut(|f| f.read(&mut b)).unwrap();
+    /// let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let mut a = sylvan::io::GreenFd::new(a).unwrap();
+    /// b.write_all(b"z").unwrap();
+    /// let mut buf = [0; 1];
+    /// a.read_with_mut(|s| s.read(&mut buf)).unwrap();
+    /// assert_eq!(&buf, b"z");
     /// ```
     ///
     /// # Cancellation
@@ -283,8 +290,9 @@ impl<T: AsFd> GreenFd<T> {
     /// ```
     /// use std::io::Write;
     ///
-    /// let (_r, w) = sylvan::io::pipe().unwrap();
-    /// assert_eq!(w.write_with(|f| (&*f).write(b"hey")).unwrap(), 3);
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let a = sylvan::io::GreenFd::new(a).unwrap();
+    /// assert_eq!(a.write_with(|mut s| s.write(b"hey")).unwrap(), 3);
     /// ```
     ///
     /// # Errors
@@ -312,8 +320,9 @@ impl<T: AsFd> GreenFd<T> {
     /// ```
     /// use std::io::Write;
     ///
-    /// let (_r, mut w) = sylvan::io::pipe().unwrap();
-    /// w.write_with_mut(|f| f.write_all(b"hey")).unwrap();
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let mut a = sylvan::io::GreenFd::new(a).unwrap();
+    /// a.write_with_mut(|s| s.write(b"hey")).unwrap();
     /// ```
     ///
     /// # Cancellation
@@ -421,76 +430,67 @@ impl<T: AsFd> AsRawFd for GreenFd<T> {
     }
 }
 
-impl<T: AsFd + Read> Read for GreenFd<T> {
+impl<T: AsFd> Read for &GreenFd<T> {
     #[track_caller]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.read_with_mut(|t| t.read(buf))
+        self.read_with(|t| sysfd::read(t.as_fd(), buf))
     }
 
     #[track_caller]
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.read_with_mut(|t| t.read_vectored(bufs))
+        self.read_with(|t| sysfd::read_vectored(t.as_fd(), bufs))
     }
 }
 
-impl<T: AsFd> Read for &GreenFd<T>
-where
-    for<'a> &'a T: Read,
-{
+impl<T: AsFd> Write for &GreenFd<T> {
+    #[track_caller]
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_with(|t| sysfd::write(t.as_fd(), buf))
+    }
+
+    #[track_caller]
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.write_with(|t| sysfd::write_vectored(t.as_fd(), bufs))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<T: AsFd> Read for GreenFd<T> {
     #[track_caller]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.read_with(|mut t| t.read(buf))
+        (&*self).read(buf)
     }
 
     #[track_caller]
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.read_with(|mut t| t.read_vectored(bufs))
+        (&*self).read_vectored(bufs)
     }
 }
 
-impl<T: AsFd + Write> Write for GreenFd<T> {
+impl<T: AsFd> Write for GreenFd<T> {
     #[track_caller]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.write_with_mut(|t| t.write(buf))
+        (&*self).write(buf)
     }
 
     #[track_caller]
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.write_with_mut(|t| t.write_vectored(bufs))
+        (&*self).write_vectored(bufs)
     }
 
-    #[track_caller]
     fn flush(&mut self) -> io::Result<()> {
-        self.write_with_mut(|t| t.flush())
-    }
-}
-
-impl<T: AsFd> Write for &GreenFd<T>
-where
-    for<'a> &'a T: Write,
-{
-    #[track_caller]
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.write_with(|mut t| t.write(buf))
-    }
-
-    #[track_caller]
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.write_with(|mut t| t.write_vectored(bufs))
-    }
-
-    #[track_caller]
-    fn flush(&mut self) -> io::Result<()> {
-        self.write_with(|mut t| t.flush())
+        Ok(())
     }
 }
 
 /// A green pipe: `(read end, write end)`, both close-on-exec and
 /// registered with this OS thread's hub; Eventlet's `GreenPipe`.
 ///
-/// The ends are [`File`]s (plain `read(2)`/`write(2)`), so `&end` reads
-/// and writes too. Hand an end to a child process with
-/// `Stdio::from(end.into_inner())` (blocking again, as children expect).
+/// Hand an end to a child process with `Stdio::from(end.into_inner())`
+/// (blocking again, as children expect).
 ///
 /// # Examples
 ///
@@ -508,9 +508,9 @@ where
 /// # Errors
 ///
 /// The errors of `pipe2` (out of descriptors) and of registering.
-pub fn pipe() -> io::Result<(GreenFd<File>, GreenFd<File>)> {
+pub fn pipe() -> io::Result<(GreenFd<OwnedFd>, GreenFd<OwnedFd>)> {
     let (r, w) = sysfd::pipe()?;
-    Ok((GreenFd::new(File::from(r))?, GreenFd::new(File::from(w))?))
+    Ok((GreenFd::new(r)?, GreenFd::new(w)?))
 }
 
 fn explain_register_error(e: io::Error) -> io::Error {

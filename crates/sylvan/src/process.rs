@@ -40,8 +40,8 @@
 
 use std::ffi::OsStr;
 use std::fmt;
-use std::fs::File;
 use std::io::{self, Read};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::process::{ExitStatus, Output, Stdio};
 use std::time::Duration;
@@ -488,7 +488,7 @@ pub struct Child {
     pub stderr: Option<ChildStderr>,
     std: std::process::Child,
     /// Readable once the child exits; `None` where pidfds are missing.
-    pidfd: Option<GreenFd<File>>,
+    pidfd: Option<GreenFd<OwnedFd>>,
 }
 
 impl fmt::Debug for Child {
@@ -505,7 +505,7 @@ impl fmt::Debug for Child {
 impl Child {
     fn from_std(mut std: std::process::Child) -> io::Result<Child> {
         let pidfd = match sysfd::pidfd_open(std.id()) {
-            Ok(fd) => Some(File::from(fd)),
+            Ok(fd) => Some(fd),
             Err(e) => {
                 tracing::debug!("sylvan: no pidfd ({e}); waiting for children by polling");
                 None

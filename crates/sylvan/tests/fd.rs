@@ -148,3 +148,34 @@ fn a_descriptor_moves_to_another_thread_through_into_inner() {
     .join()
     .unwrap();
 }
+
+#[test]
+fn a_bare_owned_fd_reads_and_writes() {
+    // SAFETY: eventfd returns a fresh descriptor or -1 (checked).
+    let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+    assert!(raw >= 0);
+    // SAFETY: `raw` is valid and owned by nobody else.
+    let mut efd = GreenFd::new(unsafe { OwnedFd::from_raw_fd(raw) }).unwrap();
+    efd.write_all(&7u64.to_ne_bytes()).unwrap();
+    let mut v = [0u8; 8];
+    efd.read_exact(&mut v).unwrap();
+    assert_eq!(u64::from_ne_bytes(v), 7);
+}
+
+/// Code generic over "`&S` reads and writes" still infers `S` (a blanket
+/// `&GreenFd<T>` impl bounded on `&T: Read` made this overflow).
+#[test]
+fn generic_ref_read_bounds_still_infer() {
+    struct Conn<S>(S);
+    impl<S> Conn<S>
+    where
+        for<'a> &'a S: Read + Write,
+    {
+        fn new(s: S) -> Conn<S> {
+            Conn(s)
+        }
+    }
+    let (a, _b) = sylvan::net::UnixStream::pair().unwrap();
+    let c = Conn::new(a);
+    (&c.0).write_all(b"x").unwrap();
+}

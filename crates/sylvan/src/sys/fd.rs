@@ -1,6 +1,6 @@
 //! File-descriptor flags, pipes and process descriptors.
 
-use std::io;
+use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// Sets or clears `O_NONBLOCK` on `fd`'s open file description; returns
@@ -55,4 +55,54 @@ pub(crate) fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
     let fd = RawFd::try_from(fd).map_err(|_| io::Error::other("pidfd out of range"))?;
     // SAFETY: the kernel just returned this descriptor; nobody else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `read(2)` on a descriptor.
+pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    let len = buf.len().min(isize::MAX as usize);
+    // SAFETY: `buf` is valid for writes of `len` bytes; the borrow keeps
+    // the descriptor open for the call.
+    let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), len) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+/// `readv(2)` on a descriptor.
+pub(crate) fn read_vectored(fd: BorrowedFd<'_>, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+    let cnt = bufs.len().min(libc::c_int::MAX as usize) as libc::c_int;
+    // SAFETY: `IoSliceMut` is ABI-compatible with `iovec` (std guarantees
+    // it on Unix) and each points to a valid writable buffer; the borrow
+    // keeps the descriptor open.
+    let n = unsafe { libc::readv(fd.as_raw_fd(), bufs.as_mut_ptr().cast(), cnt) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+/// `write(2)` on a descriptor.
+pub(crate) fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    let len = buf.len().min(isize::MAX as usize);
+    // SAFETY: `buf` is valid for reads of `len` bytes; the borrow keeps the
+    // descriptor open for the call.
+    let n = unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), len) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+/// `writev(2)` on a descriptor.
+pub(crate) fn write_vectored(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    let cnt = bufs.len().min(libc::c_int::MAX as usize) as libc::c_int;
+    // SAFETY: `IoSlice` is ABI-compatible with `iovec` (std guarantees it
+    // on Unix) and each points to a valid readable buffer; the borrow keeps
+    // the descriptor open.
+    let n = unsafe { libc::writev(fd.as_raw_fd(), bufs.as_ptr().cast(), cnt) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
 }
