@@ -240,7 +240,8 @@ impl fmt::Debug for Signals {
 }
 
 impl Signals {
-    /// Starts listening for `signals`.
+    /// Starts listening for `signals` (an empty list listens for nothing:
+    /// [`recv`](Self::recv) then waits until cancelled).
     ///
     /// # Examples
     ///

@@ -231,3 +231,33 @@ fn children_on_several_hubs_at_once() {
         assert_eq!(r.unwrap(), 8);
     }
 }
+
+#[test]
+fn a_cancelled_output_kills_and_reaps_its_child() {
+    let (r, w) = sylvan::io::pipe().unwrap();
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", "echo $$ >&2; echo some output; exec sleep 30"])
+        .stderr(Stdio::from(w.into_inner()));
+    let res = sylvan::timeout(Duration::from_millis(50), || cmd.output());
+    assert!(res.is_err(), "{res:?}");
+    let mut line = String::new();
+    let mut b = [0u8; 1];
+    while (&r).read(&mut b).unwrap() == 1 && b[0] != b'\n' {
+        line.push(b[0] as char);
+    }
+    let pid: u32 = line.trim().parse().unwrap();
+    let start = Instant::now();
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "child {pid} still there"
+        );
+        sylvan::sleep(Duration::from_millis(1)).unwrap();
+    }
+}
+
+#[test]
+fn command_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Command>();
+}
