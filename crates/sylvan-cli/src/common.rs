@@ -1,7 +1,10 @@
 //! What every subcommand shares: durations, logging, errors, signals.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
+
+use sylvan::signal::{SIGINT, SIGTERM, Signals};
 
 /// Bad input (a wrong flag value, an address that doesn't parse, a port in
 /// use): reported with exit code 2.
@@ -73,25 +76,16 @@ pub fn init_logging(level: &str) {
         .try_init();
 }
 
-/// A receiver that gets a value when SIGINT or SIGTERM arrives.
+/// A subscription to SIGINT and SIGTERM; each `recv` returns the next one.
 ///
-/// The signal is caught by signal-hook on its own OS thread and forwarded
-/// through a sylvan channel, so green threads wait for it like for any
-/// other message: no handler ever runs on a green stack.
-pub fn shutdown_signal() -> anyhow::Result<sylvan::sync::Receiver<i32>> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let (tx, rx) = sylvan::sync::channel();
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
-    std::thread::Builder::new()
-        .name("sylvan-signals".into())
-        .spawn(move || {
-            for sig in signals.forever() {
-                if tx.send(sig).is_err() {
-                    break;
-                }
-            }
-        })?;
-    Ok(rx)
+/// Made with `sylvan::signal::Signals` before the runtime starts, so a
+/// signal that arrives before anyone receives is kept, not lost. The
+/// handler only writes to a self-pipe; green threads on any hub wait for
+/// the signal like for any other event, and no handler ever runs on a
+/// green stack. Shared (`Arc`) so a second green thread can wait for a
+/// second signal.
+pub fn shutdown_signal() -> anyhow::Result<Arc<Signals>> {
+    Ok(Arc::new(Signals::new(&[SIGINT, SIGTERM])?))
 }
 
 #[cfg(test)]

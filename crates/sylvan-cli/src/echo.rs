@@ -61,11 +61,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .map_err(|e| usage(format!("cannot listen on {addr}: {e}")))?;
     let bound = first.local_addr()?;
     let first = first.into_std()?;
+    // Listen for SIGINT/SIGTERM before saying we are up, so a signal sent
+    // as soon as the line appears is not lost.
+    let stop = shutdown_signal()?;
     eprintln!(
         "sylvan echo: listening on {bound} ({} thread(s))",
         args.threads
     );
-    let stop = shutdown_signal()?;
     // One hub per thread; hub 0 uses the socket bound above.
     let (done_tx, done_rx) = sylvan::sync::channel::<()>();
     let first = std::sync::Mutex::new(Some(first));

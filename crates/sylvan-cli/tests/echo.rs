@@ -93,3 +93,26 @@ fn port_in_use_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+/// SIGINT sent the moment the "listening" line appears is honoured: the
+/// handler is installed before the line is printed.
+#[test]
+fn sigint_right_after_the_listening_line_exits_cleanly() {
+    use std::io::BufRead;
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin!("sylvan"))
+        .args(["echo", "--listen", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(line.contains("listening on"), "{line}");
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}

@@ -11,9 +11,11 @@
 //! - [`time`] — sleeping, scoped deadlines, the hub's clock and virtual time
 //!   for tests.
 //! - [`sync`] — [`Event`](sync::Event), [`Queue`](sync::Queue) (FIFO, LIFO,
-//!   priority), [`Semaphore`](sync::Semaphore) and [`Watch`](sync::Watch)
-//!   between green threads of one hub; [`channel`](sync::channel)s between
-//!   hubs and OS threads.
+//!   priority), [`Semaphore`](sync::Semaphore), [`Watch`](sync::Watch) and
+//!   the locks [`Mutex`](sync::Mutex), [`RwLock`](sync::RwLock),
+//!   [`Condvar`](sync::Condvar) between green threads of one hub;
+//!   [`channel`](sync::channel)s and [`sync::shared`] locks between hubs and
+//!   OS threads.
 //! - [`pool`] — [`GreenPool`], [`GreenPile`] and [`Imap`](pool::Imap):
 //!   bounded concurrency, results in order.
 //! - [`local`] — green-local storage, one value per green thread.
@@ -22,6 +24,11 @@
 //!   Happy Eyeballs); [`serve`]; `net::tls` with feature `tls`.
 //! - [`tpool`] — blocking work (files, DNS, C libraries) on a bounded pool
 //!   of OS threads, parking only the caller.
+//! - [`io`] — any pollable descriptor (pipes, ttys, eventfds) as a green
+//!   reader/writer.
+//! - [`process`] — child processes whose waits and pipes park only the
+//!   green thread.
+//! - [`signal`] — Unix signals waited for by green threads.
 //! - [`resilience`] — [`Backoff`](resilience::Backoff),
 //!   [`Retry`](resilience::Retry), [`CircuitBreaker`](resilience::CircuitBreaker),
 //!   [`Reconnecting`](resilience::Reconnecting), [`Session`](resilience::Session),
@@ -255,11 +262,14 @@ pub mod compat;
 pub mod debug;
 mod green;
 pub mod http;
+pub mod io;
 pub mod local;
 pub mod net;
 pub mod pool;
+pub mod process;
 pub mod resilience;
 mod runtime;
+pub mod signal;
 pub mod sync;
 mod sys;
 pub mod time;

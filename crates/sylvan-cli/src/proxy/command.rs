@@ -205,6 +205,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(a) => Some(bind("--admin", a, false)?),
         None => None,
     };
+    // Listen for SIGINT/SIGTERM before saying we are up, so a signal sent
+    // as soon as the lines appear is not lost.
+    let stop = shutdown_signal()?;
     if let Some(a) = &admin {
         eprintln!(
             "sylvan proxy: admin on http://{}/stats and /metrics",
@@ -222,7 +225,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     );
     let first = Mutex::new(Some(first.into_std()?));
     let admin = Mutex::new(admin.map(TcpListener::into_std).transpose()?);
-    let stop = shutdown_signal()?;
     let grace = args.grace;
     let shared = Shared::new(config);
     let (done_tx, done_rx) = sylvan::sync::channel::<()>();

@@ -15,7 +15,12 @@
 //!   one line with `write(2)` and aborts; every other fault is passed to the
 //!   handler that was installed before. It also makes sure each hub thread has
 //!   an alternate signal stack, since an overflowed stack can't run a handler.
+//! - [`catch`]: catching signals for `sylvan::signal`: a handler that only
+//!   counts each delivery and writes one byte to a self-pipe; installing it
+//!   and putting back the previous disposition.
 //! - [`proc`]: small facts about the running process (resident set size).
+//! - [`fd`]: `O_NONBLOCK` on any descriptor, close-on-exec pipes, and
+//!   `pidfd_open` (Linux ≥ 5.3) for waiting on a child through the hub.
 //!
 //! Only Linux is supported for now; other targets stop at compile time here
 //! rather than failing at run time somewhere else.
@@ -25,6 +30,8 @@ compile_error!(
     "sylvan currently supports Linux only (it needs MADV_GUARD_INSTALL or mmap guard pages, epoll and sigaltstack)"
 );
 
+pub(crate) mod catch;
+pub(crate) mod fd;
 pub(crate) mod mem;
 pub(crate) mod proc;
 pub(crate) mod signal;
