@@ -54,12 +54,12 @@ use crate::sys::fd as sysfd;
 /// blocking handle, e.g. to hand it to another child with `Stdio::from`.
 pub type ChildStdin = GreenFd<std::process::ChildStdin>;
 
-/// The child's stdout: a green [`Read`](std::io::Read).
+/// The child's stdout: a green [`Read`].
 /// [`into_inner`](GreenFd::into_inner) gives back std's blocking handle,
 /// e.g. to pipe it into another child's stdin with `Stdio::from`.
 pub type ChildStdout = GreenFd<std::process::ChildStdout>;
 
-/// The child's stderr: a green [`Read`](std::io::Read).
+/// The child's stderr: a green [`Read`].
 pub type ChildStderr = GreenFd<std::process::ChildStderr>;
 
 /// A process builder: `std::process::Command` whose `spawn`, `status` and
