@@ -204,6 +204,7 @@ pub(crate) fn hub() -> &'static Hub {
 ///
 /// `None` also in a thread-local destructor that runs after the hub's own:
 /// wake paths use this, since with no hub there is nobody to wake.
+#[inline]
 pub(crate) fn try_hub() -> Option<&'static Hub> {
     let p = HUB.with(|h| h.get());
     // SAFETY: as in `hub`.
@@ -220,6 +221,7 @@ pub(crate) fn may_suspend() -> bool {
 /// The current thread's hub, created on first use; `None` when the thread
 /// is exiting and its hub was already destroyed (a blocking call made from
 /// a later thread-local destructor), where blocking calls fail instead.
+#[inline]
 pub(crate) fn hub_unless_exiting() -> Option<&'static Hub> {
     match try_hub() {
         Some(h) => Some(h),

@@ -239,7 +239,11 @@ impl WaitList {
     /// Wakes the oldest waiter that is still waiting, on this thread's hub.
     /// Returns whether one was. Safe to call from anywhere, thread-local
     /// destructors included: with no hub there is nobody to wake.
+    #[inline]
     pub(crate) fn wake_one(&mut self) -> bool {
+        if self.tokens.is_empty() {
+            return false;
+        }
         match try_hub() {
             Some(hub) => self.notify_one(hub),
             None => {
@@ -251,7 +255,12 @@ impl WaitList {
     }
 
     /// Wakes every waiter, on this thread's hub; as [`wake_one`](Self::wake_one).
+    #[inline]
     pub(crate) fn wake_all(&mut self) {
+        if self.tokens.is_empty() {
+            self.stale = 0;
+            return;
+        }
         match try_hub() {
             Some(hub) => self.notify_all(hub),
             None => {
