@@ -18,7 +18,8 @@ mod semaphore;
 mod watch;
 
 pub use channel::{
-    Receiver, RecvError, SendError, Sender, TryRecvError, TrySendError, bounded, channel,
+    Receiver, RecvError, RecvIntoIter, RecvIter, SendError, Sender, TryRecvError, TrySendError,
+    bounded, channel,
 };
 pub use event::Event;
 pub use order::QueueOrder;
