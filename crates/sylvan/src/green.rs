@@ -479,9 +479,9 @@ impl<T> GreenThread<T> {
     /// # Examples
     ///
     /// ```
-    /// let q = sylvan::sync::Queue::<u32>::unbounded();
-    /// let q2 = q.clone();
-    /// let g = sylvan::spawn(move || q2.get());
+    /// let ev = sylvan::sync::Event::<u32>::new();
+    /// let ev2 = ev.clone();
+    /// let g = sylvan::spawn(move || ev2.wait());
     /// sylvan::yield_now();
     /// g.kill();
     /// assert_eq!(g.join().unwrap(), Err(sylvan::Cancelled::Killed));

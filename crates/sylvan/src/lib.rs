@@ -16,7 +16,7 @@
 //!         let q = q.clone();
 //!         sylvan::spawn(move || {
 //!             sylvan::sleep(Duration::from_millis(10 * (3 - i)))?;
-//!             q.put(i).map_err(sylvan::Cancelled::from)
+//!             q.put(i).map_err(std::io::Error::from)
 //!         })
 //!     })
 //!     .collect();

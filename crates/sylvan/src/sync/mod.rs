@@ -23,6 +23,6 @@ pub use channel::{
 };
 pub use event::Event;
 pub use order::QueueOrder;
-pub use queue::{PutError, Queue, TryPutError};
+pub use queue::{GetError, PutError, Queue, QueueIter, TryPutError};
 pub use semaphore::{OverLimit, Semaphore, SemaphorePermit};
 pub use watch::{Watch, WatchError, WatchReceiver, WatchRef};
