@@ -94,7 +94,8 @@ pub mod zk;
 pub use cancel::{Cancelled, Elapsed, ScopeId};
 pub use compat::block_on;
 pub use green::{
-    Builder, Current, GreenId, GreenThread, JoinError, current, run, shutdown, spawn, spawn_after,
+    Builder, Current, GreenId, GreenThread, JoinError, Outcome, current, join_all, kill_all, run,
+    shutdown, spawn, spawn_after,
 };
 pub use net::{connect, listen, serve};
 pub use pool::{GreenPile, GreenPool};
