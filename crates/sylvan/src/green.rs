@@ -829,6 +829,7 @@ pub fn current() -> Current {
 
 /// Kills one green thread, whatever its result type; see
 /// [`GreenThread::kill`].
+#[derive(Clone)]
 pub(crate) struct Killer(Rc<dyn Task>);
 
 impl Killer {
@@ -844,6 +845,46 @@ impl Killer {
 
     pub(crate) fn is_finished(&self) -> bool {
         self.0.core().finished.get()
+    }
+
+    /// Waits until the green thread has finished; as [`GreenThread::wait`].
+    pub(crate) fn wait_at(&self, loc: &'static Location<'static>) -> Result<(), Cancelled> {
+        let core = self.0.core();
+        while !core.finished.get() {
+            park::wait_on(&core.joiners, loc)?;
+        }
+        Ok(())
+    }
+
+    /// Ends the green thread now, on the current stack: a suspended one is
+    /// force-unwound (its destructors run), one that never ran has its
+    /// closure dropped. For `scope`, while the hub force-unwinds the
+    /// scope's owner at shutdown: the owner's frames, which the green
+    /// thread may borrow, are about to go, and nothing can wait any more.
+    ///
+    /// The hub finishes the bookkeeping (marks it finished, wakes joiners)
+    /// when its shutdown reaches this green thread, whose coroutine is
+    /// then gone. Only call it while [`is_force_unwinding`].
+    pub(crate) fn unwind_now(&self) {
+        let core = self.0.core();
+        debug_assert!(is_force_unwinding());
+        if core.finished.get() {
+            return;
+        }
+        core.killed.set(true);
+        // Its entry function lets the forced unwind through only when it
+        // knows it is one.
+        core.unwinding.set(true);
+        let coro = match core.coro.try_borrow_mut() {
+            Ok(mut c) => c.take(),
+            // Being resumed or unwound further up this very stack: it is
+            // ending already.
+            Err(_) => None,
+        };
+        // A suspended coroutine is force-unwound by its drop, nested on
+        // this stack; its blocking calls fail at once (the running context
+        // is unwinding).
+        drop(coro);
     }
 }
 

@@ -83,6 +83,7 @@ pub mod net;
 pub mod pool;
 pub mod resilience;
 mod runtime;
+mod scope;
 pub mod sync;
 mod sys;
 pub mod time;
@@ -100,4 +101,5 @@ pub use green::{
 pub use net::{connect, listen, serve};
 pub use pool::{GreenPile, GreenPool};
 pub use runtime::multi::{Runtime, RuntimeBuilder};
+pub use scope::{Scope, ScopedGreenThread, scope};
 pub use time::{deadline, sleep, timeout, yield_now};

@@ -7,6 +7,7 @@ pub(crate) mod hub;
 pub(crate) mod io;
 pub(crate) mod multi;
 pub(crate) mod park;
+pub(crate) mod scoped;
 pub(crate) mod stack;
 pub(crate) mod task;
 pub(crate) mod timer;
