@@ -16,9 +16,11 @@ use crate::runtime::task::panic_message;
 
 mod imap;
 mod pile;
+mod unordered;
 
 pub use imap::Imap;
 pub use pile::GreenPile;
+pub use unordered::ImapUnordered;
 
 /// Eventlet's default pool size.
 const DEFAULT_SIZE: usize = 1000;
@@ -457,6 +459,50 @@ impl GreenPool {
         T: 'static,
     {
         Imap::new(self.clone(), Rc::new(f), iter.into_iter())
+    }
+
+    /// Runs `f` on every item of `iter` in green threads of the pool and
+    /// returns an iterator over the results **as they complete**; gevent's
+    /// `imap_unordered`.
+    ///
+    /// Bounded as [`imap`](Self::imap) is: at most `size` jobs started and
+    /// not yet consumed, input taken lazily. Items are
+    /// `Result<T, JoinError>`: `Err(JoinError::Panicked(..))` if `f`
+    /// panicked on that item.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// sylvan::time::pause();
+    /// let pool = sylvan::GreenPool::new(4);
+    /// let got: Vec<u64> = pool
+    ///     .imap_unordered(
+    ///         |n: u64| {
+    ///             sylvan::sleep(Duration::from_secs(10 - n)).unwrap();
+    ///             n
+    ///         },
+    ///         0..4,
+    ///     )
+    ///     .map(Result::unwrap)
+    ///     .collect();
+    /// assert_eq!(got, vec![3, 2, 1, 0]); // fastest first
+    /// ```
+    ///
+    /// # Cancellation
+    ///
+    /// See [`ImapUnordered`]: a cancelled wait yields
+    /// `Err(JoinError::Cancelled)` and then `None` once; no input item or
+    /// result is lost, and advancing the iterator again resumes.
+    pub fn imap_unordered<I, F, T>(&self, f: F, iter: I) -> ImapUnordered<I::IntoIter, T>
+    where
+        I: IntoIterator,
+        I::Item: 'static,
+        F: Fn(I::Item) -> T + 'static,
+        T: 'static,
+    {
+        ImapUnordered::new(self.clone(), Rc::new(f), iter.into_iter())
     }
 
     /// Green threads of the pool running now (and slots just handed to a
