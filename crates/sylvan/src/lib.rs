@@ -43,6 +43,12 @@
 //!   [killed](GreenThread::kill), or whose [`timeout`]/[`deadline`] scope
 //!   expired, returns [`Cancelled`]; propagate it with `?`. Each blocking
 //!   call documents this under `# Cancellation`.
+//! - **Supervision and structure.** [`GreenThread::link`] calls back with
+//!   a green thread's [`Outcome`] on its own stack; [`join_all`] and
+//!   [`kill_all`] wait for or kill a set of green threads; [`scope`] runs
+//!   green threads that borrow the caller's stack and are always finished
+//!   before it returns. Queues and channels [close](sync::Queue::close)
+//!   and iterate to their end.
 //! - **Virtual time** for tests: [`time::pause`] and [`time::advance`].
 //! - **Shutdown.** [`shutdown`] kills every green thread of the hub and
 //!   force-unwinds it, so its destructors run (sockets close) while the

@@ -27,6 +27,8 @@ fn halves_are_send_and_sync() {
     is_send_sync::<Receiver<Vec<u8>>>();
     is_send_sync::<SendError<Vec<u8>>>();
     is_send_sync::<RecvError>();
+    is_send_sync::<sylvan::sync::RecvIntoIter<u8>>();
+    is_send_sync::<sylvan::sync::RecvIter<'static, u8>>();
 }
 
 /// One million messages from a plain OS thread to another (each its own

@@ -1,5 +1,6 @@
 //! [`GreenPool`]: at most N green threads at a time; [`GreenPile`] and
-//! [`Imap`] on top of it for results in order.
+//! [`Imap`] on top of it for results in order, [`ImapUnordered`] for
+//! results as they complete.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
