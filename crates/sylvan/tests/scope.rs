@@ -289,3 +289,51 @@ fn shutdown_unwinds_scoped_green_threads_before_their_owner() {
     .join()
     .unwrap();
 }
+
+#[test]
+fn shutdown_unwinds_nested_scopes_innermost_first() {
+    std::thread::spawn(|| {
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let l = log.clone();
+        let owner = sylvan::spawn(move || {
+            let outer = OwnerDrop(l.clone(), String::from("outer"));
+            sylvan::scope(|s| {
+                let (l, outer) = (l.clone(), &outer);
+                s.spawn(move || {
+                    let inner = OwnerDrop(l.clone(), String::from("inner"));
+                    sylvan::scope(|s2| {
+                        let (l, inner) = (l.clone(), &inner);
+                        s2.spawn(move || {
+                            let _a = ReadsOnDrop {
+                                borrowed: &inner.1,
+                                log: l.clone(),
+                            };
+                            let _b = ReadsOnDrop {
+                                borrowed: &outer.1,
+                                log: l,
+                            };
+                            let _ = sylvan::sleep(Duration::from_secs(3600));
+                        });
+                    });
+                });
+                let _ = sylvan::sleep(Duration::from_secs(3600));
+            });
+        });
+        for _ in 0..3 {
+            sylvan::yield_now();
+        }
+        sylvan::shutdown();
+        assert!(owner.is_finished());
+        assert_eq!(
+            *log.borrow(),
+            vec![
+                "child saw outer",
+                "child saw inner",
+                "owner dropped inner",
+                "owner dropped outer"
+            ]
+        );
+    })
+    .join()
+    .unwrap();
+}
