@@ -2,12 +2,13 @@
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::panic::{self, AssertUnwindSafe, Location};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use corosensei::{Coroutine, Yielder};
 
@@ -15,7 +16,7 @@ use crate::cancel::Cancelled;
 use crate::runtime::hub::{hub, next_green_id};
 use crate::runtime::park;
 use crate::runtime::stack::DEFAULT_STACK_SIZE;
-use crate::runtime::task::{Core, TaskCell, log_panic, panic_message};
+use crate::runtime::task::{Core, Task, TaskCell, log_panic, panic_message};
 
 /// A green thread's id, unique in the process. The root context's is 0.
 ///
@@ -387,6 +388,11 @@ impl Builder {
             detached: Cell::new(false),
         });
         let inner = cell.clone();
+        let links: Rc<Links<T>> = Rc::default();
+        let mut pending = PendingLinks {
+            links: links.clone(),
+            core: cell.clone(),
+        };
         let coro = Coroutine::with_stack(stack, move |y: &Yielder<(), ()>, ()| {
             inner.core.yielder.set(y as *const _);
             // Its green-locals are dropped when this function ends, however
@@ -400,6 +406,10 @@ impl Builder {
                 }
             }
             let _locals = ClearLocals(&inner.core);
+            // Whichever way this function ends without an outcome (killed
+            // before it ran, or unwound at hub shutdown), dropping
+            // `pending` calls the links that are left with `Killed`.
+            let pending = &mut pending;
             if inner.core.killed.get() {
                 // Killed before it ran: drop the closure unrun, here on its
                 // own stack (a destructor that blocks fails at once).
@@ -415,6 +425,7 @@ impl Builder {
                 Err(p) if inner.core.unwinding.get() => panic::resume_unwind(p),
                 Err(p) => Err(p),
             };
+            pending.run(&r);
             if inner.detached.get() {
                 // Nobody can take it: drop it here, on this green thread's
                 // stack, never on the scheduler's path.
@@ -430,7 +441,105 @@ impl Builder {
         });
         *cell.core.coro.borrow_mut() = Some(coro);
         hub.insert_task(cell.clone());
-        Ok(GreenThread { cell })
+        Ok(GreenThread { cell, links })
+    }
+}
+
+/// A callback given to [`GreenThread::link`].
+type LinkFn<T> = Box<dyn FnOnce(Outcome<'_, T>)>;
+
+/// The links of one green thread not called yet, in the order given.
+type Links<T> = RefCell<VecDeque<LinkFn<T>>>;
+
+/// The links of a green thread, owned by its entry function: called with
+/// the outcome on its own stack, or with `Killed` when dropped first.
+struct PendingLinks<T> {
+    links: Rc<Links<T>>,
+    core: Rc<TaskCell<T>>,
+}
+
+impl<T> PendingLinks<T> {
+    /// Calls every link with `r`, one at a time (a link may add links).
+    fn run(&mut self, r: &std::thread::Result<T>) {
+        loop {
+            let Some(f) = self.links.borrow_mut().pop_front() else {
+                return;
+            };
+            let outcome = match r {
+                Ok(v) => Outcome::Returned(v),
+                Err(p) => Outcome::Panicked(p.as_ref()),
+            };
+            if let Err(p) = catch_panic(|| f(outcome)) {
+                log_panic(&self.core.core, p.as_ref());
+            }
+        }
+    }
+}
+
+impl<T> Drop for PendingLinks<T> {
+    fn drop(&mut self) {
+        // Reached without an outcome, perhaps while unwinding: a panic of
+        // a link must not escape this drop, so it is caught as it is.
+        loop {
+            let Some(f) = self.links.borrow_mut().pop_front() else {
+                return;
+            };
+            if let Err(p) = panic::catch_unwind(AssertUnwindSafe(|| f(Outcome::Killed))) {
+                log_panic(&self.core.core, p.as_ref());
+            }
+        }
+    }
+}
+
+/// How a green thread ended, as its [links](GreenThread::link) see it: a
+/// borrowed view, so [`join`](GreenThread::join) still takes the value.
+///
+/// # Examples
+///
+/// ```
+/// use sylvan::Outcome;
+///
+/// let g = sylvan::spawn(|| 5);
+/// g.link(|o: Outcome<'_, i32>| assert!(matches!(o, Outcome::Returned(&5))));
+/// assert_eq!(g.join().unwrap(), 5);
+/// ```
+#[non_exhaustive]
+pub enum Outcome<'a, T> {
+    /// It returned this value (a green thread killed while running returns
+    /// whatever its code returned, typically a `Cancelled` error).
+    Returned(&'a T),
+    /// It panicked with this payload.
+    Panicked(&'a (dyn Any + Send)),
+    /// It never produced an outcome: killed before it ran, or unwound at
+    /// hub [`shutdown`].
+    Killed,
+}
+
+impl<T> Outcome<'_, T> {
+    /// The value, if it returned one.
+    pub fn value(&self) -> Option<&T> {
+        match self {
+            Outcome::Returned(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The panic message, if it panicked with a string.
+    pub fn panic_message(&self) -> Option<&str> {
+        match self {
+            Outcome::Panicked(p) => Some(panic_message(*p)),
+            _ => None,
+        }
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for Outcome<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Returned(v) => f.debug_tuple("Returned").field(v).finish(),
+            Outcome::Panicked(p) => f.debug_tuple("Panicked").field(&panic_message(*p)).finish(),
+            Outcome::Killed => f.write_str("Killed"),
+        }
     }
 }
 
@@ -451,6 +560,7 @@ impl Builder {
 /// ```
 pub struct GreenThread<T> {
     cell: Rc<TaskCell<T>>,
+    links: Rc<Links<T>>,
 }
 
 impl<T> fmt::Debug for GreenThread<T> {
@@ -538,9 +648,9 @@ impl<T> GreenThread<T> {
     /// # Examples
     ///
     /// ```
-    /// let q = sylvan::sync::Queue::<u32>::unbounded();
-    /// let q2 = q.clone();
-    /// let g = sylvan::spawn(move || q2.get());
+    /// let ev = sylvan::sync::Event::<u32>::new();
+    /// let ev2 = ev.clone();
+    /// let g = sylvan::spawn(move || ev2.wait());
     /// sylvan::yield_now();
     /// g.kill();
     /// assert_eq!(g.join().unwrap(), Err(sylvan::Cancelled::Killed));
@@ -583,6 +693,67 @@ impl<T> GreenThread<T> {
     /// ```
     pub fn id(&self) -> GreenId {
         GreenId(self.cell.core.id)
+    }
+
+    /// Calls `f` once with the green thread's [`Outcome`] when it ends;
+    /// Eventlet's `GreenThread.link`. If it has ended already, `f` is
+    /// called now, by the caller.
+    ///
+    /// Otherwise `f` runs **on the finishing green thread's own stack**,
+    /// right after its closure returned or panicked, before the thread
+    /// counts as finished, never from the hub's scheduler loop: `f` may
+    /// block (a `join` returns only after the links ran), and a panic in
+    /// `f` is logged and goes no further. Links run in the order given.
+    /// `f` sees the outcome by reference, so [`join`](Self::join) still
+    /// takes the value afterwards. A green thread killed before it ran,
+    /// or unwound at hub [`shutdown`], calls its links with
+    /// [`Outcome::Killed`] (there, like any code run while unwinding, `f`
+    /// cannot block: its blocking calls fail at once). A green thread
+    /// leaked at thread exit never calls them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::cell::RefCell;
+    /// use std::rc::Rc;
+    /// use sylvan::Outcome;
+    ///
+    /// let log = Rc::new(RefCell::new(Vec::new()));
+    /// let worker = sylvan::spawn(|| -> u32 { panic!("disk on fire") });
+    /// let l = log.clone();
+    /// worker.link(move |o: Outcome<'_, u32>| {
+    ///     l.borrow_mut().push(format!("{:?}", o.panic_message()));
+    /// });
+    /// assert!(worker.join().is_err());
+    /// assert_eq!(*log.borrow(), vec![r#"Some("disk on fire")"#]);
+    ///
+    /// // Linking to a finished green thread calls back at once.
+    /// let done = sylvan::spawn(|| 1);
+    /// done.wait().unwrap();
+    /// let l = log.clone();
+    /// done.link(move |o| l.borrow_mut().push(format!("{:?}", o.value())));
+    /// assert_eq!(log.borrow().last().unwrap(), "Some(1)");
+    /// ```
+    pub fn link(&self, f: impl FnOnce(Outcome<'_, T>) + 'static) {
+        if !self.cell.core.finished.get() {
+            self.links.borrow_mut().push_back(Box::new(f));
+            return;
+        }
+        let result = self.cell.result.borrow();
+        let outcome = match &*result {
+            Some(Ok(v)) => Outcome::Returned(v),
+            Some(Err(p)) => Outcome::Panicked(p.as_ref()),
+            None => Outcome::Killed,
+        };
+        f(outcome);
+    }
+
+    /// A type-erased handle that can kill this green thread.
+    pub(crate) fn killer(&self) -> Killer
+    where
+        T: 'static,
+    {
+        Killer(self.cell.clone())
     }
 
     /// The green thread's name, if it was given one.
@@ -713,4 +884,161 @@ pub fn current() -> Current {
         id: GreenId(core.id),
         name: core.name.clone(),
     }
+}
+
+/// Kills one green thread, whatever its result type; see
+/// [`GreenThread::kill`].
+#[derive(Clone)]
+pub(crate) struct Killer(Rc<dyn Task>);
+
+impl Killer {
+    pub(crate) fn kill(&self) {
+        let core = self.0.core();
+        if !core.finished.get() {
+            match crate::runtime::hub::try_hub() {
+                Some(hub) => hub.kill(core),
+                None => core.killed.set(true),
+            }
+        }
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        self.0.core().finished.get()
+    }
+
+    /// Waits until the green thread has finished; as [`GreenThread::wait`].
+    pub(crate) fn wait_at(&self, loc: &'static Location<'static>) -> Result<(), Cancelled> {
+        let core = self.0.core();
+        while !core.finished.get() {
+            park::wait_on(&core.joiners, loc)?;
+        }
+        Ok(())
+    }
+
+    /// Ends the green thread now, on the current stack: a suspended one is
+    /// force-unwound (its destructors run), one that never ran has its
+    /// closure dropped. For `scope`, while the hub force-unwinds the
+    /// scope's owner at shutdown: the owner's frames, which the green
+    /// thread may borrow, are about to go, and nothing can wait any more.
+    ///
+    /// The hub finishes the bookkeeping (marks it finished, wakes joiners)
+    /// when its shutdown reaches this green thread, whose coroutine is
+    /// then gone. Only call it while [`is_force_unwinding`].
+    pub(crate) fn unwind_now(&self) {
+        let core = self.0.core();
+        debug_assert!(is_force_unwinding());
+        if core.finished.get() {
+            return;
+        }
+        core.killed.set(true);
+        // Its entry function lets the forced unwind through only when it
+        // knows it is one.
+        core.unwinding.set(true);
+        let coro = match core.coro.try_borrow_mut() {
+            Ok(mut c) => c.take(),
+            // Being resumed or unwound further up this very stack: it is
+            // ending already.
+            Err(_) => None,
+        };
+        // A suspended coroutine is force-unwound by its drop, nested on
+        // this stack; its blocking calls fail at once (the running context
+        // is unwinding).
+        drop(coro);
+    }
+}
+
+/// Waits until every green thread in `handles` has finished, or until
+/// `deadline` (if any) passes; returns how many have finished. gevent's
+/// `joinall`. The handles are kept: [`join`](GreenThread::join) them for
+/// their values.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// sylvan::time::pause();
+/// let quick: Vec<_> = (0..3).map(|i| sylvan::spawn(move || i)).collect();
+/// assert_eq!(sylvan::join_all(&quick, None), 3);
+///
+/// let some = [
+///     sylvan::spawn(|| sylvan::sleep(Duration::from_millis(1))),
+///     sylvan::spawn(|| sylvan::sleep(Duration::from_secs(60))),
+/// ];
+/// let by = sylvan::time::now() + Duration::from_secs(1);
+/// assert_eq!(sylvan::join_all(&some, Some(by)), 1, "the long sleeper still runs");
+/// ```
+///
+/// # Cancellation
+///
+/// The deadline passing is not an error: `join_all` returns the count so
+/// far. If the caller is killed or an enclosing deadline passes while it
+/// waits, it also returns the count so far; the cancellation then shows
+/// at the caller's next blocking call (a kill is sticky, a passed
+/// deadline fails every later call). The green threads are unaffected.
+#[track_caller]
+pub fn join_all<'a, T: 'a>(
+    handles: impl IntoIterator<Item = &'a GreenThread<T>>,
+    deadline: Option<Instant>,
+) -> usize {
+    let loc = Location::caller();
+    let handles: Vec<&GreenThread<T>> = handles.into_iter().collect();
+    let wait = || {
+        for h in &handles {
+            if h.wait_at(loc).is_err() {
+                return;
+            }
+        }
+    };
+    match deadline {
+        Some(d) => {
+            let _ = crate::time::deadline(d, wait);
+        }
+        None => wait(),
+    }
+    handles.iter().filter(|h| h.is_finished()).count()
+}
+
+/// Kills every green thread in `handles` that has not finished yet and,
+/// if `wait`, waits until they all have; returns how many it killed.
+/// gevent's `killall`.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let done = sylvan::spawn(|| Ok(()));
+/// sylvan::yield_now();
+/// let sleepers: Vec<_> = (0..2)
+///     .map(|_| sylvan::spawn(|| sylvan::sleep(Duration::from_secs(3600))))
+///     .collect();
+/// let all: Vec<_> = sleepers.iter().chain([&done]).collect();
+/// assert_eq!(sylvan::kill_all(all, true), 2);
+/// assert!(sleepers.iter().all(|g| g.is_finished()));
+/// ```
+///
+/// # Cancellation
+///
+/// The kills happen at once. If the caller is killed or its deadline
+/// passes while it waits (`wait == true`), `kill_all` stops waiting and
+/// returns; the cancellation shows at the caller's next blocking call.
+#[track_caller]
+pub fn kill_all<'a, T: 'a>(
+    handles: impl IntoIterator<Item = &'a GreenThread<T>>,
+    wait: bool,
+) -> usize {
+    let loc = Location::caller();
+    let handles: Vec<&GreenThread<T>> = handles.into_iter().filter(|h| !h.is_finished()).collect();
+    for h in &handles {
+        h.kill();
+    }
+    if wait {
+        for h in &handles {
+            if h.wait_at(loc).is_err() {
+                break;
+            }
+        }
+    }
+    handles.len()
 }

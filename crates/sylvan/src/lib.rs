@@ -72,7 +72,7 @@
 //!         let q = q.clone();
 //!         sylvan::spawn(move || {
 //!             sylvan::sleep(Duration::from_millis(10 * (3 - i)))?;
-//!             q.put(i).map_err(sylvan::Cancelled::from)
+//!             q.put(i).map_err(std::io::Error::from)
 //!         })
 //!     })
 //!     .collect();
@@ -99,6 +99,12 @@
 //!   [killed](GreenThread::kill), or whose [`timeout`]/[`deadline`] scope
 //!   expired, returns [`Cancelled`]; propagate it with `?`. Each blocking
 //!   call documents this under `# Cancellation`.
+//! - **Supervision and structure.** [`GreenThread::link`] calls back with
+//!   a green thread's [`Outcome`] on its own stack; [`join_all`] and
+//!   [`kill_all`] wait for or kill a set of green threads; [`scope`] runs
+//!   green threads that borrow the caller's stack and are always finished
+//!   before it returns. Queues and channels [close](sync::Queue::close)
+//!   and iterate to their end.
 //! - **Virtual time** for tests: [`time::pause`] and [`time::advance`].
 //! - **Shutdown.** [`shutdown`] kills every green thread of the hub and
 //!   force-unwinds it, so its destructors run (sockets close) while the
@@ -269,6 +275,7 @@ pub mod pool;
 pub mod process;
 pub mod resilience;
 mod runtime;
+mod scope;
 pub mod signal;
 pub mod sync;
 mod sys;
@@ -282,10 +289,12 @@ pub mod zk;
 pub use cancel::{Cancelled, Elapsed, ScopeId};
 pub use compat::block_on;
 pub use green::{
-    Builder, Current, GreenId, GreenThread, JoinError, current, run, shutdown, spawn, spawn_after,
+    Builder, Current, GreenId, GreenThread, JoinError, Outcome, current, join_all, kill_all, run,
+    shutdown, spawn, spawn_after,
 };
 pub use local::GreenLocal;
 pub use net::{connect, listen, serve};
 pub use pool::{GreenPile, GreenPool};
 pub use runtime::multi::{Runtime, RuntimeBuilder};
+pub use scope::{Scope, ScopedGreenThread, scope};
 pub use time::{deadline, sleep, timeout, yield_now};

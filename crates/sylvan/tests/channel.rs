@@ -27,6 +27,8 @@ fn halves_are_send_and_sync() {
     is_send_sync::<Receiver<Vec<u8>>>();
     is_send_sync::<SendError<Vec<u8>>>();
     is_send_sync::<RecvError>();
+    is_send_sync::<sylvan::sync::RecvIntoIter<u8>>();
+    is_send_sync::<sylvan::sync::RecvIter<'static, u8>>();
 }
 
 /// One million messages from a plain OS thread to another (each its own
@@ -115,6 +117,78 @@ fn mpmc_across_hubs_delivers_each_value_once() {
         .collect();
     all.sort_unstable();
     assert_eq!(all, (0..3 * PER).collect::<Vec<_>>());
+}
+
+#[test]
+fn close_from_either_side_refuses_senders_and_drains_receivers() {
+    for from_receiver in [false, true] {
+        let (tx, rx) = bounded(2);
+        tx.send(1).unwrap();
+        tx.send(2).unwrap();
+        let tx2 = tx.clone();
+        let blocked = sylvan::spawn(move || tx2.send(3));
+        sylvan::yield_now();
+        assert!(!blocked.is_finished());
+        if from_receiver {
+            rx.close();
+        } else {
+            tx.close();
+        }
+        let back = blocked.join().unwrap().unwrap_err();
+        assert!(back.is_disconnected());
+        assert_eq!(back.into_inner(), 3);
+        assert!(matches!(tx.try_send(4), Err(TrySendError::Disconnected(4))));
+        assert!(rx.is_disconnected() && tx.is_disconnected());
+        assert_eq!(rx.iter().collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(rx.recv(), Err(RecvError::Disconnected));
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+    }
+}
+
+#[test]
+fn close_wakes_receivers_on_other_threads() {
+    let (tx, rx) = channel::<u8>();
+    let (ready_tx, ready_rx) = channel();
+    let t = std::thread::spawn(move || {
+        ready_tx.send(()).unwrap();
+        rx.iter().count()
+    });
+    ready_rx.recv().unwrap();
+    tx.send(7).unwrap();
+    tx.close(); // `tx` is still alive: only the close ends the iteration
+    assert_eq!(t.join().unwrap(), 1);
+    drop(tx);
+}
+
+#[test]
+fn rendezvous_close_withdraws_the_blocked_senders_offer() {
+    let (tx, rx) = bounded(0);
+    let s = sylvan::spawn(move || tx.send("x"));
+    sylvan::yield_now();
+    assert!(!s.is_finished());
+    rx.close();
+    // The woken sender withdraws its offer before anyone takes it.
+    assert_eq!(s.join().unwrap().unwrap_err().into_inner(), "x");
+    assert_eq!(rx.recv(), Err(RecvError::Disconnected));
+}
+
+#[test]
+fn receiver_iteration_ends_at_cancellation_without_losing_values() {
+    sylvan::time::pause();
+    let (tx, rx) = channel();
+    let r = sylvan::timeout(Duration::from_secs(1), || rx.iter().count());
+    assert!(
+        r.is_err(),
+        "the deadline ended the iteration; timeout says so"
+    );
+    let rx2 = rx.clone();
+    let g = sylvan::spawn(move || rx2.iter().next());
+    sylvan::yield_now();
+    g.kill();
+    assert_eq!(g.join().unwrap(), None);
+    tx.send(5).unwrap();
+    drop(tx);
+    assert_eq!(rx.into_iter().collect::<Vec<_>>(), vec![5]);
 }
 
 #[test]
@@ -437,13 +511,19 @@ fn cancellation_racing_across_threads_loses_nothing() {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Send { timeout_s: Option<u8> },
-    Recv { timeout_s: Option<u8> },
+    Send {
+        timeout_s: Option<u8>,
+    },
+    Recv {
+        timeout_s: Option<u8>,
+    },
     TrySend,
     TryRecv,
     Kill(usize),
     Advance(u8),
     Yield,
+    /// Close from the sending (false) or receiving (true) side.
+    Close(bool),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -455,6 +535,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0usize..16).prop_map(Op::Kill),
         2 => (1u8..3).prop_map(Op::Advance),
         2 => Just(Op::Yield),
+        1 => any::<bool>().prop_map(Op::Close),
     ]
 }
 
@@ -522,10 +603,26 @@ proptest! {
                 }
                 Op::Advance(s) => sylvan::time::advance(Duration::from_secs(s.into())),
                 Op::Yield => sylvan::yield_now(),
+                Op::Close(false) => tx.close(),
+                Op::Close(true) => rx.close(),
             }
             if let Some(c) = cap.filter(|&c| c > 0) {
                 prop_assert!(rx.len() <= c, "len {} > cap {}", rx.len(), c);
             }
+        }
+        if tx.is_disconnected() {
+            // Closed: every blocked sender and receiver was woken; none
+            // may still be parked (a lost wake-up).
+            sylvan::yield_now();
+            sylvan::yield_now();
+            for (i, a) in actors.iter().enumerate() {
+                let done = match a {
+                    Actor::Sender(_, g) => g.is_finished(),
+                    Actor::Receiver(g) => g.is_finished(),
+                };
+                prop_assert!(done, "actor {} still blocked after close", i);
+            }
+            prop_assert!(tx.try_send(0).unwrap_err().is_disconnected());
         }
         for a in &actors {
             match a {

@@ -4,7 +4,7 @@ mod util;
 
 use std::time::Duration;
 
-use sylvan::sync::{Event, Queue};
+use sylvan::sync::{Event, GetError, Queue};
 use sylvan::{Cancelled, GreenThread};
 
 /// Spawns `f`, lets it block, kills it, and returns what it returned.
@@ -63,7 +63,10 @@ fn kill_interrupts_event_wait() {
 fn kill_interrupts_queue_get_and_loses_no_item() {
     let q = Queue::<u32>::unbounded();
     let q2 = q.clone();
-    assert_eq!(kill_while_blocked(move || q2.get()), Err(Cancelled::Killed));
+    assert_eq!(
+        kill_while_blocked(move || q2.get()),
+        Err(GetError::Cancelled(Cancelled::Killed))
+    );
     q.put(1).unwrap();
     assert_eq!(q.len(), 1, "the item stays for the next getter");
     assert_eq!(q.get(), Ok(1));
@@ -75,7 +78,7 @@ fn kill_interrupts_put_on_full_queue_and_hands_the_item_back() {
     q.put(1).unwrap();
     let q2 = q.clone();
     let err = kill_while_blocked(move || q2.put(2)).unwrap_err();
-    assert_eq!(err.cause(), Cancelled::Killed);
+    assert_eq!(err.cancelled(), Some(Cancelled::Killed));
     assert_eq!(err.into_inner(), 2);
     assert_eq!(q.len(), 1);
     assert_eq!(q.get(), Ok(1));
@@ -118,7 +121,7 @@ fn kill_is_sticky() {
     let (a, b, c) = g.join().unwrap();
     assert_eq!(a, Err(Cancelled::Killed));
     assert_eq!(b, Err(Cancelled::Killed));
-    assert_eq!(c, Err(Cancelled::Killed));
+    assert_eq!(c, Err(GetError::Cancelled(Cancelled::Killed)));
 }
 
 #[test]

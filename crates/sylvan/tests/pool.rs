@@ -403,3 +403,101 @@ proptest! {
         prop_assert_eq!(ran.get(), spawned.get());
     }
 }
+
+#[test]
+fn imap_unordered_yields_as_jobs_finish_with_bounded_concurrency() {
+    sylvan::time::pause();
+    let pool = GreenPool::new(2);
+    let (live, peak) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
+    let (l, p) = (live.clone(), peak.clone());
+    let got: Vec<u64> = pool
+        .imap_unordered(
+            move |s: u64| {
+                l.set(l.get() + 1);
+                p.set(p.get().max(l.get()));
+                sylvan::sleep(Duration::from_secs(s)).unwrap();
+                l.set(l.get() - 1);
+                s
+            },
+            [5, 1, 1, 3],
+        )
+        .map(Result::unwrap)
+        .collect();
+    // Two at a time: 5 and 1 start; 1 ends (t=1), the second 1 starts and
+    // ends (t=2), 3 starts and ends (t=5, with the 5).
+    assert_eq!(got, vec![1, 1, 5, 3]);
+    assert_eq!(peak.get(), 2, "never more than the pool's size at once");
+}
+
+#[test]
+fn imap_unordered_reports_panics_and_killed_jobs_in_place() {
+    let pool = GreenPool::new(4);
+    let mut it = pool.imap_unordered(
+        |n: u32| {
+            if n == 1 {
+                panic!("one");
+            }
+            n
+        },
+        [0, 1, 2],
+    );
+    let mut got: Vec<String> = Vec::new();
+    for r in it.by_ref() {
+        got.push(match r {
+            Ok(n) => n.to_string(),
+            Err(e) => e.panic_message().unwrap_or("?").to_string(),
+        });
+    }
+    assert_eq!(got, vec!["0", "one", "2"]);
+
+    // Jobs killed before they ran still yield, as `Killed`.
+    let mut it = pool.imap_unordered(|n: u32| n, [7, 8]);
+    let pool2 = pool.clone();
+    let first = {
+        // Start both jobs without letting them run, then kill them.
+        let r = sylvan::timeout(Duration::ZERO, || it.next());
+        assert!(r.is_err() || r.as_ref().is_ok_and(|x| x.is_some()));
+        r
+    };
+    drop(first);
+    assert_eq!(pool2.kill_all(), 2);
+    let rest: Vec<_> = it.collect();
+    assert_eq!(rest.len(), 2);
+    assert!(rest.iter().all(|r| matches!(r, Err(JoinError::Killed))));
+}
+
+#[test]
+fn imap_unordered_under_timeout_loses_no_result() {
+    sylvan::time::pause();
+    let pool = GreenPool::new(3);
+    let mut it = pool.imap_unordered(
+        |s: u64| {
+            sylvan::sleep(Duration::from_secs(s)).unwrap();
+            s
+        },
+        [2, 4, 6],
+    );
+    let got = RefCell::new(Vec::new());
+    let mut timeouts = 0;
+    while got.borrow().len() < 3 {
+        // A one-second window at a time: most windows end in a cancelled
+        // wait, which must leave every result for a later one.
+        let r = sylvan::timeout(Duration::from_secs(1), || {
+            for r in it.by_ref() {
+                match r {
+                    Ok(x) => got.borrow_mut().push(x),
+                    Err(JoinError::Cancelled(c)) => {
+                        assert!(c.is_timed_out());
+                        break;
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        });
+        timeouts += usize::from(r.is_err());
+        assert!(timeouts < 20, "no progress");
+    }
+    assert!(timeouts >= 3);
+    assert_eq!(*got.borrow(), vec![2, 4, 6]);
+    assert!(it.next().is_none());
+}

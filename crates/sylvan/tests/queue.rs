@@ -7,7 +7,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use sylvan::sync::{Event, Queue, QueueOrder};
+use sylvan::sync::{Event, GetError, PutError, Queue, QueueOrder, TryPutError};
 use sylvan::{Cancelled, GreenThread};
 
 #[test]
@@ -149,6 +149,212 @@ fn event_wait_times_out_and_stays_usable() {
     assert_eq!(ev.wait(), Ok(1));
 }
 
+#[test]
+fn close_lets_getters_drain_then_reports_closed() {
+    let q = Queue::bounded(4);
+    q.put(1).unwrap();
+    q.put(2).unwrap();
+    q.close();
+    q.close(); // idempotent
+    assert!(matches!(q.put(3), Err(PutError::Closed(3))));
+    assert!(matches!(q.try_put(4), Err(TryPutError::Closed(4))));
+    assert_eq!(q.get(), Ok(1));
+    assert_eq!(q.try_get(), Some(2));
+    assert_eq!(q.get(), Err(GetError::Closed));
+    assert_eq!(q.get(), Err(GetError::Closed), "stays closed");
+}
+
+#[test]
+fn close_wakes_blocked_getters_with_closed() {
+    let q = Queue::<u8>::unbounded();
+    let getters: Vec<_> = (0..3)
+        .map(|_| {
+            let q = q.clone();
+            sylvan::spawn(move || q.get())
+        })
+        .collect();
+    sylvan::yield_now();
+    assert!(getters.iter().all(|g| !g.is_finished()));
+    q.close();
+    for g in getters {
+        assert_eq!(g.join().unwrap(), Err(GetError::Closed));
+    }
+}
+
+#[test]
+fn close_fails_blocked_putters_and_hands_their_items_back() {
+    for cap in [0, 1] {
+        let q = Queue::bounded(cap);
+        if cap == 1 {
+            q.put(0).unwrap();
+        }
+        let putters: Vec<_> = (1..=2)
+            .map(|v| {
+                let q = q.clone();
+                sylvan::spawn(move || q.put(v))
+            })
+            .collect();
+        sylvan::yield_now();
+        assert!(putters.iter().all(|g| !g.is_finished()), "cap {cap}");
+        q.close();
+        let mut back: Vec<i32> = putters
+            .into_iter()
+            .map(|g| match g.join().unwrap() {
+                Err(PutError::Closed(v)) => v,
+                other => panic!("cap {cap}: {other:?}"),
+            })
+            .collect();
+        back.sort_unstable();
+        assert_eq!(back, vec![1, 2], "cap {cap}");
+        // Only what was really in the queue is left; withdrawn rendezvous
+        // offers don't count as unfinished.
+        assert_eq!(q.unfinished(), cap);
+        assert_eq!(q.try_get(), (cap == 1).then_some(0));
+        assert_eq!(q.get(), Err(GetError::Closed));
+    }
+}
+
+#[test]
+fn join_waits_until_every_item_is_marked_done() {
+    let q = Queue::unbounded();
+    let done = Rc::new(RefCell::new(Vec::new()));
+    let worker = {
+        let (q, done) = (q.clone(), done.clone());
+        sylvan::spawn(move || {
+            for job in &q {
+                sylvan::yield_now(); // "work"
+                done.borrow_mut().push(job);
+                q.task_done();
+            }
+        })
+    };
+    for job in 0..5 {
+        q.put(job).unwrap();
+    }
+    assert_eq!(q.unfinished(), 5);
+    q.join().unwrap();
+    assert_eq!(
+        *done.borrow(),
+        vec![0, 1, 2, 3, 4],
+        "join returned only after all were done"
+    );
+    assert_eq!(q.unfinished(), 0);
+    q.join().unwrap(); // nothing pending: returns at once
+    q.close();
+    worker.join().unwrap();
+}
+
+#[test]
+fn join_is_cancellable_and_leaves_the_count() {
+    sylvan::time::pause();
+    let q = Queue::unbounded();
+    q.put(()).unwrap();
+    let r = sylvan::timeout(Duration::from_secs(1), || q.join());
+    assert!(r.is_err(), "the deadline cancels join");
+    assert_eq!(q.unfinished(), 1);
+    let joiner = {
+        let q = q.clone();
+        sylvan::spawn(move || q.join())
+    };
+    sylvan::yield_now();
+    joiner.kill();
+    assert_eq!(joiner.join().unwrap(), Err(Cancelled::Killed));
+    // Another joiner still gets woken.
+    let joiner = {
+        let q = q.clone();
+        sylvan::spawn(move || q.join())
+    };
+    sylvan::yield_now();
+    q.get().unwrap();
+    q.task_done();
+    assert_eq!(joiner.join().unwrap(), Ok(()));
+}
+
+#[test]
+#[should_panic(expected = "task_done called more times than items were put")]
+fn task_done_without_a_put_panics() {
+    Queue::<u8>::unbounded().task_done();
+}
+
+#[test]
+fn iteration_ends_at_close_and_at_cancellation_without_losing_items() {
+    sylvan::time::pause();
+    let q = Queue::unbounded();
+    q.put(1).unwrap();
+    let got = sylvan::timeout(Duration::from_secs(1), || q.iter().collect::<Vec<_>>());
+    // The deadline ended the iteration; `timeout` reports it.
+    assert!(got.is_err());
+    q.put(2).unwrap();
+    let killed = {
+        let q = q.clone();
+        sylvan::spawn(move || {
+            let first = q.iter().next();
+            (first, q.iter().next())
+        })
+    };
+    sylvan::yield_now();
+    killed.kill();
+    assert_eq!(
+        killed.join().unwrap(),
+        (Some(2), None),
+        "a kill ends the iteration"
+    );
+    q.put(3).unwrap();
+    q.close();
+    let rest: Vec<i32> = (&q).into_iter().collect();
+    assert_eq!(
+        rest,
+        vec![3],
+        "nothing was lost by the cancelled iterations"
+    );
+}
+
+#[test]
+fn event_reset_makes_it_sendable_again() {
+    sylvan::time::pause();
+    let ev = Event::new();
+    ev.send(1).unwrap();
+    assert!(ev.reset());
+    assert!(!ev.reset(), "already reset");
+    assert!(!ev.ready());
+    assert_eq!(ev.try_get(), None);
+    assert!(
+        sylvan::timeout(Duration::from_secs(1), || ev.wait()).is_err(),
+        "a wait after reset waits for the next send"
+    );
+    ev.send(2).unwrap();
+    assert_eq!(ev.wait(), Ok(2));
+}
+
+#[test]
+fn event_reset_never_takes_the_value_from_a_woken_waiter() {
+    let ev = Event::new();
+    let waiters: Vec<_> = (0..3)
+        .map(|_| {
+            let ev = ev.clone();
+            sylvan::spawn(move || ev.wait())
+        })
+        .collect();
+    sylvan::yield_now();
+    ev.send("first").unwrap();
+    ev.reset(); // before the woken waiters ran
+    for w in waiters {
+        assert_eq!(w.join().unwrap(), Ok("first"));
+    }
+}
+
+#[test]
+fn event_of_result_is_an_async_result() {
+    let r: Event<Result<u8, String>> = Event::new();
+    let w = {
+        let r = r.clone();
+        sylvan::spawn(move || r.wait())
+    };
+    sylvan::yield_now();
+    r.send(Err("failed".into())).unwrap();
+    assert_eq!(w.join().unwrap(), Ok(Err("failed".to_string())));
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Put { timeout_s: Option<u8> },
@@ -158,6 +364,7 @@ enum Op {
     Kill(usize),
     Advance(u8),
     Yield,
+    Close,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -169,13 +376,14 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0usize..16).prop_map(Op::Kill),
         2 => (1u8..3).prop_map(Op::Advance),
         2 => Just(Op::Yield),
+        1 => Just(Op::Close),
     ]
 }
 
 /// What a green thread of the test did.
 enum Actor {
     Putter(u32, GreenThread<Result<(), u32>>),
-    Getter(GreenThread<Result<u32, Cancelled>>),
+    Getter(GreenThread<Result<u32, GetError>>),
 }
 
 proptest! {
@@ -216,7 +424,7 @@ proptest! {
                     let q = q.clone();
                     let g = sylvan::spawn(move || match timeout_s {
                         Some(s) => sylvan::timeout(Duration::from_secs(s.into()), || q.get())
-                            .unwrap_or(Err(Cancelled::Killed)),
+                            .unwrap_or(Err(GetError::Cancelled(Cancelled::Killed))),
                         None => q.get(),
                     });
                     actors.push(Actor::Getter(g));
@@ -239,10 +447,26 @@ proptest! {
                 }
                 Op::Advance(s) => sylvan::time::advance(Duration::from_secs(s.into())),
                 Op::Yield => sylvan::yield_now(),
+                Op::Close => q.close(),
             }
             if cap > 0 {
                 prop_assert!(q.len() <= cap, "len {} > cap {}", q.len(), cap);
             }
+        }
+        if q.is_closed() {
+            // Close wakes every waiter: getters drain or see `Closed`,
+            // putters get their item back. None may be left parked (a
+            // lost wake-up), whatever happened before.
+            sylvan::yield_now();
+            sylvan::yield_now();
+            for (i, a) in actors.iter().enumerate() {
+                let done = match a {
+                    Actor::Putter(_, g) => g.is_finished(),
+                    Actor::Getter(g) => g.is_finished(),
+                };
+                prop_assert!(done, "actor {} still blocked after close", i);
+            }
+            prop_assert!(q.try_put(0).unwrap_err().is_closed());
         }
         // Wind down: kill everyone still blocked, collect outcomes, drain.
         for a in &actors {

@@ -32,9 +32,12 @@ fn shutdown_drops_every_green_thread() {
                 let _t = t;
                 let _ = match i % 5 {
                     0 => sylvan::sleep(Duration::from_secs(3600)).map(|_| 0),
-                    1 => q.get(),
+                    1 => q.get().map_err(|_| sylvan::Cancelled::Killed),
                     2 => ev.wait(),
-                    3 => full.put(1).map(|_| 0).map_err(Into::into),
+                    3 => full
+                        .put(1)
+                        .map(|_| 0)
+                        .map_err(|_| sylvan::Cancelled::Killed),
                     _ => sylvan::spawn(|| sylvan::sleep(Duration::from_secs(3600)))
                         .join()
                         .map(|_| 0)

@@ -531,7 +531,7 @@ fn thread_local_destructors_after_the_hubs_neither_abort_nor_block() {
                 let (e, q, f, s) = (event.clone(), queue.clone(), full.clone(), sem.clone());
                 sylvan::spawn(move || match i {
                     0 => e.wait().map(drop),
-                    1 => q.get().map(drop),
+                    1 => q.get().map(drop).map_err(|_| Cancelled::Killed),
                     _ => {
                         f.put(9).map_err(|_| Cancelled::Killed)?;
                         s.acquire().map(drop)

@@ -1,24 +1,27 @@
 //! [`GreenPool`]: at most N green threads at a time; [`GreenPile`] and
-//! [`Imap`] on top of it for results in order.
+//! [`Imap`] on top of it for results in order, [`ImapUnordered`] for
+//! results as they complete.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::error::Error;
 use std::fmt;
 use std::panic::{self, Location};
 use std::rc::Rc;
 
 use crate::cancel::Cancelled;
-use crate::green::{GreenThread, catch_panic, spawn};
+use crate::green::{GreenThread, Killer, catch_panic, spawn};
 use crate::runtime::hub::hub;
 use crate::runtime::park::{self, WaitList};
 use crate::runtime::task::panic_message;
 
 mod imap;
 mod pile;
+mod unordered;
 
 pub use imap::Imap;
 pub use pile::GreenPile;
+pub use unordered::ImapUnordered;
 
 /// Eventlet's default pool size.
 const DEFAULT_SIZE: usize = 1000;
@@ -67,8 +70,8 @@ struct Inner {
     queued: Cell<usize>,
     spawners: RefCell<WaitList>,
     idle: RefCell<WaitList>,
-    /// Ids of the green threads running in the pool.
-    members: RefCell<HashSet<u64>>,
+    /// The green threads of the pool (started or not), by id.
+    members: RefCell<HashMap<u64, Killer>>,
 }
 
 /// How a spawn gets to run: in a slot of its own, or inline in the caller.
@@ -81,14 +84,17 @@ enum Admission {
 /// it finishes, panics, is unwound, or is killed before it ran).
 struct SlotGuard {
     inner: Rc<Inner>,
-    member: Option<u64>,
+    /// The id of the green thread holding the slot, once spawned.
+    member: Rc<Cell<Option<u64>>>,
 }
 
 impl Drop for SlotGuard {
     fn drop(&mut self) {
         let inner = &*self.inner;
-        if let Some(id) = self.member {
-            inner.members.borrow_mut().remove(&id);
+        if let Some(id) = self.member.get() {
+            // Dropped outside the borrow: the killer holds the task.
+            let killer = inner.members.borrow_mut().remove(&id);
+            drop(killer);
         }
         inner.running.set(inner.running.get() - 1);
         inner.fill();
@@ -114,7 +120,7 @@ impl Inner {
 
     fn current_is_member(&self) -> bool {
         let id = hub().current_core().id;
-        self.members.borrow().contains(&id)
+        self.members.borrow().contains_key(&id)
     }
 }
 
@@ -163,7 +169,7 @@ impl GreenPool {
                 queued: Cell::new(0),
                 spawners: RefCell::new(WaitList::default()),
                 idle: RefCell::new(WaitList::default()),
-                members: RefCell::new(HashSet::new()),
+                members: RefCell::new(HashMap::new()),
             }),
         }
     }
@@ -185,7 +191,7 @@ impl GreenPool {
             // Only `fill` wakes our token, and it handed us a slot.
             Ok(_) => Ok(Admission::Slot(SlotGuard {
                 inner: self.inner.clone(),
-                member: None,
+                member: Rc::default(),
             })),
             Err(c) => {
                 if registered {
@@ -207,7 +213,7 @@ impl GreenPool {
             inner.running.set(inner.running.get() + 1);
             return Some(Admission::Slot(SlotGuard {
                 inner: self.inner.clone(),
-                member: None,
+                member: Rc::default(),
             }));
         }
         inner.current_is_member().then_some(Admission::Inline)
@@ -215,15 +221,60 @@ impl GreenPool {
 
     /// Spawns `f` as a member of the pool, in the slot `guard`.
     fn spawn_in<T: 'static>(guard: SlotGuard, f: impl FnOnce() -> T + 'static) -> GreenThread<T> {
-        spawn(move || {
-            let mut guard = guard;
-            let id = hub().current_core().id;
-            guard.inner.members.borrow_mut().insert(id);
-            guard.member = Some(id);
+        let (inner, member) = (guard.inner.clone(), guard.member.clone());
+        let g = spawn(move || {
+            let guard = guard;
             let v = f();
             drop(guard);
             v
-        })
+        });
+        // It has not run yet: it is a member from now until its slot is
+        // freed (it finishes, is unwound, or is dropped unrun).
+        member.set(Some(g.id().as_u64()));
+        inner
+            .members
+            .borrow_mut()
+            .insert(g.id().as_u64(), g.killer());
+        g
+    }
+
+    /// Kills every green thread of the pool, [`spawn_n`](Self::spawn_n)
+    /// jobs and those not started yet included, and returns how many.
+    /// Returns at once; [`wait_all`](Self::wait_all) waits for them. A job
+    /// run inline in a member (see [`spawn`](Self::spawn)) is part of that
+    /// member and dies with it. Spawners still waiting for a slot are not
+    /// jobs yet and are not affected: they get the slots freed.
+    ///
+    /// Killing is by error, as [`GreenThread::kill`]: a job's blocking
+    /// calls fail with [`Cancelled::Killed`] from then on; one that has
+    /// not started never runs. Called from a member, it kills the caller
+    /// too.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let pool = sylvan::GreenPool::new(4);
+    /// for _ in 0..3 {
+    ///     pool.spawn_n(|| {
+    ///         let _ = sylvan::sleep(Duration::from_secs(3600));
+    ///     })
+    ///     .unwrap();
+    /// }
+    /// sylvan::yield_now(); // they start and sleep
+    /// assert_eq!(pool.kill_all(), 3);
+    /// pool.wait_all().unwrap(); // returns at once: the sleeps failed
+    /// assert_eq!(pool.running(), 0);
+    /// ```
+    pub fn kill_all(&self) -> usize {
+        let members = self.inner.members.borrow();
+        let mut n = 0;
+        for k in members.values().filter(|k| !k.is_finished()) {
+            k.kill();
+            n += 1;
+        }
+        n
     }
 
     /// Spawns `f` as a green thread of the pool, waiting while the pool is
@@ -409,6 +460,50 @@ impl GreenPool {
         T: 'static,
     {
         Imap::new(self.clone(), Rc::new(f), iter.into_iter())
+    }
+
+    /// Runs `f` on every item of `iter` in green threads of the pool and
+    /// returns an iterator over the results **as they complete**; gevent's
+    /// `imap_unordered`.
+    ///
+    /// Bounded as [`imap`](Self::imap) is: at most `size` jobs started and
+    /// not yet consumed, input taken lazily. Items are
+    /// `Result<T, JoinError>`: `Err(JoinError::Panicked(..))` if `f`
+    /// panicked on that item.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// sylvan::time::pause();
+    /// let pool = sylvan::GreenPool::new(4);
+    /// let got: Vec<u64> = pool
+    ///     .imap_unordered(
+    ///         |n: u64| {
+    ///             sylvan::sleep(Duration::from_secs(10 - n)).unwrap();
+    ///             n
+    ///         },
+    ///         0..4,
+    ///     )
+    ///     .map(Result::unwrap)
+    ///     .collect();
+    /// assert_eq!(got, vec![3, 2, 1, 0]); // fastest first
+    /// ```
+    ///
+    /// # Cancellation
+    ///
+    /// See [`ImapUnordered`]: a cancelled wait yields
+    /// `Err(JoinError::Cancelled)` and then `None` once; no input item or
+    /// result is lost, and advancing the iterator again resumes.
+    pub fn imap_unordered<I, F, T>(&self, f: F, iter: I) -> ImapUnordered<I::IntoIter, T>
+    where
+        I: IntoIterator,
+        I::Item: 'static,
+        F: Fn(I::Item) -> T + 'static,
+        T: 'static,
+    {
+        ImapUnordered::new(self.clone(), Rc::new(f), iter.into_iter())
     }
 
     /// Green threads of the pool running now (and slots just handed to a

@@ -8,6 +8,7 @@ pub(crate) mod io;
 pub(crate) mod local;
 pub(crate) mod multi;
 pub(crate) mod park;
+pub(crate) mod scoped;
 pub(crate) mod stack;
 pub(crate) mod task;
 pub(crate) mod timer;

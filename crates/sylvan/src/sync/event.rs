@@ -1,4 +1,4 @@
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::panic::Location;
 use std::rc::Rc;
@@ -23,12 +23,49 @@ use crate::runtime::park::{self, WaitList};
 /// assert_eq!(waiter.join().unwrap(), Ok("ready"));
 /// assert!(ev.ready());
 /// ```
+///
+/// # Reuse
+///
+/// [`reset`](Self::reset) makes a sent event unsent again, so it can be
+/// sent anew (Eventlet's `Event.reset`). Resetting never takes a value
+/// away from a green thread that the send already woke: a waiter returns
+/// a value sent after it began waiting, even if the event was reset
+/// before it got to run (if several sends and resets happened meanwhile,
+/// the latest value).
+///
+/// # A result or an error: gevent's `AsyncResult`
+///
+/// `Event<Result<T, E>>` is gevent's `AsyncResult`: `send(Ok(v))` is
+/// `set(v)`, `send(Err(e))` is `set_exception(e)`, and `wait()` hands
+/// every waiter a clone of whichever was sent (so `E: Clone`; wrap a
+/// non-`Clone` error in an `Rc`).
+///
+/// ```
+/// use std::rc::Rc;
+/// use sylvan::sync::Event;
+///
+/// let result: Event<Result<u32, Rc<std::io::Error>>> = Event::new();
+/// let waiter = {
+///     let result = result.clone();
+///     sylvan::spawn(move || result.wait())
+/// };
+/// let e = std::io::Error::other("backend down");
+/// result.send(Err(Rc::new(e))).unwrap(); // set_exception
+/// let got = waiter.join().unwrap().unwrap(); // the wait itself succeeded
+/// assert_eq!(got.unwrap_err().to_string(), "backend down");
+/// ```
 pub struct Event<T> {
     inner: Rc<Inner<T>>,
 }
 
 struct Inner<T> {
+    /// The latest value sent; kept after a `reset` for the waiters its
+    /// send woke, until the next send replaces it.
     value: RefCell<Option<T>>,
+    /// Whether the event is sent (not reset since).
+    set: Cell<bool>,
+    /// How many sends there were.
+    sends: Cell<u64>,
     waiters: RefCell<WaitList>,
 }
 
@@ -60,6 +97,8 @@ impl<T> Event<T> {
         Event {
             inner: Rc::new(Inner {
                 value: RefCell::new(None),
+                set: Cell::new(false),
+                sends: Cell::new(0),
                 waiters: RefCell::new(WaitList::default()),
             }),
         }
@@ -79,14 +118,39 @@ impl<T> Event<T> {
     /// assert_eq!(ev.send(2), Err(2));
     /// ```
     pub fn send(&self, value: T) -> Result<(), T> {
-        let mut v = self.inner.value.borrow_mut();
-        if v.is_some() {
+        if self.inner.set.get() {
             return Err(value);
         }
-        *v = Some(value);
-        drop(v);
+        // The value of an earlier send (kept for its waiters after a
+        // reset) is dropped here, outside the borrow.
+        let old = self.inner.value.replace(Some(value));
+        self.inner.set.set(true);
+        self.inner.sends.set(self.inner.sends.get() + 1);
         self.inner.waiters.borrow_mut().wake_all();
+        drop(old);
         Ok(())
+    }
+
+    /// Makes a sent event unsent, so it can be [sent](Self::send) again;
+    /// Eventlet's `Event.reset`. Never blocks; does nothing if no value is
+    /// set. Returns whether one was.
+    ///
+    /// Waiters that the last send already woke still return its value
+    /// (see `# Reuse` on [`Event`]); later `wait`s wait for the next send.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ev = sylvan::sync::Event::new();
+    /// ev.send(1).unwrap();
+    /// assert!(ev.reset());
+    /// assert!(!ev.ready());
+    /// assert_eq!(ev.try_get(), None);
+    /// ev.send(2).unwrap(); // sendable again
+    /// assert_eq!(ev.wait(), Ok(2));
+    /// ```
+    pub fn reset(&self) -> bool {
+        self.inner.set.replace(false)
     }
 
     /// Whether a value has been sent.
@@ -100,7 +164,7 @@ impl<T> Event<T> {
     /// assert!(ev.ready());
     /// ```
     pub fn ready(&self) -> bool {
-        self.inner.value.borrow().is_some()
+        self.inner.set.get()
     }
 }
 
@@ -123,9 +187,11 @@ impl<T: Clone> Event<T> {
     #[track_caller]
     pub fn wait(&self) -> Result<T, Cancelled> {
         let loc = Location::caller();
+        let start = self.inner.sends.get();
         loop {
-            if let Some(v) = &*self.inner.value.borrow() {
-                return Ok(v.clone());
+            if self.inner.set.get() || self.inner.sends.get() != start {
+                let v = self.inner.value.borrow();
+                return Ok(v.as_ref().expect("a value was sent").clone());
             }
             park::wait_on(&self.inner.waiters, loc)?;
         }
@@ -140,6 +206,9 @@ impl<T: Clone> Event<T> {
     /// assert_eq!(ev.try_get(), None);
     /// ```
     pub fn try_get(&self) -> Option<T> {
+        if !self.inner.set.get() {
+            return None;
+        }
         self.inner.value.borrow().clone()
     }
 }

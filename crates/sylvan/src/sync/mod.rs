@@ -27,14 +27,15 @@ pub mod shared;
 mod watch;
 
 pub use channel::{
-    Receiver, RecvError, SendError, Sender, TryRecvError, TrySendError, bounded, channel,
+    Receiver, RecvError, RecvIntoIter, RecvIter, SendError, Sender, TryRecvError, TrySendError,
+    bounded, channel,
 };
 pub use condvar::{Condvar, WaitTimeoutResult};
 pub use event::Event;
 pub use lock_error::LockError;
 pub use mutex::{Mutex, MutexGuard};
 pub use order::QueueOrder;
-pub use queue::{PutError, Queue, TryPutError};
+pub use queue::{GetError, PutError, Queue, QueueIter, TryPutError};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use semaphore::{OverLimit, Semaphore, SemaphorePermit};
 pub use watch::{Watch, WatchError, WatchReceiver, WatchRef};

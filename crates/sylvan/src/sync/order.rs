@@ -114,6 +114,13 @@ impl<T> Store<T> {
         self.items.iter_mut().find(|i| i.ticket == ticket)
     }
 
+    /// Calls `f` with the token of every parked rendezvous putter.
+    pub(super) fn for_each_putter(&self, mut f: impl FnMut(WakeToken)) {
+        for t in self.items.iter().filter_map(|i| i.putter) {
+            f(t);
+        }
+    }
+
     pub(super) fn contains(&self, ticket: u64) -> bool {
         self.items.iter().any(|i| i.ticket == ticket)
     }

@@ -1,6 +1,7 @@
 use std::cell::{Cell, RefCell};
 use std::error::Error;
 use std::fmt;
+use std::io;
 use std::panic::Location;
 use std::rc::Rc;
 
@@ -20,6 +21,17 @@ use super::order::{Item, QueueOrder, Store};
 /// smallest first (see [`QueueOrder`]), with the same capacities and
 /// blocking. Getters, and putters waiting for room, are served in the order
 /// they started waiting.
+///
+/// # Lifecycle
+///
+/// - [`close`](Self::close) ends the queue for putters: every later `put`
+///   (and every `put` waiting for room) fails at once with
+///   [`PutError::Closed`], handing its item back. Getters still take what
+///   is left, then get [`GetError::Closed`]; [`iter`](Self::iter) ends
+///   there. Python 3.13's `Queue.shutdown()`, without `immediate`.
+/// - [`task_done`](Self::task_done) and [`join`](Self::join) are Python's
+///   and Eventlet's work-tracking protocol: `join` waits until every item
+///   ever put has been marked done by a consumer.
 ///
 /// # Examples
 ///
@@ -49,6 +61,11 @@ struct Inner<T> {
     getters: RefCell<WaitList>,
     putters: RefCell<WaitList>,
     next_ticket: Cell<u64>,
+    closed: Cell<bool>,
+    /// Items put and not yet marked done (`task_done`).
+    unfinished: Cell<usize>,
+    /// Green threads in `join`.
+    joiners: RefCell<WaitList>,
 }
 
 impl<T> Clone for Queue<T> {
@@ -65,6 +82,8 @@ impl<T> fmt::Debug for Queue<T> {
             .field("len", &self.len())
             .field("capacity", &self.inner.cap)
             .field("order", &self.order())
+            .field("closed", &self.is_closed())
+            .field("unfinished", &self.unfinished())
             .finish()
     }
 }
@@ -78,6 +97,9 @@ impl<T> Queue<T> {
                 getters: RefCell::new(WaitList::default()),
                 putters: RefCell::new(WaitList::default()),
                 next_ticket: Cell::new(0),
+                closed: Cell::new(false),
+                unfinished: Cell::new(0),
+                joiners: RefCell::new(WaitList::default()),
             }),
         }
     }
@@ -249,6 +271,7 @@ impl<T> Queue<T> {
             ticket,
             putter,
         });
+        self.inner.unfinished.set(self.inner.unfinished.get() + 1);
         self.inner.getters.borrow_mut().wake_one();
         ticket
     }
@@ -279,7 +302,10 @@ impl<T> Queue<T> {
     ///
     /// # Errors
     ///
-    /// Only cancellation, as above.
+    /// [`PutError`] holding the item, which was not added:
+    /// [`Closed`](PutError::Closed) if the queue is [closed](Self::close)
+    /// (or gets closed while this put waits for room),
+    /// [`Cancelled`](PutError::Cancelled) as above.
     #[track_caller]
     pub fn put(&self, value: T) -> Result<(), PutError<T>> {
         let loc = Location::caller();
@@ -287,19 +313,25 @@ impl<T> Queue<T> {
             return self.put_rendezvous(value, loc);
         }
         loop {
+            if self.is_closed() {
+                return Err(PutError::Closed(value));
+            }
             if self.has_room() {
                 self.push(value, None);
                 return Ok(());
             }
             if let Err(cause) = park::wait_on(&self.inner.putters, loc) {
-                return Err(PutError { value, cause });
+                return Err(PutError::Cancelled(value, cause));
             }
         }
     }
 
     fn put_rendezvous(&self, value: T, loc: &'static Location<'static>) -> Result<(), PutError<T>> {
+        if self.is_closed() {
+            return Err(PutError::Closed(value));
+        }
         if let Err(cause) = park::check_cancelled() {
-            return Err(PutError { value, cause });
+            return Err(PutError::Cancelled(value, cause));
         }
         let ticket = self.push(value, None);
         loop {
@@ -318,12 +350,14 @@ impl<T> Queue<T> {
                     park::retract(cause);
                     return Ok(());
                 }
-                (Ok(Parked::Woken | Parked::OwnDeadline), true) => continue,
-                (Err(cause), true) => {
+                (Ok(Parked::Woken | Parked::OwnDeadline), true) if !self.is_closed() => continue,
+                (r, true) => {
                     let item = items.remove(ticket).expect("the item is here");
-                    return Err(PutError {
-                        value: item.value,
-                        cause,
+                    drop(items);
+                    self.withdrawn();
+                    return Err(match r {
+                        Err(cause) => PutError::Cancelled(item.value, cause),
+                        Ok(_) => PutError::Closed(item.value),
                     });
                 }
             }
@@ -334,8 +368,10 @@ impl<T> Queue<T> {
     ///
     /// # Errors
     ///
-    /// [`TryPutError`] holding the item when the queue is full (always, for
-    /// a rendezvous queue with no getter waiting).
+    /// [`TryPutError`] holding the item: [`Full`](TryPutError::Full) when
+    /// the queue is full (always, for a rendezvous queue with no getter
+    /// waiting), [`Closed`](TryPutError::Closed) when it is
+    /// [closed](Self::close).
     ///
     /// # Examples
     ///
@@ -345,6 +381,9 @@ impl<T> Queue<T> {
     /// assert_eq!(q.try_put(2).unwrap_err().into_inner(), 2);
     /// ```
     pub fn try_put(&self, value: T) -> Result<(), TryPutError<T>> {
+        if self.is_closed() {
+            return Err(TryPutError::Closed(value));
+        }
         if self.has_room() {
             self.push(value, None);
             return Ok(());
@@ -358,9 +397,10 @@ impl<T> Queue<T> {
                 ticket,
                 putter: None,
             });
+            self.inner.unfinished.set(self.inner.unfinished.get() + 1);
             return Ok(());
         }
-        Err(TryPutError(value))
+        Err(TryPutError::Full(value))
     }
 
     /// Takes the next item (the oldest, newest or smallest, by the queue's
@@ -374,17 +414,26 @@ impl<T> Queue<T> {
     /// assert_eq!(q.get(), Ok(3));
     /// ```
     ///
+    /// # Errors
+    ///
+    /// [`GetError::Closed`] once the queue is [closed](Self::close) and
+    /// empty (items put before `close` are still taken first);
+    /// [`GetError::Cancelled`] as below.
+    ///
     /// # Cancellation
     ///
     /// If the green thread is killed or its deadline passes while waiting,
-    /// returns [`Cancelled`]; nothing was taken and the green thread is no
-    /// longer a waiter, so no item is lost.
+    /// returns [`GetError::Cancelled`]; nothing was taken and the green
+    /// thread is no longer a waiter, so no item is lost.
     #[track_caller]
-    pub fn get(&self) -> Result<T, Cancelled> {
+    pub fn get(&self) -> Result<T, GetError> {
         let loc = Location::caller();
         loop {
             if let Some(v) = self.try_get() {
                 return Ok(v);
+            }
+            if self.is_closed() {
+                return Err(GetError::Closed);
             }
             park::wait_on(&self.inner.getters, loc)?;
         }
@@ -410,13 +459,240 @@ impl<T> Queue<T> {
         }
         Some(item.value)
     }
+
+    /// An item offered by a rendezvous put was withdrawn: it no longer
+    /// counts as unfinished.
+    fn withdrawn(&self) {
+        let n = self.inner.unfinished.get() - 1;
+        self.inner.unfinished.set(n);
+        if n == 0 {
+            self.inner.joiners.borrow_mut().wake_all();
+        }
+    }
+
+    /// Closes the queue to putters. Never blocks; closing twice does
+    /// nothing more.
+    ///
+    /// From now on `put` and `try_put` fail at once, handing their item
+    /// back ([`PutError::Closed`], [`TryPutError::Closed`]); putters
+    /// waiting for room are woken and fail the same way (a rendezvous
+    /// putter whose item no getter has taken yet withdraws it). Items
+    /// already in the queue stay: getters take them, then get
+    /// [`GetError::Closed`] instead of waiting, and getters waiting on an
+    /// empty queue are woken with it. [`join`](Self::join) is unaffected:
+    /// items still count until marked done.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sylvan::sync::{GetError, Queue};
+    ///
+    /// let q = Queue::unbounded();
+    /// q.put(1).unwrap();
+    /// q.close();
+    /// assert_eq!(q.put(2).unwrap_err().into_inner(), 2); // refused, handed back
+    /// assert_eq!(q.get(), Ok(1)); // what was left is still there
+    /// assert_eq!(q.get(), Err(GetError::Closed));
+    /// ```
+    pub fn close(&self) {
+        if self.inner.closed.replace(true) {
+            return;
+        }
+        self.inner.getters.borrow_mut().wake_all();
+        self.inner.putters.borrow_mut().wake_all();
+        if let Some(hub) = crate::runtime::hub::try_hub() {
+            self.inner.items.borrow().for_each_putter(|t| {
+                hub.wake(t, crate::runtime::park::Wake::Notified);
+            });
+        }
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = sylvan::sync::Queue::<u8>::unbounded();
+    /// assert!(!q.is_closed());
+    /// q.close();
+    /// assert!(q.is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.get()
+    }
+
+    /// Marks one item taken from the queue as processed; Python's
+    /// `Queue.task_done`. When every item put so far is marked, green
+    /// threads in [`join`](Self::join) wake up. Never blocks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = sylvan::sync::Queue::unbounded();
+    /// q.put("job").unwrap();
+    /// let _job = q.get().unwrap();
+    /// assert_eq!(q.unfinished(), 1); // taken, not yet done
+    /// q.task_done();
+    /// assert_eq!(q.unfinished(), 0);
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If called more times than items were put (Python raises
+    /// `ValueError`): that is a bug in the caller's bookkeeping, and
+    /// letting it pass would release `join` early.
+    #[track_caller]
+    pub fn task_done(&self) {
+        let n = self.inner.unfinished.get();
+        assert!(
+            n > 0,
+            "Queue::task_done called more times than items were put"
+        );
+        self.inner.unfinished.set(n - 1);
+        if n == 1 {
+            self.inner.joiners.borrow_mut().wake_all();
+        }
+    }
+
+    /// Items put and not yet marked done with [`task_done`](Self::task_done)
+    /// (those still queued included).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = sylvan::sync::Queue::unbounded();
+    /// q.put(()).unwrap();
+    /// assert_eq!(q.unfinished(), 1);
+    /// ```
+    pub fn unfinished(&self) -> usize {
+        self.inner.unfinished.get()
+    }
+
+    /// Waits until every item put has been marked done with
+    /// [`task_done`](Self::task_done); Python's and Eventlet's
+    /// `Queue.join`. Returns at once if none is pending.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sylvan::sync::Queue;
+    ///
+    /// let q = Queue::unbounded();
+    /// let worker = {
+    ///     let q = q.clone();
+    ///     sylvan::spawn(move || {
+    ///         while let Ok(job) = q.get() {
+    ///             let _ = job * 2; // process it
+    ///             q.task_done();
+    ///         }
+    ///     })
+    /// };
+    /// for job in 0..10 {
+    ///     q.put(job).unwrap();
+    /// }
+    /// q.join().unwrap(); // all ten processed
+    /// assert_eq!(q.unfinished(), 0);
+    /// q.close(); // the worker's `get` now ends its loop
+    /// worker.join().unwrap();
+    /// ```
+    ///
+    /// # Cancellation
+    ///
+    /// If the green thread is killed or its deadline passes while waiting,
+    /// returns [`Cancelled`]; the queue and its count are unchanged, and
+    /// other joiners keep waiting.
+    #[track_caller]
+    pub fn join(&self) -> Result<(), Cancelled> {
+        let loc = Location::caller();
+        while self.inner.unfinished.get() > 0 {
+            park::wait_on(&self.inner.joiners, loc)?;
+        }
+        Ok(())
+    }
+
+    /// A blocking iterator over the items, which ends once the queue is
+    /// [closed](Self::close) and empty. `for item in &queue` does the same.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = sylvan::sync::Queue::bounded(1);
+    /// let producer = {
+    ///     let q = q.clone();
+    ///     sylvan::spawn(move || {
+    ///         for i in 0..3 {
+    ///             q.put(i).unwrap();
+    ///         }
+    ///         q.close();
+    ///     })
+    /// };
+    /// let got: Vec<i32> = q.iter().collect();
+    /// assert_eq!(got, vec![0, 1, 2]);
+    /// producer.join().unwrap();
+    /// ```
+    ///
+    /// # Cancellation
+    ///
+    /// Each `next` is a [`get`](Self::get). If the iterating green thread
+    /// is killed or its deadline passes while it waits, the iteration
+    /// ends (`None`) as it does at close; no item is taken or lost. The
+    /// cancellation is not swallowed: a kill is sticky and a passed
+    /// deadline fails every later blocking call, so the next one reports
+    /// it (and [`timeout`](crate::timeout) returns `Err(Elapsed)`). Use
+    /// `get` in a loop to tell the two endings apart at once.
+    pub fn iter(&self) -> QueueIter<'_, T> {
+        QueueIter { queue: self }
+    }
 }
 
-/// A `put` that was cancelled; holds the item, which was not added.
+/// The blocking iterator of [`Queue::iter`]: yields items until the queue
+/// is closed and empty (or the wait is cancelled; see `iter`).
 ///
 /// # Examples
 ///
 /// ```
+/// let q = sylvan::sync::Queue::unbounded();
+/// q.put('a').unwrap();
+/// q.close();
+/// let mut it = q.iter();
+/// assert_eq!(it.next(), Some('a'));
+/// assert_eq!(it.next(), None);
+/// ```
+pub struct QueueIter<'a, T> {
+    queue: &'a Queue<T>,
+}
+
+impl<T> fmt::Debug for QueueIter<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("QueueIter").field(self.queue).finish()
+    }
+}
+
+impl<T> Iterator for QueueIter<'_, T> {
+    type Item = T;
+
+    #[track_caller]
+    fn next(&mut self) -> Option<T> {
+        self.queue.get().ok()
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Queue<T> {
+    type Item = T;
+    type IntoIter = QueueIter<'a, T>;
+
+    fn into_iter(self) -> QueueIter<'a, T> {
+        self.iter()
+    }
+}
+
+/// Why [`Queue::put`] gave up; holds the item, which was not added.
+///
+/// # Examples
+///
+/// ```
+/// use sylvan::sync::PutError;
+///
 /// let q = sylvan::sync::Queue::bounded(1);
 /// q.put(1).unwrap();
 /// let putter = {
@@ -426,76 +702,197 @@ impl<T> Queue<T> {
 /// sylvan::yield_now();
 /// putter.kill();
 /// let err = putter.join().unwrap().unwrap_err();
-/// assert!(err.cause().is_killed());
+/// assert_eq!(err.cancelled(), Some(sylvan::Cancelled::Killed));
 /// assert_eq!(err.into_inner(), 2); // handed back, not lost
 /// assert_eq!(q.len(), 1);
+///
+/// q.close();
+/// assert!(matches!(q.put(3), Err(PutError::Closed(3))));
 /// ```
-pub struct PutError<T> {
-    value: T,
-    cause: Cancelled,
+#[non_exhaustive]
+pub enum PutError<T> {
+    /// The putting green thread was killed or its deadline passed while
+    /// it waited.
+    Cancelled(T, Cancelled),
+    /// The queue is [closed](Queue::close).
+    Closed(T),
 }
 
 impl<T> PutError<T> {
     /// The item that was not added.
     pub fn into_inner(self) -> T {
-        self.value
+        match self {
+            PutError::Cancelled(v, _) | PutError::Closed(v) => v,
+        }
     }
 
-    /// Why the put gave up.
-    pub fn cause(&self) -> Cancelled {
-        self.cause
+    /// The cancellation, if that is why the put gave up.
+    pub fn cancelled(&self) -> Option<Cancelled> {
+        match self {
+            PutError::Cancelled(_, c) => Some(*c),
+            PutError::Closed(_) => None,
+        }
+    }
+
+    /// Whether the queue was closed.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, PutError::Closed(_))
     }
 }
 
 impl<T> fmt::Debug for PutError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PutError")
-            .field("cause", &self.cause)
-            .finish_non_exhaustive()
+        match self {
+            PutError::Cancelled(_, c) => write!(f, "Cancelled(.., {c:?})"),
+            PutError::Closed(_) => f.write_str("Closed(..)"),
+        }
     }
 }
 
 impl<T> fmt::Display for PutError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "put was cancelled: {}", self.cause)
+        match self {
+            PutError::Cancelled(_, c) => write!(f, "put was cancelled: {c}"),
+            PutError::Closed(_) => f.write_str("putting on a closed queue"),
+        }
     }
 }
 
 impl<T> Error for PutError<T> {}
 
-impl<T> From<PutError<T>> for Cancelled {
-    fn from(e: PutError<T>) -> Cancelled {
-        e.cause
+impl<T> From<PutError<T>> for io::Error {
+    /// A cancellation converts as [`Cancelled`] does; a closed queue
+    /// becomes `ErrorKind::BrokenPipe`.
+    fn from(e: PutError<T>) -> io::Error {
+        match e {
+            PutError::Cancelled(_, c) => c.into(),
+            PutError::Closed(_) => {
+                io::Error::new(io::ErrorKind::BrokenPipe, "putting on a closed queue")
+            }
+        }
     }
 }
 
-/// A `try_put` on a full queue; holds the item.
+/// Why [`Queue::get`] returned no item.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use sylvan::sync::{GetError, Queue};
+///
+/// sylvan::time::pause();
+/// let q = Queue::<u8>::unbounded();
+/// let r = sylvan::timeout(Duration::from_secs(1), || q.get());
+/// assert!(r.is_err()); // the scope's deadline cancelled the get
+/// q.close();
+/// assert_eq!(q.get(), Err(GetError::Closed));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GetError {
+    /// The queue is closed and empty.
+    Closed,
+    /// The getting green thread was killed or its deadline passed while it
+    /// waited.
+    Cancelled(Cancelled),
+}
+
+impl GetError {
+    /// The cancellation, if that is why the get gave up.
+    pub fn cancelled(&self) -> Option<Cancelled> {
+        match self {
+            GetError::Cancelled(c) => Some(*c),
+            GetError::Closed => None,
+        }
+    }
+
+    /// Whether the queue was closed and empty.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, GetError::Closed)
+    }
+}
+
+impl From<Cancelled> for GetError {
+    fn from(c: Cancelled) -> GetError {
+        GetError::Cancelled(c)
+    }
+}
+
+impl fmt::Display for GetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GetError::Closed => f.write_str("getting from a closed, empty queue"),
+            GetError::Cancelled(c) => write!(f, "get was cancelled: {c}"),
+        }
+    }
+}
+
+impl Error for GetError {}
+
+impl From<GetError> for io::Error {
+    /// A cancellation converts as [`Cancelled`] does; a closed queue
+    /// becomes `ErrorKind::UnexpectedEof`.
+    fn from(e: GetError) -> io::Error {
+        match e {
+            GetError::Cancelled(c) => c.into(),
+            GetError::Closed => io::Error::new(io::ErrorKind::UnexpectedEof, e),
+        }
+    }
+}
+
+/// Why [`Queue::try_put`] did not add the item; holds it.
 ///
 /// # Examples
 ///
 /// ```
 /// let q = sylvan::sync::Queue::bounded(0);
-/// let e = q.try_put("x").unwrap_err();
-/// assert_eq!(e.0, "x");
+/// let e = q.try_put("x").unwrap_err(); // no getter is waiting
+/// assert!(e.is_full());
+/// assert_eq!(e.into_inner(), "x");
 /// ```
-pub struct TryPutError<T>(pub T);
+#[non_exhaustive]
+pub enum TryPutError<T> {
+    /// The queue is full (a rendezvous queue: no getter is waiting).
+    Full(T),
+    /// The queue is [closed](Queue::close).
+    Closed(T),
+}
 
 impl<T> TryPutError<T> {
     /// The item that was not added.
     pub fn into_inner(self) -> T {
-        self.0
+        match self {
+            TryPutError::Full(v) | TryPutError::Closed(v) => v,
+        }
+    }
+
+    /// Whether it failed because the queue is full.
+    pub fn is_full(&self) -> bool {
+        matches!(self, TryPutError::Full(_))
+    }
+
+    /// Whether it failed because the queue is closed.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, TryPutError::Closed(_))
     }
 }
 
 impl<T> fmt::Debug for TryPutError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("TryPutError(Full)")
+        match self {
+            TryPutError::Full(_) => f.write_str("Full(..)"),
+            TryPutError::Closed(_) => f.write_str("Closed(..)"),
+        }
     }
 }
 
 impl<T> fmt::Display for TryPutError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("queue is full")
+        match self {
+            TryPutError::Full(_) => f.write_str("queue is full"),
+            TryPutError::Closed(_) => f.write_str("putting on a closed queue"),
+        }
     }
 }
 

@@ -476,7 +476,10 @@ impl Client {
                 frame,
             );
             waiting_for = "the reply";
-            reply.get()?
+            // The reply queue is never closed: only a cancellation fails.
+            reply
+                .get()
+                .map_err(|e| e.cancelled().unwrap_or(crate::Cancelled::Killed))?
         });
         match r {
             Ok(r) => r,

@@ -41,6 +41,18 @@ pub use error::{RecvError, SendError, TryRecvError, TrySendError};
 /// worker.join().unwrap();
 /// ```
 ///
+/// # Closing
+///
+/// Either side may [`close`](Sender::close) the channel explicitly, without
+/// waiting for every handle to be dropped. A closed channel is
+/// disconnected on purpose, for both sides at once (tokio's
+/// `Receiver::close` convention, extended to the sending side): `send`
+/// fails at once with [`SendError::Disconnected`], handing the value back;
+/// receivers take what is still buffered, then get
+/// [`RecvError::Disconnected`], and their iterators end. Blocked senders
+/// and receivers are woken to see it. There is no separate `Closed`
+/// error: code that ends on disconnection ends on close too.
+///
 /// # Virtual time
 ///
 /// A `recv` waiting for another OS thread does not hold back a paused clock
@@ -109,6 +121,8 @@ struct State<T> {
     next_ticket: u64,
     senders: usize,
     receivers: usize,
+    /// `close` was called.
+    closed: bool,
     /// Receivers waiting for a value.
     recv_waiters: RemoteWaiters,
     /// Senders waiting for room (bounded channels with a capacity).
@@ -137,6 +151,18 @@ impl<T> State<T> {
     fn len(&self) -> usize {
         self.items.len() + self.offers.len()
     }
+
+    /// Whether receivers must stop waiting: every sender is gone, or the
+    /// channel was closed.
+    fn no_senders(&self) -> bool {
+        self.senders == 0 || self.closed
+    }
+
+    /// Whether senders must give up: every receiver is gone, or the
+    /// channel was closed.
+    fn no_receivers(&self) -> bool {
+        self.receivers == 0 || self.closed
+    }
 }
 
 impl<T> Chan<T> {
@@ -148,6 +174,7 @@ impl<T> Chan<T> {
                 next_ticket: 0,
                 senders: 1,
                 receivers: 1,
+                closed: false,
                 recv_waiters: RemoteWaiters::default(),
                 send_waiters: RemoteWaiters::default(),
             }),
@@ -173,8 +200,8 @@ impl<T> Chan<T> {
     /// so a wake-up that reached a cancelled waiter must be passed on.
     fn ready_for(&self, st: &State<T>, side: Side) -> bool {
         match side {
-            Side::Recv => st.len() > 0 || st.senders == 0,
-            Side::Send => self.has_room(st) || st.receivers == 0,
+            Side::Recv => st.len() > 0 || st.no_senders(),
+            Side::Send => self.has_room(st) || st.no_receivers(),
         }
     }
 
@@ -248,7 +275,7 @@ impl<T> Chan<T> {
             return self.send_rendezvous(st, value, loc);
         }
         loop {
-            if st.receivers == 0 {
+            if st.no_receivers() {
                 return Err(SendError::Disconnected(value));
             }
             if self.has_room(&st) {
@@ -273,7 +300,7 @@ impl<T> Chan<T> {
         value: T,
         loc: &'static Location<'static>,
     ) -> Result<(), SendError<T>> {
-        if st.receivers == 0 {
+        if st.no_receivers() {
             return Err(SendError::Disconnected(value));
         }
         if let Err(c) = park::check_cancelled() {
@@ -311,7 +338,7 @@ impl<T> Chan<T> {
                 (r, Some(i)) => {
                     let cause = match r {
                         Err(c) => Some(c),
-                        Ok(_) if st.receivers == 0 => None,
+                        Ok(_) if st.no_receivers() => None,
                         Ok(_) => continue,
                     };
                     let offer = st.offers.remove(i).expect("index is in range");
@@ -327,7 +354,7 @@ impl<T> Chan<T> {
 
     fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
         let mut st = self.lock();
-        if st.receivers == 0 {
+        if st.no_receivers() {
             return Err(TrySendError::Disconnected(value));
         }
         if self.cap == Some(0) {
@@ -390,17 +417,38 @@ impl<T> Chan<T> {
                 Ok(v) => return Ok(v),
                 Err(st) => st,
             };
-            if st.senders == 0 {
+            if st.no_senders() {
                 return Err(RecvError::Disconnected);
             }
             st = self.wait(st, Side::Recv, loc)?;
         }
     }
 
+    /// Closes the channel for both sides; see `# Closing` on [`channel`].
+    fn close(&self) {
+        let mut st = self.lock();
+        if st.closed {
+            return;
+        }
+        st.closed = true;
+        let mut wake: Vec<Unparker> = st.recv_waiters.take_all().collect();
+        wake.extend(st.send_waiters.take_all());
+        // Senders parked on a rendezvous offer take it back when they wake
+        // (unless a receiver takes it first); `try_send` hand-overs stay
+        // for receivers to drain.
+        for o in st.offers.iter_mut() {
+            wake.extend(o.sender.take());
+        }
+        drop(st);
+        for u in wake {
+            u.unpark();
+        }
+    }
+
     fn try_recv(&self) -> Result<T, TryRecvError> {
         match self.take(self.lock()) {
             Ok(v) => Ok(v),
-            Err(st) if st.senders == 0 => Err(TryRecvError::Disconnected),
+            Err(st) if st.no_senders() => Err(TryRecvError::Disconnected),
             Err(_) => Err(TryRecvError::Empty),
         }
     }
@@ -480,7 +528,31 @@ impl<T> Sender<T> {
     /// assert!(tx.is_disconnected());
     /// ```
     pub fn is_disconnected(&self) -> bool {
-        self.chan.lock().receivers == 0
+        self.chan.lock().no_receivers()
+    }
+
+    /// Closes the channel for both sides, without waiting for every
+    /// handle to be dropped: later sends fail with
+    /// [`SendError::Disconnected`] (handing the value back), receivers
+    /// drain what is buffered and then see the channel disconnected.
+    /// Blocked senders and receivers are woken. Never blocks; closing
+    /// again does nothing. See `# Closing` on [`channel`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sylvan::sync::RecvError;
+    ///
+    /// let (tx, rx) = sylvan::sync::channel();
+    /// let tx2 = tx.clone();
+    /// tx.send(1).unwrap();
+    /// tx.close();
+    /// assert!(tx2.send(2).unwrap_err().is_disconnected()); // every sender refused
+    /// assert_eq!(rx.recv(), Ok(1)); // what was sent before is still there
+    /// assert_eq!(rx.recv(), Err(RecvError::Disconnected));
+    /// ```
+    pub fn close(&self) {
+        self.chan.close();
     }
 
     /// Values waiting to be received (for a rendezvous channel: senders
@@ -585,7 +657,58 @@ impl<T> Receiver<T> {
     /// assert!(rx.is_disconnected());
     /// ```
     pub fn is_disconnected(&self) -> bool {
-        self.chan.lock().senders == 0
+        self.chan.lock().no_senders()
+    }
+
+    /// Closes the channel for both sides; the same as
+    /// [`Sender::close`], from the receiving end (tokio's
+    /// `Receiver::close`): stops the senders while this receiver drains
+    /// what was already sent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = sylvan::sync::bounded(4);
+    /// tx.send("queued").unwrap();
+    /// rx.close();
+    /// assert_eq!(tx.send("late").unwrap_err().into_inner(), "late");
+    /// let rest: Vec<_> = rx.iter().collect();
+    /// assert_eq!(rest, vec!["queued"]);
+    /// ```
+    pub fn close(&self) {
+        self.chan.close();
+    }
+
+    /// A blocking iterator over received values, which ends once the
+    /// channel is empty and disconnected (every sender dropped, or
+    /// [closed](Self::close)). `for v in &rx` does the same, and
+    /// `for v in rx` consumes the receiver.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = sylvan::sync::bounded(1);
+    /// let producer = std::thread::spawn(move || {
+    ///     for i in 0..3 {
+    ///         tx.send(i).unwrap();
+    ///     }
+    /// });
+    /// let got: Vec<u32> = rx.iter().collect();
+    /// assert_eq!(got, vec![0, 1, 2]);
+    /// producer.join().unwrap();
+    /// ```
+    ///
+    /// # Cancellation
+    ///
+    /// Each `next` is a [`recv`](Self::recv). If the iterating green
+    /// thread is killed or its deadline passes while it waits, the
+    /// iteration ends (`None`) as it does at disconnection; nothing is
+    /// taken or lost. The cancellation is not swallowed: a kill is sticky
+    /// and a passed deadline fails every later blocking call, so the next
+    /// one reports it (and [`timeout`](crate::timeout) returns
+    /// `Err(Elapsed)`). Use `recv` in a loop to tell the endings apart.
+    pub fn iter(&self) -> RecvIter<'_, T> {
+        RecvIter { rx: self }
     }
 
     /// Values waiting to be received; see [`Sender::len`].
@@ -696,7 +819,7 @@ impl<T> fmt::Debug for Sender<T> {
         f.debug_struct("Sender")
             .field("len", &st.len())
             .field("capacity", &self.chan.cap)
-            .field("disconnected", &(st.receivers == 0))
+            .field("disconnected", &st.no_receivers())
             .finish()
     }
 }
@@ -707,7 +830,88 @@ impl<T> fmt::Debug for Receiver<T> {
         f.debug_struct("Receiver")
             .field("len", &st.len())
             .field("capacity", &self.chan.cap)
-            .field("disconnected", &(st.senders == 0))
+            .field("disconnected", &st.no_senders())
             .finish()
+    }
+}
+
+/// The blocking iterator of [`Receiver::iter`] (and of `&Receiver`):
+/// yields values until the channel is empty and disconnected, or a wait
+/// is cancelled (see `iter`).
+///
+/// # Examples
+///
+/// ```
+/// let (tx, rx) = sylvan::sync::channel();
+/// tx.send(1).unwrap();
+/// drop(tx);
+/// let mut it = rx.iter();
+/// assert_eq!(it.next(), Some(1));
+/// assert_eq!(it.next(), None);
+/// ```
+pub struct RecvIter<'a, T> {
+    rx: &'a Receiver<T>,
+}
+
+/// The blocking iterator of `Receiver` by value (`for v in rx`); see
+/// [`Receiver::iter`].
+///
+/// # Examples
+///
+/// ```
+/// let (tx, rx) = sylvan::sync::channel();
+/// tx.send('x').unwrap();
+/// tx.close();
+/// assert_eq!(rx.into_iter().collect::<String>(), "x");
+/// ```
+pub struct RecvIntoIter<T> {
+    rx: Receiver<T>,
+}
+
+impl<T> Iterator for RecvIter<'_, T> {
+    type Item = T;
+
+    #[track_caller]
+    fn next(&mut self) -> Option<T> {
+        self.rx.chan.recv(Location::caller()).ok()
+    }
+}
+
+impl<T> Iterator for RecvIntoIter<T> {
+    type Item = T;
+
+    #[track_caller]
+    fn next(&mut self) -> Option<T> {
+        self.rx.chan.recv(Location::caller()).ok()
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Receiver<T> {
+    type Item = T;
+    type IntoIter = RecvIter<'a, T>;
+
+    fn into_iter(self) -> RecvIter<'a, T> {
+        self.iter()
+    }
+}
+
+impl<T> IntoIterator for Receiver<T> {
+    type Item = T;
+    type IntoIter = RecvIntoIter<T>;
+
+    fn into_iter(self) -> RecvIntoIter<T> {
+        RecvIntoIter { rx: self }
+    }
+}
+
+impl<T> fmt::Debug for RecvIter<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("RecvIter").field(self.rx).finish()
+    }
+}
+
+impl<T> fmt::Debug for RecvIntoIter<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("RecvIntoIter").field(&self.rx).finish()
     }
 }
