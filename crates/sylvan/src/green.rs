@@ -394,7 +394,6 @@ impl Builder {
             core: cell.clone(),
         };
         let coro = Coroutine::with_stack(stack, move |y: &Yielder<(), ()>, ()| {
-            inner.core.yielder.set(y as *const _);
             // Its green-locals are dropped when this function ends, however
             // it ends (return, panic, the forced unwind), on this stack.
             struct ClearLocals<'a>(&'a Core);
@@ -412,20 +411,33 @@ impl Builder {
             let pending = &mut pending;
             if inner.core.killed.get() {
                 // Killed before it ran: drop the closure unrun, here on its
-                // own stack (a destructor that blocks fails at once).
+                // own stack. The yielder is not set yet, so a destructor
+                // that blocks fails at once and one that yields returns:
+                // nothing suspends (so no forced unwind can come through).
                 if let Err(p) = panic::catch_unwind(AssertUnwindSafe(|| drop(f))) {
                     log_panic(&inner.core, p.as_ref());
                 }
                 return;
             }
+            inner.core.yielder.set(y as *const _);
             let r = match panic::catch_unwind(AssertUnwindSafe(f)) {
                 Ok(Some(v)) => Ok(v),
                 Ok(None) => return,
-                // A forced unwind at hub shutdown must reach corosensei.
-                Err(p) if inner.core.unwinding.get() => panic::resume_unwind(p),
+                // The hub's forced unwind (or, if user code caught that and
+                // panicked again, that panic): end here normally, which
+                // corosensei accepts; raising anything but its own payload
+                // from here would abort the process.
+                Err(_) if inner.core.unwinding.get() => return,
                 Err(p) => Err(p),
             };
             pending.run(&r);
+            // Its green-locals go now, before the result is stored: their
+            // destructors may block, and the handle may be dropped
+            // meanwhile; the result must then be dropped here, not by the
+            // scheduler.
+            if let Some(locals) = inner.core.locals.get() {
+                locals.clear();
+            }
             if inner.detached.get() {
                 // Nobody can take it: drop it here, on this green thread's
                 // stack, never on the scheduler's path.
@@ -925,25 +937,10 @@ impl Killer {
     /// when its shutdown reaches this green thread, whose coroutine is
     /// then gone. Only call it while [`is_force_unwinding`].
     pub(crate) fn unwind_now(&self) {
-        let core = self.0.core();
         debug_assert!(is_force_unwinding());
-        if core.finished.get() {
-            return;
+        if let Some(hub) = crate::runtime::hub::try_hub() {
+            hub.unwind_nested(self.0.core());
         }
-        core.killed.set(true);
-        // Its entry function lets the forced unwind through only when it
-        // knows it is one.
-        core.unwinding.set(true);
-        let coro = match core.coro.try_borrow_mut() {
-            Ok(mut c) => c.take(),
-            // Being resumed or unwound further up this very stack: it is
-            // ending already.
-            Err(_) => None,
-        };
-        // A suspended coroutine is force-unwound by its drop, nested on
-        // this stack; its blocking calls fail at once (the running context
-        // is unwinding).
-        drop(coro);
     }
 }
 

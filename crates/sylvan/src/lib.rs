@@ -115,7 +115,12 @@
 //!   mapped), because the thread-locals its frames borrow may already be
 //!   destroyed; a `tracing` warning says how many and where they were
 //!   parked. Leaking is always sound; running those destructors would not
-//!   be.
+//!   be. One gap remains: a `thread_local!` destructor that itself makes a
+//!   blocking sylvan call (or yields) while its thread exits runs the hub,
+//!   and green threads still alive may then run although thread-locals
+//!   they borrow are gone. Don't block in a thread-local destructor on a
+//!   thread that still has green threads; call [`shutdown`] first (as
+//!   [`run`] and [`Runtime`] do).
 //! - **Nothing suspends while unwinding.** While a green thread unwinds
 //!   (a panic, or the forced unwind of shutdown), every blocking call in a
 //!   destructor fails at once with [`Cancelled::Killed`] and

@@ -20,8 +20,16 @@
 //!   already be destroyed (they are destroyed in reverse order of first
 //!   use). Its stack stays mapped for ever (the leaked coroutine keeps the
 //!   stack pool alive), so anything pinned on it stays valid. No `&Hub` is
-//!   used after that, because leaked frames never run again and no code of
-//!   the thread runs after its thread-locals are destroyed.
+//!   used after that, because leaked frames never run again.
+//! - Known gap: thread-locals first used after the hub was created are
+//!   destroyed *before* `HubOwner`, while the hub is still alive. If one of
+//!   their destructors makes a blocking sylvan call (or yields) from the
+//!   root, the hub runs, and a green thread parked inside `LocalKey::with`
+//!   of a thread-local destroyed just before can resume. There is no
+//!   portable way to see that thread-local destruction has begun; the crate
+//!   docs tell users not to block in thread-local destructors on a thread
+//!   with live green threads, and `run`/`Runtime` shut the hub down before
+//!   that phase.
 //! - User code never runs on the scheduler's path while the root is parked
 //!   in it: results, panic payloads and closures are dropped on the green
 //!   thread's own stack. `in_scheduler` marks that path; a blocking call
@@ -554,13 +562,11 @@ impl Hub {
             return;
         };
         core.started.set(true);
-        self.current.set(core as *const Core);
-        signal::set_current(
-            core.guard.0,
-            core.guard.1,
-            core.name.as_deref(),
-            core.stack_size,
-        );
+        // The span's subscriber code runs as the root (on the scheduler's
+        // path, where blocking fails and yielding returns), never while
+        // `current` names the green thread.
+        enter_span(core);
+        let switched = Switched::into(self, core);
         let shared = &self.shared;
         shared.running.store(core.id, Ordering::Relaxed);
         shared.location.store(
@@ -574,12 +580,10 @@ impl Hub {
             Ordering::Relaxed,
         );
         // (`in_scheduler` stays set: it is only read while the root runs.)
-        enter_span(core);
         let r = c.resume(());
-        exit_span(core);
         shared.running.store(0, Ordering::Relaxed);
-        signal::clear_current();
-        self.current.set(ptr::null());
+        drop(switched);
+        exit_span(core);
         if let CoroutineResult::Return(()) = r {
             coro.take();
             drop(coro);
@@ -703,6 +707,45 @@ impl Hub {
         }
     }
 
+    /// Ends a green thread's coroutine that was taken out of its core for
+    /// shutdown: one never started runs its entry function (which sees the
+    /// kill and drops its closure on its own stack); a suspended one is
+    /// force-unwound by its drop. Runs as that green thread: `current`, its
+    /// span and the overflow guard are switched to it and back.
+    fn unwind_coroutine(&self, core: &Core, mut coro: Option<super::task::Coro>) {
+        let Some(c) = coro.as_mut() else {
+            return;
+        };
+        enter_span(core);
+        let switched = Switched::into(self, core);
+        if !c.started() {
+            core.started.set(true);
+            let _ = c.resume(());
+        }
+        drop(coro);
+        drop(switched);
+        exit_span(core);
+    }
+
+    /// Kills and force-unwinds one green thread now, nested on the running
+    /// context's stack (a scope owner unwinding its children at shutdown,
+    /// before its own frames go). The hub's bookkeeping (finished, joiners)
+    /// is done when its shutdown reaches that green thread.
+    pub(crate) fn unwind_nested(&self, core: &Core) {
+        if core.finished.get() {
+            return;
+        }
+        core.killed.set(true);
+        core.unwinding.set(true);
+        let coro = match core.coro.try_borrow_mut() {
+            Ok(mut c) => c.take(),
+            // Being resumed or unwound further up this very stack: it is
+            // ending already.
+            Err(_) => None,
+        };
+        self.unwind_coroutine(core, coro);
+    }
+
     /// Kills and force-unwinds every green thread of this hub, so their
     /// destructors run now, while the thread's thread-locals are alive.
     /// Green threads spawned by those destructors are unwound too. The hub
@@ -728,26 +771,8 @@ impl Hub {
                 let core = task.core();
                 core.killed.set(true);
                 core.unwinding.set(true);
-                let mut coro = core.coro.borrow_mut().take();
-                self.current.set(core as *const Core);
-                signal::set_current(
-                    core.guard.0,
-                    core.guard.1,
-                    core.name.as_deref(),
-                    core.stack_size,
-                );
-                enter_span(core);
-                if let Some(c) = coro.as_mut().filter(|c| !c.started()) {
-                    // Never ran: run its entry function, which sees the kill
-                    // and drops the closure on the green thread's own stack.
-                    core.started.set(true);
-                    let _ = c.resume(());
-                }
-                // A suspended coroutine is force-unwound by its drop.
-                drop(coro);
-                exit_span(core);
-                signal::clear_current();
-                self.current.set(ptr::null());
+                let coro = core.coro.borrow_mut().take();
+                self.unwind_coroutine(core, coro);
                 core.finished.set(true);
                 if core.name.is_some() {
                     self.shared
@@ -823,6 +848,46 @@ impl Hub {
             hook();
         }
     }
+}
+
+/// `current` (and the overflow handler's record of the running stack) set
+/// to one green thread for as long as it lives; the previous context is
+/// restored on drop, unwinding included, so no panic leaves the hub
+/// believing a green thread runs while the root does.
+struct Switched<'a> {
+    hub: &'a Hub,
+    prev: *const Core,
+}
+
+impl<'a> Switched<'a> {
+    fn into(hub: &'a Hub, core: &Core) -> Switched<'a> {
+        let prev = hub.current.replace(core as *const Core);
+        set_guard(core);
+        Switched { hub, prev }
+    }
+}
+
+impl Drop for Switched<'_> {
+    fn drop(&mut self) {
+        self.hub.current.set(self.prev);
+        if self.prev.is_null() {
+            signal::clear_current();
+        } else {
+            // SAFETY: `prev` was the running context when this guard was
+            // made, nested inside its run, so it is still alive (see the
+            // module invariants on `current`).
+            set_guard(unsafe { &*self.prev });
+        }
+    }
+}
+
+fn set_guard(core: &Core) {
+    signal::set_current(
+        core.guard.0,
+        core.guard.1,
+        core.name.as_deref(),
+        core.stack_size,
+    );
 }
 
 /// Marks the root context as running scheduler code for as long as it

@@ -225,12 +225,21 @@ impl Registration {
             Dir::Write => &self.entry.writers,
         };
         let mut registered = false;
+        // Counted while parked, however the park ends (a forced unwind at
+        // shutdown included), so the deadlock check stays right.
+        struct Waiting<'a>(&'a Hub);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.io_waiters.set(self.0.io_waiters.get() - 1);
+            }
+        }
         hub.io_waiters.set(hub.io_waiters.get() + 1);
+        let waiting = Waiting(hub);
         let r = park::park_at(loc, deadline, |t| {
             registered = true;
             list.borrow_mut().push(t);
         });
-        hub.io_waiters.set(hub.io_waiters.get() - 1);
+        drop(waiting);
         match r {
             Ok(Parked::Woken) => Ok(()),
             Ok(Parked::OwnDeadline) => {

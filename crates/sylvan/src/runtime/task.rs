@@ -190,13 +190,18 @@ impl<T> Task for TaskCell<T> {
 }
 
 /// Logs a panic nobody will join.
+///
+/// Never panics: a subscriber that panics while logging is ignored, since
+/// this runs where a panic must not escape (a green thread's entry).
 pub(crate) fn log_panic(core: &Core, payload: &(dyn Any + Send)) {
-    tracing::error!(
-        green_thread = core.id,
-        name = core.name.as_deref().unwrap_or("<unnamed>"),
-        "green thread panicked and nobody joined it: {}",
-        panic_message(payload)
-    );
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        tracing::error!(
+            green_thread = core.id,
+            name = core.name.as_deref().unwrap_or("<unnamed>"),
+            "green thread panicked and nobody joined it: {}",
+            panic_message(payload)
+        );
+    }));
 }
 
 /// The message of a panic payload, when it has one.
