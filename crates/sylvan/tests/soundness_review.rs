@@ -159,7 +159,8 @@ fn a_result_is_never_dropped_by_the_scheduler_even_if_green_locals_block() {
     thread::spawn(|| {
         sylvan::time::pause();
         let seen = Rc::new(RefCell::new(None));
-        struct Res(Rc<RefCell<Option<(bool, Result<(), sylvan::Cancelled>)>>>);
+        type Seen = Rc<RefCell<Option<(bool, Result<(), sylvan::Cancelled>)>>>;
+        struct Res(Seen);
         impl Drop for Res {
             fn drop(&mut self) {
                 let root = sylvan::current().is_root();
@@ -223,7 +224,8 @@ fn catching_the_forced_unwind_and_panicking_again_does_not_abort() {
         drop(sylvan::spawn(move || {
             let r = std::panic::catch_unwind(|| sylvan::sleep(Duration::from_secs(60)));
             a.set(true);
-            r.expect("sleep panicked"); // a new payload during the forced unwind
+            // A new payload during the forced unwind:
+            let _ = r.expect("sleep panicked");
         }));
         sylvan::yield_now();
         sylvan::shutdown();
