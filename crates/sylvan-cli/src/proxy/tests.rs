@@ -266,11 +266,13 @@ fn drain_lets_open_connections_finish_and_refuses_new_ones() {
 fn idle_connections_are_closed_busy_ones_are_not() {
     let up = echo_server();
     let mut cfg = config(&[up.local_addr().unwrap()]);
-    cfg.idle_timeout = Some(Duration::from_millis(60));
+    // The idle timeout is ten times the busy gap, so a loaded machine that
+    // sleeps late does not close the busy connection.
+    cfg.idle_timeout = Some(Duration::from_millis(200));
     let proxy = super::start(cfg).unwrap();
-    // Busy: a byte every 20 ms for 300 ms (five idle timeouts) stays open.
+    // Busy: a byte every 20 ms for 500 ms (2.5 idle timeouts) stays open.
     let mut busy = round_trip(&proxy, b"0");
-    for _ in 0..15 {
+    for _ in 0..25 {
         sylvan::sleep(Duration::from_millis(20)).unwrap();
         busy.write_all(b"1").unwrap();
         let mut b = [0; 1];
@@ -281,8 +283,8 @@ fn idle_connections_are_closed_busy_ones_are_not() {
     let mut b = [0; 1];
     assert_eq!(busy.read(&mut b).unwrap(), 0);
     let waited = sylvan::time::now() - t0;
-    assert!(waited >= Duration::from_millis(55), "{waited:?}");
-    assert!(waited < Duration::from_secs(2), "{waited:?}");
+    assert!(waited >= Duration::from_millis(190), "{waited:?}");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
 }
 
 #[test]
