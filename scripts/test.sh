@@ -45,4 +45,4 @@ if command -v python3 >/dev/null; then
 fi
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
-exec cargo test --workspace --all-features "$@"
+exec cargo test --workspace --all-features --no-fail-fast "$@"
