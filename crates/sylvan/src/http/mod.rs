@@ -1,6 +1,6 @@
-//! An HTTP/1.1 server in the spirit of `eventlet.wsgi`: handlers are plain
-//! synchronous `Fn(Request) -> Response` code, one green thread per
-//! connection.
+//! An HTTP/1.1 server in the spirit of `eventlet.wsgi`, and a green client
+//! ([`Client`], below). Server handlers are plain synchronous `Fn(Request) -> Response`
+//! code, one green thread per connection.
 //!
 //! - HTTP/1.0 and 1.1, keep-alive, pipelining (answered in order), chunked
 //!   request and response bodies, `Expect: 100-continue` (sent lazily, on
@@ -50,8 +50,60 @@
 //! To serve on every core, run one server per hub of a
 //! [`Runtime`](crate::Runtime), each on its own `SO_REUSEPORT` listener
 //! ([`Server::from_listener`]).
+//!
+//! # The client
+//!
+//! [`Client`] is a green HTTP/1.1 client on the same parts: blocking calls
+//! that park only the calling green thread.
+//!
+//! - A [`Client`] holds the settings and a keep-alive pool; it is cheap to
+//!   clone (an `Rc`) and shared by every green thread of its hub. It is
+//!   `!Send`, like other hub-bound types: make one per hub.
+//! - [`Client::get`], [`post`](Client::post), … return a
+//!   [`RequestBuilder`]; [`send`](RequestBuilder::send) returns a
+//!   [`ClientResponse`] once the head has arrived, whose body is a
+//!   streaming `Read` ([`ResponseBody`]).
+//! - Connections are made by a [`Connector`](crate::net::Connector) (one
+//!   connect deadline across every address of a name, Happy Eyeballs) and
+//!   kept per (scheme, host, port). One is reused only after its response
+//!   body was read to the end, and only if the server allows it (HTTP/1.1
+//!   without `Connection: close`, HTTP/1.0 with `Connection: keep-alive`).
+//!   A request that finds a reused connection closed before any response
+//!   byte (the keep-alive race) is retried once on a new connection if it
+//!   is idempotent.
+//! - Three timeouts, all `ErrorKind::TimedOut`: connect; per read (and
+//!   write); a whole-request one that also covers reading the body.
+//! - Redirects (up to 10 by default) with RFC 9110's method rules;
+//!   `Authorization` and `Cookie` are not sent to another origin.
+//! - Not (yet) supported: `https://`, proxies, compressed bodies,
+//!   cookies, HTTP/2.
+//!
+//! ## Client example
+//!
+//! ```
+//! use std::time::Duration;
+//! use sylvan::http::{Client, Response, Server};
+//!
+//! let server = Server::bind("127.0.0.1:0").unwrap()
+//!     .serve(|req| Response::text(format!("hello from {}", req.path())));
+//! let client = Client::builder().timeout(Some(Duration::from_secs(10))).build();
+//!
+//! // Ten requests at once, from ten green threads, over the shared pool.
+//! let fetches: Vec<_> = (0..10)
+//!     .map(|i| {
+//!         let (client, url) = (client.clone(), format!("http://{}/{i}", server.local_addr()));
+//!         sylvan::spawn(move || client.get(&url).send()?.text())
+//!     })
+//!     .collect();
+//! for (i, f) in fetches.into_iter().enumerate() {
+//!     assert_eq!(f.join().unwrap().unwrap(), format!("hello from /{i}"));
+//! }
+//! assert!(client.idle_connections() > 0);
+//! ```
+//!
 
 mod body;
+mod client;
 mod conn;
 mod date;
 mod log;
@@ -62,6 +114,7 @@ mod server;
 mod upgrade;
 
 pub use body::Body;
+pub use client::{Client, ClientBuilder, ClientResponse, RequestBuilder, ResponseBody, Url};
 pub use request::{Headers, Request, RequestBody, Version};
 pub use response::{Response, reason};
 pub use server::{Server, ServerHandle};

@@ -1,0 +1,329 @@
+//! The green HTTP/1.1 client: blocking calls that park only the calling
+//! green thread, with a keep-alive pool, timeouts that always surface as
+//! `ErrorKind::TimedOut`, redirects and the keep-alive race handled.
+//!
+//! - [`Client`] holds the configuration and the pool; it is cheap to
+//!   clone (an `Rc`) and shared by every green thread of its hub. It is
+//!   `!Send`, like other hub-bound types: make one per hub.
+//! - [`Client::get`], [`post`](Client::post), … return a
+//!   [`RequestBuilder`]; [`send`](RequestBuilder::send) returns a
+//!   [`ClientResponse`] once the head has arrived, whose body is a
+//!   streaming [`Read`](std::io::Read).
+//! - Connections are made by a [`Connector`] (one connect deadline across
+//!   all addresses of a name, Happy Eyeballs) and kept per (scheme, host,
+//!   port). One is reused only after its response body was read to the
+//!   end, and only if the server allows it (HTTP/1.1 without
+//!   `Connection: close`, HTTP/1.0 with `Connection: keep-alive`).
+//! - Three timeouts: connect; per read (and per write); a whole-request
+//!   one that also covers reading the body.
+//!
+//! The public overview, with an example, is in the docs of [`crate::http`].
+//!
+//! Not (yet) supported: `https://`, proxies, compressed bodies, cookies,
+//! HTTP/2.
+
+mod conn;
+mod pool;
+mod request;
+mod response;
+mod url;
+
+use std::fmt;
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::net::Connector;
+
+pub use request::RequestBuilder;
+pub use response::{ClientResponse, ResponseBody};
+pub use url::Url;
+
+use pool::{Pool, PoolConfig};
+
+/// Settings shared by every request of a client.
+#[derive(Debug)]
+pub(crate) struct Config {
+    pub(crate) connector: Connector,
+    pub(crate) read_timeout: Option<Duration>,
+    pub(crate) write_timeout: Option<Duration>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) max_redirects: usize,
+    pub(crate) max_head: usize,
+    pub(crate) max_headers: usize,
+    pub(crate) max_body: u64,
+    pub(crate) user_agent: Option<String>,
+}
+
+/// A client's state: its settings and its pool.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) cfg: Config,
+    pub(crate) pool: Pool,
+}
+
+/// An HTTP/1.1 client with a keep-alive pool.
+///
+/// Clones share the pool and settings. Its blocking calls park only the
+/// calling green thread, so a hub can run thousands of requests at once
+/// (see the crate's `crawler` example). `!Send`: it belongs to the hub of
+/// the thread that made it.
+///
+/// # Examples
+///
+/// ```
+/// use sylvan::http::{Client, Response, Server};
+///
+/// let server = Server::bind("127.0.0.1:0").unwrap().serve(|_| Response::text("ok"));
+/// let url = format!("http://{}/", server.local_addr());
+/// let client = Client::new();
+/// for _ in 0..3 {
+///     assert_eq!(client.get(&url).send().unwrap().text().unwrap(), "ok");
+/// }
+/// assert_eq!(server.accepted(), 1); // one connection, kept alive
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    inner: Rc<Inner>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("config", &self.inner.cfg)
+            .field("idle_connections", &self.idle_connections())
+            .finish()
+    }
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Client::new()
+    }
+}
+
+impl Client {
+    /// A client with the defaults of [`ClientBuilder`].
+    pub fn new() -> Client {
+        Client::builder().build()
+    }
+
+    /// A builder to configure a client.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::new()
+    }
+
+    /// A `GET` request to `url` (parsed as [`Url`]; a bad one makes
+    /// [`send`](RequestBuilder::send) fail with `InvalidInput`).
+    pub fn get(&self, url: impl AsRef<str>) -> RequestBuilder {
+        self.request("GET", url)
+    }
+
+    /// A `HEAD` request to `url`.
+    pub fn head(&self, url: impl AsRef<str>) -> RequestBuilder {
+        self.request("HEAD", url)
+    }
+
+    /// A `POST` request to `url`.
+    pub fn post(&self, url: impl AsRef<str>) -> RequestBuilder {
+        self.request("POST", url)
+    }
+
+    /// A `PUT` request to `url`.
+    pub fn put(&self, url: impl AsRef<str>) -> RequestBuilder {
+        self.request("PUT", url)
+    }
+
+    /// A `DELETE` request to `url`.
+    pub fn delete(&self, url: impl AsRef<str>) -> RequestBuilder {
+        self.request("DELETE", url)
+    }
+
+    /// A request with any `method` (a token, case-sensitive: `"PATCH"`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sylvan::http::{Client, Response, Server};
+    ///
+    /// let server = Server::bind("127.0.0.1:0").unwrap().serve(|req| Response::text(req.method().to_string()));
+    /// let url = format!("http://{}/", server.local_addr());
+    /// let client = Client::new();
+    /// assert_eq!(client.request("PATCH", &url).send().unwrap().text().unwrap(), "PATCH");
+    /// let err = client.request("BAD METHOD", &url).send().unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    /// ```
+    pub fn request(&self, method: &str, url: impl AsRef<str>) -> RequestBuilder {
+        RequestBuilder::new(self.clone(), method, url.as_ref())
+    }
+
+    /// Idle connections in the pool now, over all hosts.
+    pub fn idle_connections(&self) -> usize {
+        self.inner.pool.idle_count()
+    }
+
+    /// Closes every idle connection of the pool.
+    pub fn clear_idle(&self) {
+        self.inner.pool.clear();
+    }
+}
+
+/// Configures a [`Client`]; every setter states its default.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use sylvan::http::Client;
+///
+/// let client = Client::builder()
+///     .connect_timeout(Duration::from_secs(3))
+///     .read_timeout(Some(Duration::from_secs(10)))
+///     .write_timeout(Some(Duration::from_secs(10)))
+///     .timeout(Some(Duration::from_secs(30)))
+///     .max_redirects(5)
+///     .max_idle_per_host(64)
+///     .idle_timeout(Some(Duration::from_secs(30)))
+///     .max_lifetime(Some(Duration::from_secs(600)))
+///     .max_body_size(1 << 20)
+///     .max_header_size(16 * 1024)
+///     .user_agent(Some("crawler/1.0"))
+///     .build();
+/// # drop(client);
+/// ```
+#[derive(Debug)]
+pub struct ClientBuilder {
+    cfg: Config,
+    pool: PoolConfig,
+}
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        ClientBuilder::new()
+    }
+}
+
+/// Default connect timeout.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl ClientBuilder {
+    /// The defaults, as each setter states.
+    pub fn new() -> ClientBuilder {
+        ClientBuilder {
+            cfg: Config {
+                connector: Connector::new()
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .nodelay(true),
+                read_timeout: Some(Duration::from_secs(30)),
+                write_timeout: Some(Duration::from_secs(30)),
+                timeout: None,
+                max_redirects: 10,
+                max_head: 64 * 1024,
+                max_headers: 100,
+                max_body: 10 * 1024 * 1024,
+                user_agent: Some(concat!("sylvan/", env!("CARGO_PKG_VERSION")).to_string()),
+            },
+            pool: PoolConfig {
+                max_idle_per_host: 32,
+                idle_timeout: Some(Duration::from_secs(90)),
+                max_lifetime: None,
+            },
+        }
+    }
+
+    /// How long connecting may take, resolution and every address
+    /// together (default 30 s). Sets it on the current connector.
+    pub fn connect_timeout(mut self, d: Duration) -> ClientBuilder {
+        self.cfg.connector = self.cfg.connector.connect_timeout(d);
+        self
+    }
+
+    /// Replaces the [`Connector`] (default: `Connector::new()` with a
+    /// 30 s connect timeout and `TCP_NODELAY`), e.g. for TCP keepalive,
+    /// a local address or a stub resolver. Its connect timeout replaces
+    /// the one set so far.
+    pub fn connector(mut self, c: Connector) -> ClientBuilder {
+        self.cfg.connector = c;
+        self
+    }
+
+    /// Timeout of each read from the server (default 30 s; `None`: no
+    /// limit), e.g. waiting for the head or for the next body bytes.
+    pub fn read_timeout(mut self, d: Option<Duration>) -> ClientBuilder {
+        self.cfg.read_timeout = d;
+        self
+    }
+
+    /// Timeout of each write to the server (default 30 s; `None`: no
+    /// limit).
+    pub fn write_timeout(mut self, d: Option<Duration>) -> ClientBuilder {
+        self.cfg.write_timeout = d;
+        self
+    }
+
+    /// Whole-request timeout: connecting, sending, waiting for the head
+    /// and reading the body, from the call to `send` (default: none).
+    /// [`RequestBuilder::timeout`] overrides it per request.
+    pub fn timeout(mut self, d: Option<Duration>) -> ClientBuilder {
+        self.cfg.timeout = d;
+        self
+    }
+
+    /// Most redirects followed per request (default 10); `0` returns the
+    /// redirect response itself. More than this is an error.
+    pub fn max_redirects(mut self, n: usize) -> ClientBuilder {
+        self.cfg.max_redirects = n;
+        self
+    }
+
+    /// Most idle connections kept per (scheme, host, port) (default 32);
+    /// `0` turns reuse off.
+    pub fn max_idle_per_host(mut self, n: usize) -> ClientBuilder {
+        self.pool.max_idle_per_host = n;
+        self
+    }
+
+    /// How long an idle connection is kept (default 90 s; `None`: no
+    /// limit).
+    pub fn idle_timeout(mut self, d: Option<Duration>) -> ClientBuilder {
+        self.pool.idle_timeout = d;
+        self
+    }
+
+    /// Age after which a connection is not reused (default: none).
+    pub fn max_lifetime(mut self, d: Option<Duration>) -> ClientBuilder {
+        self.pool.max_lifetime = d;
+        self
+    }
+
+    /// Most bytes [`ClientResponse::bytes`] and
+    /// [`text`](ClientResponse::text) read (default 10 MiB); streaming
+    /// through [`Read`](std::io::Read) is not limited.
+    pub fn max_body_size(mut self, bytes: u64) -> ClientBuilder {
+        self.cfg.max_body = bytes;
+        self
+    }
+
+    /// Largest response head, status line and fields together (default
+    /// 64 KiB); a larger one is an `InvalidData` error.
+    pub fn max_header_size(mut self, bytes: usize) -> ClientBuilder {
+        self.cfg.max_head = bytes;
+        self
+    }
+
+    /// The `User-Agent` sent when a request sets none (default
+    /// `sylvan/<version>`; `None`: no header).
+    pub fn user_agent(mut self, ua: Option<&str>) -> ClientBuilder {
+        self.cfg.user_agent = ua.map(str::to_string);
+        self
+    }
+
+    /// The client.
+    pub fn build(self) -> Client {
+        Client {
+            inner: Rc::new(Inner {
+                cfg: self.cfg,
+                pool: Pool::new(self.pool),
+            }),
+        }
+    }
+}
