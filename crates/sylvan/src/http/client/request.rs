@@ -262,6 +262,7 @@ impl Exchange {
                 if redirects == 0 {
                     return Ok(resp);
                 }
+                resp.discard(DISCARD_MAX);
                 return Err(io::Error::other(format!(
                     "too many redirects: gave up after {redirects}, the last to {location}"
                 )));
