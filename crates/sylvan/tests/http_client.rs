@@ -819,3 +819,68 @@ fn against_python_http_server() {
         .unwrap();
     assert_eq!(t, format!("chunked 100000 {sum}"));
 }
+
+// --- https:// (feature `tls`) ---------------------------------------------
+
+#[cfg(feature = "tls")]
+#[test]
+fn https_with_a_tls_config() {
+    use std::sync::Arc;
+    use sylvan::net::tls::{TlsAcceptor, rustls};
+
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert_der = rustls::pki_types::CertificateDer::from(cert.cert.der().to_vec());
+    let key_der =
+        rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let server_cfg = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert_der.clone()], key_der)
+        .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert_der).unwrap();
+    let client_cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+
+    // A keep-alive HTTPS server on a raw TLS stream.
+    let acceptor = TlsAcceptor::new(Arc::new(server_cfg));
+    let (addr, accepted) = raw_server(move |tcp, _| {
+        let Ok(mut tls) = acceptor.accept(tcp) else {
+            return;
+        };
+        let mut buf = [0; 4096];
+        let mut got = Vec::new();
+        loop {
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                match tls.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            got.clear();
+            let body = b"secure hello";
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+            if tls.write_all(head.as_bytes()).is_err() || tls.write_all(body).is_err() {
+                return;
+            }
+        }
+    });
+    let u = format!("https://localhost:{}/", addr.port());
+
+    let plain = Client::new();
+    let e = plain.get(&u).send().unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::Unsupported, "{e}");
+
+    let c = Client::builder().tls_config(Arc::new(client_cfg)).build();
+    for _ in 0..3 {
+        let r = c.get(&u).send().unwrap();
+        assert_eq!(r.url().scheme(), "https");
+        assert_eq!(r.text().unwrap(), "secure hello");
+    }
+    assert_eq!(accepted.get(), 1, "the TLS connection was kept alive");
+}

@@ -75,8 +75,9 @@
 //!   write); a whole-request one that also covers reading the body.
 //! - Redirects (up to 10 by default) with RFC 9110's method rules;
 //!   `Authorization` and `Cookie` are not sent to another origin.
-//! - Not (yet) supported: `https://`, proxies, compressed bodies,
-//!   cookies, HTTP/2.
+//! - `https://` over [`net::tls`](crate::net) with feature `tls` and
+//!   `ClientBuilder::tls_config`. Not (yet) supported: proxies,
+//!   compressed bodies, cookies, HTTP/2.
 //!
 //! ## Client example
 //!

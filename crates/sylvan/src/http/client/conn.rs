@@ -7,29 +7,40 @@ use std::time::{Duration, Instant};
 use crate::http::parse::{ResponseHead, parse_response_head};
 use crate::net::TcpStream;
 
-/// The byte stream under a connection. `https://` adds a TLS variant
-/// here; everything above reads and writes through this type only.
+/// The byte stream under a connection: plain TCP, or TLS (feature `tls`);
+/// everything above reads and writes through this type only.
 #[derive(Debug)]
 pub(crate) enum Stream {
     Tcp(TcpStream),
+    #[cfg(feature = "tls")]
+    Tls(Box<crate::net::tls::TlsStream<rustls::ClientConnection>>),
 }
 
 impl Stream {
     fn tcp(&self) -> &TcpStream {
         match self {
             Stream::Tcp(s) => s,
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.get_ref(),
         }
     }
 
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => s.read(buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.read(buf),
         }
     }
 
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.write_all(buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => {
+                s.write_all(buf)?;
+                s.flush()
+            }
         }
     }
 }

@@ -19,7 +19,8 @@
 //!
 //! The public overview, with an example, is in the docs of [`crate::http`].
 //!
-//! Not (yet) supported: `https://`, proxies, compressed bodies, cookies,
+//! `https://` with feature `tls` and a `tls_config`. Not (yet) supported:
+//! proxies, compressed bodies, cookies,
 //! HTTP/2.
 
 mod conn;
@@ -52,6 +53,8 @@ pub(crate) struct Config {
     pub(crate) max_headers: usize,
     pub(crate) max_body: u64,
     pub(crate) user_agent: Option<String>,
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<crate::net::tls::TlsConnector>,
 }
 
 /// A client's state: its settings and its pool.
@@ -221,6 +224,8 @@ impl ClientBuilder {
                 max_headers: 100,
                 max_body: 10 * 1024 * 1024,
                 user_agent: Some(concat!("sylvan/", env!("CARGO_PKG_VERSION")).to_string()),
+                #[cfg(feature = "tls")]
+                tls: None,
             },
             pool: PoolConfig {
                 max_idle_per_host: 32,
@@ -314,6 +319,41 @@ impl ClientBuilder {
     /// `sylvan/<version>`; `None`: no header).
     pub fn user_agent(mut self, ua: Option<&str>) -> ClientBuilder {
         self.cfg.user_agent = ua.map(str::to_string);
+        self
+    }
+
+    /// Enables `https://` with this rustls configuration (default: none,
+    /// and `https://` URLs fail with `Unsupported`); feature `tls`. The
+    /// handshake may take 10 s (see
+    /// [`tls_connector`](Self::tls_connector) to change that), within the
+    /// request's whole timeout.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use sylvan::net::tls::rustls;
+    ///
+    /// let provider = Arc::new(rustls::crypto::ring::default_provider());
+    /// let roots = rustls::RootCertStore::empty(); // add your CA's certificates here
+    /// let config = rustls::ClientConfig::builder_with_provider(provider)
+    ///     .with_safe_default_protocol_versions()
+    ///     .unwrap()
+    ///     .with_root_certificates(roots)
+    ///     .with_no_client_auth();
+    /// let client = sylvan::http::Client::builder().tls_config(Arc::new(config)).build();
+    /// # drop(client);
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls_config(self, config: std::sync::Arc<rustls::ClientConfig>) -> ClientBuilder {
+        self.tls_connector(crate::net::tls::TlsConnector::new(config))
+    }
+
+    /// Enables `https://` with this [`TlsConnector`](crate::net::tls::TlsConnector)
+    /// (default: none), e.g. for another handshake timeout; feature `tls`.
+    #[cfg(feature = "tls")]
+    pub fn tls_connector(mut self, c: crate::net::tls::TlsConnector) -> ClientBuilder {
+        self.cfg.tls = Some(c);
         self
     }
 

@@ -192,7 +192,10 @@ impl RequestBuilder {
     /// per-read and whole-request timeouts; `InvalidData` for a malformed
     /// status line, headers or framing, or a head over the limit;
     /// `UnexpectedEof` when the server closes the connection early;
-    /// `Other` for too many redirects; `Unsupported` for `https://`.
+    /// `Other` for too many redirects; `Unsupported` for `https://`
+    /// without a [`tls_config`](super::ClientBuilder::tls_config) (feature
+    /// `tls`); TLS handshake and certificate errors as
+    /// [`TlsConnector`](crate::net::tls::TlsConnector) reports them.
     ///
     /// # Cancellation
     ///
@@ -319,18 +322,30 @@ impl Exchange {
     }
 
     fn connect(&self) -> io::Result<Conn> {
-        if self.url.is_https() {
+        let cfg = &self.inner.cfg;
+        #[cfg(feature = "tls")]
+        let tls = cfg.tls.as_ref();
+        #[cfg(not(feature = "tls"))]
+        let tls: Option<&std::convert::Infallible> = None;
+        if self.url.is_https() && tls.is_none() {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
-                "https:// URLs are not supported yet (plain http:// only)",
+                if cfg!(feature = "tls") {
+                    "https:// needs a TLS configuration: set ClientBuilder::tls_config"
+                } else {
+                    "https:// needs sylvan's `tls` feature and ClientBuilder::tls_config"
+                },
             ));
         }
-        let tcp = self
-            .inner
-            .cfg
-            .connector
-            .connect((self.url.host(), self.url.port()))?;
-        Ok(Conn::new(Stream::Tcp(tcp), crate::time::now()))
+        let tcp = cfg.connector.connect((self.url.host(), self.url.port()))?;
+        let stream = match tls {
+            #[cfg(feature = "tls")]
+            Some(tls) if self.url.is_https() => {
+                Stream::Tls(Box::new(tls.connect(self.url.host(), tcp)?))
+            }
+            _ => Stream::Tcp(tcp),
+        };
+        Ok(Conn::new(stream, crate::time::now()))
     }
 
     /// One request and its response head, on a pooled connection or a
