@@ -884,3 +884,44 @@ fn https_with_a_tls_config() {
     }
     assert_eq!(accepted.get(), 1, "the TLS connection was kept alive");
 }
+
+// --- The response reader on arbitrary bytes (as the fuzz target) ---------
+
+proptest::proptest! {
+    #[test]
+    fn response_reader_never_panics(
+        head in proptest::bool::ANY,
+        prefix in proptest::sample::select(vec![
+            &b"HTTP/1.1 200 OK\r\n"[..],
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"HTTP/1.0 204 No Content\r\n",
+            b"HTTP/1.1 100 Continue\r\n\r\n",
+            b"",
+        ]),
+        tail in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+    ) {
+        let mut data = prefix.to_vec();
+        data.extend_from_slice(&tail);
+        if let Ok((status, body)) = sylvan::http::__private::read_response(&data, head) {
+            proptest::prop_assert!((100..=999).contains(&status));
+            proptest::prop_assert!(body.len() <= data.len());
+        }
+    }
+}
+
+#[test]
+fn response_reader_decodes_what_servers_send() {
+    let read = sylvan::http::__private::read_response;
+    assert_eq!(
+        read(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nT: x\r\n\r\n",
+            false
+        ),
+        Ok((200, b"abc".to_vec()))
+    );
+    assert_eq!(
+        read(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc", true),
+        Ok((200, Vec::new()))
+    );
+    assert!(read(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc", false).is_err());
+}

@@ -178,6 +178,51 @@ pub mod __private {
         }
     }
 
+    /// Reads `data` as the client reads a response (to a `HEAD` request
+    /// if `head`): the head, skipping interim 1xx ones, then the body as
+    /// its framing says (a chunked body de-chunked). Returns the status
+    /// and the body, or what was wrong; never panics.
+    pub fn read_response(mut data: &[u8], head: bool) -> Result<(u16, Vec<u8>), String> {
+        use super::body::ChunkedDecoder;
+        use super::parse::{ResponseFraming, parse_response_head};
+        let resp = loop {
+            let (resp, n) = parse_response_head(data, 64 * 1024, 100)?
+                .ok_or_else(|| "incomplete head".to_string())?;
+            data = &data[n..];
+            if !(100..200).contains(&resp.status) || resp.status == 101 {
+                break resp;
+            }
+        };
+        let body = match resp.framing(head)? {
+            ResponseFraming::Empty => Vec::new(),
+            ResponseFraming::Length(n) => {
+                let n = usize::try_from(n).unwrap_or(usize::MAX);
+                if data.len() < n {
+                    return Err("body cut short".into());
+                }
+                data[..n].to_vec()
+            }
+            ResponseFraming::Close => data.to_vec(),
+            ResponseFraming::Chunked => {
+                let mut dec = ChunkedDecoder::new(16 * 1024);
+                let mut out = Vec::new();
+                let mut buf = [0u8; 512];
+                while !dec.is_done() {
+                    let (c, p) = dec
+                        .decode(data, &mut buf)
+                        .map_err(|e| e.into_io().to_string())?;
+                    out.extend_from_slice(&buf[..p]);
+                    data = &data[c..];
+                    if c == 0 && p == 0 && !dec.is_done() {
+                        return Err("chunked body cut short".into());
+                    }
+                }
+                out
+            }
+        };
+        Ok((resp.status, body))
+    }
+
     /// Serves one in-memory connection whose reads return `chunks` in
     /// turn (an empty chunk is a read timeout), with small limits, and
     /// returns a transcript: each request as the handler saw it, then the
