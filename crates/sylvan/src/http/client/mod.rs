@@ -106,37 +106,102 @@ impl Default for Client {
 
 impl Client {
     /// A client with the defaults of [`ClientBuilder`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let client = sylvan::http::Client::new();
+    /// assert_eq!(client.idle_connections(), 0);
+    /// ```
     pub fn new() -> Client {
         Client::builder().build()
     }
 
     /// A builder to configure a client.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let client = sylvan::http::Client::builder().max_redirects(3).build();
+    /// # drop(client);
+    /// ```
     pub fn builder() -> ClientBuilder {
         ClientBuilder::new()
     }
 
     /// A `GET` request to `url` (parsed as [`Url`]; a bad one makes
     /// [`send`](RequestBuilder::send) fail with `InvalidInput`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sylvan::http::{Client, Response, Server};
+    /// # let server = Server::bind("127.0.0.1:0").unwrap().serve(|req| Response::text(req.method().to_string()));
+    /// # let url = format!("http://{}/", server.local_addr());
+    /// let resp = Client::new().get(&url).send().unwrap();
+    /// assert_eq!(resp.text().unwrap(), "GET");
+    /// ```
     pub fn get(&self, url: impl AsRef<str>) -> RequestBuilder {
         self.request("GET", url)
     }
 
     /// A `HEAD` request to `url`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sylvan::http::{Client, Response, Server};
+    /// # let server = Server::bind("127.0.0.1:0").unwrap().serve(|req| Response::text(req.method().to_string()));
+    /// # let url = format!("http://{}/", server.local_addr());
+    /// let resp = Client::new().head(&url).send().unwrap();
+    /// assert_eq!(resp.status(), 200);
+    /// assert_eq!(resp.bytes().unwrap(), b""); // a response to HEAD has no body
+    /// ```
     pub fn head(&self, url: impl AsRef<str>) -> RequestBuilder {
         self.request("HEAD", url)
     }
 
     /// A `POST` request to `url`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sylvan::http::{Client, Response, Server};
+    /// # let server = Server::bind("127.0.0.1:0").unwrap().serve(|req| Response::text(req.method().to_string()));
+    /// # let url = format!("http://{}/", server.local_addr());
+    /// let resp = Client::new().post(&url).body("form=1").send().unwrap();
+    /// assert_eq!(resp.text().unwrap(), "POST");
+    /// ```
     pub fn post(&self, url: impl AsRef<str>) -> RequestBuilder {
         self.request("POST", url)
     }
 
     /// A `PUT` request to `url`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sylvan::http::{Client, Response, Server};
+    /// # let server = Server::bind("127.0.0.1:0").unwrap().serve(|req| Response::text(req.method().to_string()));
+    /// # let url = format!("http://{}/", server.local_addr());
+    /// let resp = Client::new().put(&url).body(vec![1, 2, 3]).send().unwrap();
+    /// assert_eq!(resp.text().unwrap(), "PUT");
+    /// ```
     pub fn put(&self, url: impl AsRef<str>) -> RequestBuilder {
         self.request("PUT", url)
     }
 
     /// A `DELETE` request to `url`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sylvan::http::{Client, Response, Server};
+    /// # let server = Server::bind("127.0.0.1:0").unwrap().serve(|req| Response::text(req.method().to_string()));
+    /// # let url = format!("http://{}/", server.local_addr());
+    /// let resp = Client::new().delete(&url).send().unwrap();
+    /// assert_eq!(resp.text().unwrap(), "DELETE");
+    /// ```
     pub fn delete(&self, url: impl AsRef<str>) -> RequestBuilder {
         self.request("DELETE", url)
     }
@@ -160,11 +225,36 @@ impl Client {
     }
 
     /// Idle connections in the pool now, over all hosts.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sylvan::http::{Client, Response, Server};
+    /// # let server = Server::bind("127.0.0.1:0").unwrap().serve(|req| Response::text(req.method().to_string()));
+    /// # let url = format!("http://{}/", server.local_addr());
+    /// let client = Client::new();
+    /// let resp = client.get(&url).send().unwrap();
+    /// assert_eq!(client.idle_connections(), 0); // in use until its body is read
+    /// resp.text().unwrap();
+    /// assert_eq!(client.idle_connections(), 1);
+    /// ```
     pub fn idle_connections(&self) -> usize {
         self.inner.pool.idle_count()
     }
 
     /// Closes every idle connection of the pool.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sylvan::http::{Client, Response, Server};
+    /// # let server = Server::bind("127.0.0.1:0").unwrap().serve(|req| Response::text(req.method().to_string()));
+    /// # let url = format!("http://{}/", server.local_addr());
+    /// let client = Client::new();
+    /// client.get(&url).send().unwrap().text().unwrap();
+    /// client.clear_idle();
+    /// assert_eq!(client.idle_connections(), 0);
+    /// ```
     pub fn clear_idle(&self) {
         self.inner.pool.clear();
     }
@@ -210,6 +300,13 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl ClientBuilder {
     /// The defaults, as each setter states.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let client = sylvan::http::ClientBuilder::new().build();
+    /// # drop(client);
+    /// ```
     pub fn new() -> ClientBuilder {
         ClientBuilder {
             cfg: Config {
@@ -237,6 +334,15 @@ impl ClientBuilder {
 
     /// How long connecting may take, resolution and every address
     /// together (default 30 s). Sets it on the current connector.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let client = sylvan::http::Client::builder().connect_timeout(Duration::from_secs(3)).build();
+    /// # drop(client);
+    /// ```
     pub fn connect_timeout(mut self, d: Duration) -> ClientBuilder {
         self.cfg.connector = self.cfg.connector.connect_timeout(d);
         self
@@ -246,6 +352,23 @@ impl ClientBuilder {
     /// 30 s connect timeout and `TCP_NODELAY`), e.g. for TCP keepalive,
     /// a local address or a stub resolver. Its connect timeout replaces
     /// the one set so far.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sylvan::http::{Client, Response, Server};
+    /// use sylvan::net::Connector;
+    ///
+    /// let server = Server::bind("127.0.0.1:0").unwrap()
+    ///     .serve(|req| Response::text(req.header("host").unwrap_or("-").to_string()));
+    /// let port = server.local_addr().port();
+    /// // A stub resolver: every name is this test server.
+    /// let client = Client::builder()
+    ///     .connector(Connector::new().resolver(move |_, _| Ok(vec![([127, 0, 0, 1], port).into()])))
+    ///     .build();
+    /// let resp = client.get(format!("http://api.internal:{port}/")).send().unwrap();
+    /// assert_eq!(resp.text().unwrap(), format!("api.internal:{port}"));
+    /// ```
     pub fn connector(mut self, c: Connector) -> ClientBuilder {
         self.cfg.connector = c;
         self
@@ -253,6 +376,19 @@ impl ClientBuilder {
 
     /// Timeout of each read from the server (default 30 s; `None`: no
     /// limit), e.g. waiting for the head or for the next body bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sylvan::http::Client;
+    ///
+    /// let listener = sylvan::listen("127.0.0.1:0").unwrap(); // connects, never answers
+    /// let url = format!("http://{}/", listener.local_addr().unwrap());
+    /// let client = Client::builder().read_timeout(Some(Duration::from_millis(20))).build();
+    /// let err = client.get(&url).send().unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    /// ```
     pub fn read_timeout(mut self, d: Option<Duration>) -> ClientBuilder {
         self.cfg.read_timeout = d;
         self
@@ -260,6 +396,15 @@ impl ClientBuilder {
 
     /// Timeout of each write to the server (default 30 s; `None`: no
     /// limit).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let client = sylvan::http::Client::builder().write_timeout(Some(Duration::from_secs(5))).build();
+    /// # drop(client);
+    /// ```
     pub fn write_timeout(mut self, d: Option<Duration>) -> ClientBuilder {
         self.cfg.write_timeout = d;
         self
@@ -268,6 +413,23 @@ impl ClientBuilder {
     /// Whole-request timeout: connecting, sending, waiting for the head
     /// and reading the body, from the call to `send` (default: none).
     /// [`RequestBuilder::timeout`] overrides it per request.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sylvan::http::Client;
+    ///
+    /// let listener = sylvan::listen("127.0.0.1:0").unwrap(); // connects, never answers
+    /// let url = format!("http://{}/", listener.local_addr().unwrap());
+    /// let client = Client::builder()
+    ///     .read_timeout(None)
+    ///     .timeout(Some(Duration::from_millis(20)))
+    ///     .build();
+    /// let err = client.get(&url).send().unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    /// assert!(err.to_string().contains("timeout of 20ms passed"), "{err}");
+    /// ```
     pub fn timeout(mut self, d: Option<Duration>) -> ClientBuilder {
         self.cfg.timeout = d;
         self
@@ -275,6 +437,19 @@ impl ClientBuilder {
 
     /// Most redirects followed per request (default 10); `0` returns the
     /// redirect response itself. More than this is an error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sylvan::http::{Client, Response, Server};
+    ///
+    /// let server = Server::bind("127.0.0.1:0").unwrap()
+    ///     .serve(|_| Response::new(302).header("Location", "/elsewhere"));
+    /// let url = format!("http://{}/", server.local_addr());
+    /// let client = Client::builder().max_redirects(0).build();
+    /// let resp = client.get(&url).send().unwrap();
+    /// assert_eq!((resp.status(), resp.header("location")), (302, Some("/elsewhere")));
+    /// ```
     pub fn max_redirects(mut self, n: usize) -> ClientBuilder {
         self.cfg.max_redirects = n;
         self
@@ -282,6 +457,17 @@ impl ClientBuilder {
 
     /// Most idle connections kept per (scheme, host, port) (default 32);
     /// `0` turns reuse off.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sylvan::http::{Client, Response, Server};
+    /// # let server = Server::bind("127.0.0.1:0").unwrap().serve(|req| Response::text(req.method().to_string()));
+    /// # let url = format!("http://{}/", server.local_addr());
+    /// let client = Client::builder().max_idle_per_host(0).build();
+    /// client.get(&url).send().unwrap().text().unwrap();
+    /// assert_eq!(client.idle_connections(), 0); // closed, not kept
+    /// ```
     pub fn max_idle_per_host(mut self, n: usize) -> ClientBuilder {
         self.pool.max_idle_per_host = n;
         self
@@ -289,12 +475,30 @@ impl ClientBuilder {
 
     /// How long an idle connection is kept (default 90 s; `None`: no
     /// limit).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let client = sylvan::http::Client::builder().idle_timeout(Some(Duration::from_secs(5))).build();
+    /// # drop(client);
+    /// ```
     pub fn idle_timeout(mut self, d: Option<Duration>) -> ClientBuilder {
         self.pool.idle_timeout = d;
         self
     }
 
     /// Age after which a connection is not reused (default: none).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let client = sylvan::http::Client::builder().max_lifetime(Some(Duration::from_secs(300))).build();
+    /// # drop(client);
+    /// ```
     pub fn max_lifetime(mut self, d: Option<Duration>) -> ClientBuilder {
         self.pool.max_lifetime = d;
         self
@@ -303,6 +507,17 @@ impl ClientBuilder {
     /// Most bytes [`ClientResponse::bytes`] and
     /// [`text`](ClientResponse::text) read (default 10 MiB); streaming
     /// through [`Read`](std::io::Read) is not limited.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sylvan::http::{Client, Response, Server};
+    /// # let server = Server::bind("127.0.0.1:0").unwrap().serve(|req| Response::text(req.method().to_string()));
+    /// # let url = format!("http://{}/", server.local_addr());
+    /// let client = Client::builder().max_body_size(2).build();
+    /// let err = client.get(&url).send().unwrap().text().unwrap_err(); // "GET" is 3 bytes
+    /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+    /// ```
     pub fn max_body_size(mut self, bytes: u64) -> ClientBuilder {
         self.cfg.max_body = bytes;
         self
@@ -310,6 +525,19 @@ impl ClientBuilder {
 
     /// Largest response head, status line and fields together (default
     /// 64 KiB); a larger one is an `InvalidData` error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sylvan::http::{Client, Response, Server};
+    ///
+    /// let server = Server::bind("127.0.0.1:0").unwrap()
+    ///     .serve(|_| Response::text("x").header("X-Big", "v".repeat(2000)));
+    /// let url = format!("http://{}/", server.local_addr());
+    /// let client = Client::builder().max_header_size(1024).build();
+    /// let err = client.get(&url).send().unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+    /// ```
     pub fn max_header_size(mut self, bytes: usize) -> ClientBuilder {
         self.cfg.max_head = bytes;
         self
@@ -317,6 +545,20 @@ impl ClientBuilder {
 
     /// The `User-Agent` sent when a request sets none (default
     /// `sylvan/<version>`; `None`: no header).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sylvan::http::{Client, Response, Server};
+    ///
+    /// let server = Server::bind("127.0.0.1:0").unwrap()
+    ///     .serve(|req| Response::text(req.header("user-agent").unwrap_or("none").to_string()));
+    /// let url = format!("http://{}/", server.local_addr());
+    /// let default = Client::new().get(&url).send().unwrap().text().unwrap();
+    /// assert!(default.starts_with("sylvan/"));
+    /// let client = Client::builder().user_agent(None).build();
+    /// assert_eq!(client.get(&url).send().unwrap().text().unwrap(), "none");
+    /// ```
     pub fn user_agent(mut self, ua: Option<&str>) -> ClientBuilder {
         self.cfg.user_agent = ua.map(str::to_string);
         self
@@ -351,6 +593,24 @@ impl ClientBuilder {
 
     /// Enables `https://` with this [`TlsConnector`](crate::net::tls::TlsConnector)
     /// (default: none), e.g. for another handshake timeout; feature `tls`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use sylvan::net::tls::{rustls, TlsConnector};
+    ///
+    /// let provider = Arc::new(rustls::crypto::ring::default_provider());
+    /// let config = rustls::ClientConfig::builder_with_provider(provider)
+    ///     .with_safe_default_protocol_versions()
+    ///     .unwrap()
+    ///     .with_root_certificates(rustls::RootCertStore::empty())
+    ///     .with_no_client_auth();
+    /// let tls = TlsConnector::new(Arc::new(config)).handshake_timeout(Duration::from_secs(3));
+    /// let client = sylvan::http::Client::builder().tls_connector(tls).build();
+    /// # drop(client);
+    /// ```
     #[cfg(feature = "tls")]
     pub fn tls_connector(mut self, c: crate::net::tls::TlsConnector) -> ClientBuilder {
         self.cfg.tls = Some(c);
@@ -358,6 +618,14 @@ impl ClientBuilder {
     }
 
     /// The client.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let client = sylvan::http::Client::builder().build();
+    /// let twin = client.clone(); // shares the pool
+    /// # drop((client, twin));
+    /// ```
     pub fn build(self) -> Client {
         Client {
             inner: Rc::new(Inner {

@@ -114,6 +114,21 @@ impl RequestBuilder {
     /// Adds a header field (a repeated name adds another field). A bad
     /// name, or a value with CR, LF or NUL, makes [`send`](Self::send)
     /// fail with `InvalidInput`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sylvan::http::{Client, Response, Server};
+    ///
+    /// let server = Server::bind("127.0.0.1:0").unwrap()
+    ///     .serve(|req| Response::text(req.headers().get_all("x-tag").collect::<Vec<_>>().join(",")));
+    /// let url = format!("http://{}/", server.local_addr());
+    /// let client = Client::new();
+    /// let resp = client.get(&url).header("X-Tag", "a").header("X-Tag", "b").send().unwrap();
+    /// assert_eq!(resp.text().unwrap(), "a,b");
+    /// let err = client.get(&url).header("X-Tag", "a\r\nInjected: yes").send().unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    /// ```
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> RequestBuilder {
         let (name, value) = (name.into(), value.into());
         if !is_token(&name) {
@@ -141,6 +156,24 @@ impl RequestBuilder {
     /// keep-alive retry); a [`Body::sized`] reader is sent with
     /// `Content-Length`, a [`Body::from_reader`] one chunked; readers are
     /// sent once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use sylvan::http::{Body, Client, Response, Server};
+    ///
+    /// let server = Server::bind("127.0.0.1:0").unwrap().serve(|mut req| {
+    ///     let mut body = String::new();
+    ///     req.read_to_string(&mut body).unwrap();
+    ///     Response::text(format!("{:?} {body}", req.content_length()))
+    /// });
+    /// let url = format!("http://{}/", server.local_addr());
+    /// let client = Client::new();
+    /// assert_eq!(client.post(&url).body("abc").send().unwrap().text().unwrap(), "Some(3) abc");
+    /// let sized = Body::sized(std::io::Cursor::new(b"xyz".to_vec()), 3);
+    /// assert_eq!(client.post(&url).body(sized).send().unwrap().text().unwrap(), "Some(3) xyz");
+    /// ```
     pub fn body(mut self, body: impl Into<Body>) -> RequestBuilder {
         self.body = match body.into().kind {
             BodyKind::Bytes(b) => Payload::Bytes(b),
@@ -151,6 +184,26 @@ impl RequestBuilder {
 
     /// Streams the body from `reader`, chunked; short for
     /// `.body(Body::from_reader(reader))`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use sylvan::http::{Client, Response, Server};
+    ///
+    /// let server = Server::bind("127.0.0.1:0").unwrap().serve(|mut req| {
+    ///     let mut n = 0;
+    ///     let mut buf = [0; 8192];
+    ///     while let Ok(k @ 1..) = req.read(&mut buf) {
+    ///         n += k;
+    ///     }
+    ///     Response::text(format!("chunked={} {n} bytes", req.is_chunked()))
+    /// });
+    /// let url = format!("http://{}/", server.local_addr());
+    /// let upload = std::io::repeat(b'z').take(100_000); // any Read
+    /// let resp = Client::new().put(&url).body_reader(upload).send().unwrap();
+    /// assert_eq!(resp.text().unwrap(), "chunked=true 100000 bytes");
+    /// ```
     pub fn body_reader(self, reader: impl Read + 'static) -> RequestBuilder {
         self.body(Body::from_reader(reader))
     }
@@ -159,6 +212,30 @@ impl RequestBuilder {
     /// *and reading the body* — by `d` from the call to `send` (default:
     /// the client's [`timeout`](super::ClientBuilder::timeout)). Its
     /// expiry is `ErrorKind::TimedOut`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use std::time::Duration;
+    /// use sylvan::http::Client;
+    ///
+    /// // Sends a head and 3 of 100 body bytes, then stalls until the client goes.
+    /// let listener = sylvan::listen("127.0.0.1:0").unwrap();
+    /// let url = format!("http://{}/", listener.local_addr().unwrap());
+    /// let server = sylvan::spawn(move || -> std::io::Result<()> {
+    ///     use std::io::Write;
+    ///     let (mut s, _) = listener.accept()?;
+    ///     s.read(&mut [0; 1024])?;
+    ///     s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc")?;
+    ///     while s.read(&mut [0; 64])? > 0 {}
+    ///     Ok(())
+    /// });
+    /// let resp = Client::new().get(&url).timeout(Duration::from_millis(50)).send().unwrap();
+    /// let err = resp.text().unwrap_err(); // the deadline covers the body too
+    /// assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    /// server.join().unwrap().unwrap(); // the connection was closed
+    /// ```
     pub fn timeout(mut self, d: Duration) -> RequestBuilder {
         self.timeout = Some(Some(d));
         self
@@ -168,6 +245,23 @@ impl RequestBuilder {
     /// `HEAD`, `PUT`, `DELETE`, `OPTIONS` and `TRACE` are). Only an
     /// idempotent request is retried when a reused keep-alive connection
     /// turns out closed before any byte of the response arrived.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sylvan::http::{Client, Response, Server};
+    /// # let server = Server::bind("127.0.0.1:0").unwrap().serve(|req| Response::text(req.method().to_string()));
+    /// # let url = format!("http://{}/", server.local_addr());
+    /// // A POST that is safe to send twice, e.g. with an idempotency key.
+    /// let resp = Client::new()
+    ///     .post(&url)
+    ///     .header("Idempotency-Key", "8e03978e")
+    ///     .body("payment")
+    ///     .idempotent(true)
+    ///     .send()
+    ///     .unwrap();
+    /// assert_eq!(resp.status(), 200);
+    /// ```
     pub fn idempotent(mut self, yes: bool) -> RequestBuilder {
         self.idempotent = Some(yes);
         self
@@ -184,6 +278,16 @@ impl RequestBuilder {
     /// replayable body is sent once more on a fresh connection; any other
     /// gets an error saying why it was not retried.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sylvan::http::{Client, Response, Server};
+    /// # let server = Server::bind("127.0.0.1:0").unwrap().serve(|req| Response::text(req.method().to_string()));
+    /// # let url = format!("http://{}/", server.local_addr());
+    /// let resp = Client::new().get(&url).send().unwrap();
+    /// assert_eq!(resp.status(), 200);
+    /// ```
+    ///
     /// # Errors
     ///
     /// Each names the method and URL and what failed: `InvalidInput` for
@@ -193,9 +297,9 @@ impl RequestBuilder {
     /// status line, headers or framing, or a head over the limit;
     /// `UnexpectedEof` when the server closes the connection early;
     /// `Other` for too many redirects; `Unsupported` for `https://`
-    /// without a [`tls_config`](super::ClientBuilder::tls_config) (feature
+    /// without a `ClientBuilder::tls_config` (feature
     /// `tls`); TLS handshake and certificate errors as
-    /// [`TlsConnector`](crate::net::tls::TlsConnector) reports them.
+    /// `net::tls::TlsConnector` reports them.
     ///
     /// # Cancellation
     ///

@@ -310,38 +310,111 @@ impl ClientResponse {
     }
 
     /// The status code, e.g. `200`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sylvan::http::{Client, Response, Server};
+    /// # let server = Server::bind("127.0.0.1:0").unwrap().serve(|req| Response::text(req.method().to_string()));
+    /// # let url = format!("http://{}/", server.local_addr());
+    /// assert_eq!(Client::new().get(&url).send().unwrap().status(), 200);
+    /// ```
     pub fn status(&self) -> u16 {
         self.status
     }
 
     /// The reason phrase the server sent (`"OK"`), possibly empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sylvan::http::{Client, Response, Server};
+    /// # let server = Server::bind("127.0.0.1:0").unwrap().serve(|req| Response::text(req.method().to_string()));
+    /// # let url = format!("http://{}/", server.local_addr());
+    /// assert_eq!(Client::new().get(&url).send().unwrap().reason(), "OK");
+    /// ```
     pub fn reason(&self) -> &str {
         &self.reason
     }
 
     /// The HTTP version of the response.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sylvan::http::{Client, Response, Server};
+    /// # let server = Server::bind("127.0.0.1:0").unwrap().serve(|req| Response::text(req.method().to_string()));
+    /// # let url = format!("http://{}/", server.local_addr());
+    /// let resp = Client::new().get(&url).send().unwrap();
+    /// assert_eq!(resp.version(), sylvan::http::Version::Http11);
+    /// ```
     pub fn version(&self) -> Version {
         self.version
     }
 
     /// The header fields, in the order received.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sylvan::http::{Client, Response, Server};
+    /// # let server = Server::bind("127.0.0.1:0").unwrap().serve(|req| Response::text(req.method().to_string()));
+    /// # let url = format!("http://{}/", server.local_addr());
+    /// let resp = Client::new().get(&url).send().unwrap();
+    /// assert!(resp.headers().contains("date"));
+    /// assert_eq!(resp.headers().get("Content-Length"), Some("3"));
+    /// ```
     pub fn headers(&self) -> &Headers {
         &self.headers
     }
 
     /// The first value of header `name` (any case); see [`Headers::get`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sylvan::http::{Client, Response, Server};
+    /// # let server = Server::bind("127.0.0.1:0").unwrap().serve(|req| Response::text(req.method().to_string()));
+    /// # let url = format!("http://{}/", server.local_addr());
+    /// let resp = Client::new().get(&url).send().unwrap();
+    /// assert_eq!(resp.header("content-type"), Some("text/plain; charset=utf-8"));
+    /// ```
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name)
     }
 
     /// The URL this response came from: the request's, or the last one
     /// redirected to.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sylvan::http::{Client, Response, Server};
+    ///
+    /// let server = Server::bind("127.0.0.1:0").unwrap().serve(|req| match req.path() {
+    ///     "/old" => Response::new(301).header("Location", "/new"),
+    ///     _ => Response::text("here"),
+    /// });
+    /// let resp = Client::new().get(format!("http://{}/old", server.local_addr())).send().unwrap();
+    /// assert_eq!(resp.url().path(), "/new");
+    /// ```
     pub fn url(&self) -> &Url {
         &self.body.url
     }
 
     /// The body's length, if known in advance: `Content-Length`, or `0`
     /// when the response has no body (`HEAD`, 204, 304).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sylvan::http::{Client, Response, Server};
+    /// # let server = Server::bind("127.0.0.1:0").unwrap().serve(|req| Response::text(req.method().to_string()));
+    /// # let url = format!("http://{}/", server.local_addr());
+    /// let client = Client::new();
+    /// assert_eq!(client.get(&url).send().unwrap().content_length(), Some(3));
+    /// assert_eq!(client.head(&url).send().unwrap().content_length(), Some(0));
+    /// ```
     pub fn content_length(&self) -> Option<u64> {
         self.length
     }
@@ -349,6 +422,16 @@ impl ClientResponse {
     /// Reads the whole body, up to the client's
     /// [`max_body_size`](super::ClientBuilder::max_body_size) (default
     /// 10 MiB).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sylvan::http::{Client, Response, Server};
+    /// # let server = Server::bind("127.0.0.1:0").unwrap().serve(|req| Response::text(req.method().to_string()));
+    /// # let url = format!("http://{}/", server.local_addr());
+    /// let resp = Client::new().get(&url).send().unwrap();
+    /// assert_eq!(resp.bytes().unwrap(), b"GET");
+    /// ```
     ///
     /// # Errors
     ///
@@ -385,6 +468,16 @@ impl ClientResponse {
     /// Reads the whole body as [`bytes`](Self::bytes) does and decodes
     /// it as UTF-8, replacing invalid sequences with `U+FFFD` (the
     /// `charset` parameter is not consulted).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use sylvan::http::{Client, Response, Server};
+    /// # let server = Server::bind("127.0.0.1:0").unwrap().serve(|req| Response::text(req.method().to_string()));
+    /// # let url = format!("http://{}/", server.local_addr());
+    /// let resp = Client::new().post(&url).send().unwrap();
+    /// assert_eq!(resp.text().unwrap(), "POST");
+    /// ```
     ///
     /// # Errors
     ///

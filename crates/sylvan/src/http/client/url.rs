@@ -218,28 +218,61 @@ impl Url {
     }
 
     /// `"http"` or `"https"`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(sylvan::http::Url::parse("HTTPS://h/").unwrap().scheme(), "https");
+    /// ```
     pub fn scheme(&self) -> &'static str {
         if self.https { "https" } else { "http" }
     }
 
     /// Whether the scheme is `https`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!sylvan::http::Url::parse("http://h/").unwrap().is_https());
+    /// ```
     pub fn is_https(&self) -> bool {
         self.https
     }
 
     /// The host: a lower-case name, or an IP address (IPv6 without
     /// brackets).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(sylvan::http::Url::parse("http://[::1]:8080/").unwrap().host(), "::1");
+    /// ```
     pub fn host(&self) -> &str {
         &self.host
     }
 
     /// The port, explicit or the scheme's default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(sylvan::http::Url::parse("https://h/").unwrap().port(), 443);
+    /// ```
     pub fn port(&self) -> u16 {
         self.port
     }
 
     /// `host[:port]` as sent in the `Host` header: the port only when it
     /// is not the scheme's default, an IPv6 host in brackets.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sylvan::http::Url;
+    ///
+    /// assert_eq!(Url::parse("http://h:80/").unwrap().authority(), "h");
+    /// assert_eq!(Url::parse("http://[::1]:81/").unwrap().authority(), "[::1]:81");
+    /// ```
     pub fn authority(&self) -> String {
         let host = if self.host.contains(':') {
             format!("[{}]", self.host)
@@ -255,21 +288,53 @@ impl Url {
 
     /// The request target: path and query, percent-encoded, starting
     /// with `/`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(sylvan::http::Url::parse("http://h/a?b#c").unwrap().path_and_query(), "/a?b");
+    /// ```
     pub fn path_and_query(&self) -> &str {
         &self.path
     }
 
     /// The path, without the query.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(sylvan::http::Url::parse("http://h/a/b?c").unwrap().path(), "/a/b");
+    /// ```
     pub fn path(&self) -> &str {
         self.path.split('?').next().unwrap_or("/")
     }
 
     /// The query after `?`, if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sylvan::http::Url;
+    ///
+    /// assert_eq!(Url::parse("http://h/?x=1").unwrap().query(), Some("x=1"));
+    /// assert_eq!(Url::parse("http://h/").unwrap().query(), None);
+    /// ```
     pub fn query(&self) -> Option<&str> {
         self.path.split_once('?').map(|(_, q)| q)
     }
 
     /// Whether `other` has the same origin (scheme, host and port).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sylvan::http::Url;
+    ///
+    /// let a = Url::parse("http://h/a").unwrap();
+    /// assert!(a.same_origin(&Url::parse("http://h:80/b").unwrap()));
+    /// assert!(!a.same_origin(&Url::parse("http://h:8080/a").unwrap()));
+    /// assert!(!a.same_origin(&Url::parse("https://h/a").unwrap()));
+    /// ```
     pub fn same_origin(&self, other: &Url) -> bool {
         self.https == other.https && self.host == other.host && self.port == other.port
     }
