@@ -435,6 +435,29 @@ fn keep_alive_race_retries_idempotent_requests_only() {
     assert_eq!(accepted.get(), 2);
 }
 
+#[test]
+fn a_connection_the_server_closed_while_idle_is_not_reused() {
+    let events = Queue::unbounded();
+    let ev = events.clone();
+    let (addr, accepted) = raw_server(move |mut s, _| {
+        read_head(&mut s).unwrap();
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            .unwrap();
+        drop(s);
+        let _ = ev.put("closed");
+    });
+    let u = format!("http://{addr}/");
+    let c = Client::new();
+    assert_eq!(c.get(&u).send().unwrap().text().unwrap(), "ok");
+    assert_eq!(c.idle_connections(), 1);
+    assert_eq!(events.get().unwrap(), "closed");
+    // Not idempotent, so it could not be retried: the closed connection
+    // must be noticed before the request is sent on it.
+    let r = c.post(&u).body("x").send().unwrap();
+    assert_eq!(r.text().unwrap(), "ok");
+    assert_eq!(accepted.get(), 2);
+}
+
 /// Reads a request, reports it, then (if `partial`) sends a head and
 /// part of a body; then waits for the client to close, and reports that.
 fn stalls(partial: bool) -> (String, Queue<&'static str>) {

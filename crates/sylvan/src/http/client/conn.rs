@@ -117,6 +117,30 @@ impl Conn {
         tcp.set_write_timeout(write.filter(|d| !d.is_zero()))
     }
 
+    /// Whether an idle connection still looks usable: the server has
+    /// neither closed it nor sent anything unasked. One non-blocking peek;
+    /// never waits. This catches a connection the server closed a while
+    /// ago, not one it closes just as the request goes out (that is the
+    /// keep-alive race, handled by the retry).
+    pub(crate) fn looks_alive(&self) -> bool {
+        let tcp = self.stream.tcp();
+        let mut b = [0u8; 1];
+        match crate::timeout(Duration::ZERO, || tcp.peek(&mut b)) {
+            // Nothing to read: still open.
+            Err(_elapsed) => true,
+            Ok(Ok(0)) => false,
+            // Unasked bytes break HTTP framing on plain TCP; under TLS
+            // they may be a session ticket, which rustls will read.
+            Ok(Ok(_)) => !matches!(self.stream, Stream::Tcp(_)),
+            Ok(Err(e)) => {
+                matches!(
+                    e.kind(),
+                    io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+                ) || crate::Cancelled::from_io(&e).is_some()
+            }
+        }
+    }
+
     /// Bytes received but not consumed.
     pub(crate) fn buffered(&self) -> &[u8] {
         &self.buf[self.pos..self.end]

@@ -55,21 +55,24 @@ impl Pool {
     }
 
     /// The most recently returned live connection for `key`, if any;
-    /// expired ones are closed on the way.
+    /// expired ones, and ones the server has closed, are closed on the
+    /// way.
     pub(crate) fn checkout(&self, key: &Key, now: Instant) -> Option<Conn> {
-        let mut idle = self.idle.borrow_mut();
-        let list = idle.get_mut(key)?;
-        let mut found = None;
-        while let Some(i) = list.pop() {
-            if !self.expired(&i, now) {
-                found = Some(i.conn);
-                break;
+        loop {
+            let i = {
+                let mut idle = self.idle.borrow_mut();
+                let list = idle.get_mut(key)?;
+                let i = list.pop();
+                if list.is_empty() {
+                    idle.remove(key);
+                }
+                i?
+            };
+            // Checked outside the borrow: the peek may touch the hub.
+            if !self.expired(&i, now) && i.conn.looks_alive() {
+                return Some(i.conn);
             }
         }
-        if list.is_empty() {
-            idle.remove(key);
-        }
-        found
     }
 
     /// Keeps `conn` for reuse, unless the limits say to close it; then

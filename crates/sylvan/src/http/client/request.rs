@@ -271,7 +271,8 @@ impl RequestBuilder {
     /// redirects; the body is left to read from the response.
     ///
     /// A pooled connection to the same scheme, host and port is reused
-    /// when there is one, else a new one is made with the client's
+    /// when there is one that the server has not closed meanwhile (one
+    /// non-blocking peek tells), else a new one is made with the client's
     /// [`Connector`](crate::net::Connector). If a *reused* connection
     /// fails before any byte of the response arrives (the server closed
     /// it while idle: the keep-alive race), an idempotent request with a
