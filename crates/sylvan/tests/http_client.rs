@@ -458,6 +458,79 @@ fn a_connection_the_server_closed_while_idle_is_not_reused() {
     assert_eq!(accepted.get(), 2);
 }
 
+/// Answers every request on every connection with `bytes`.
+fn repeating(bytes: &'static [u8]) -> (String, Rc<Cell<usize>>) {
+    let (addr, n) = raw_server(move |mut s, _| {
+        while read_head(&mut s).unwrap_or(false) {
+            if s.write_all(bytes).is_err() {
+                return;
+            }
+        }
+    });
+    (format!("http://{addr}/"), n)
+}
+
+#[test]
+fn keep_alive_follows_version_and_connection_headers() {
+    let twice = |bytes: &'static [u8], close: bool| {
+        let (u, accepted) = repeating(bytes);
+        let c = Client::new();
+        for _ in 0..2 {
+            let mut req = c.get(&u);
+            if close {
+                req = req.header("Connection", "close");
+            }
+            assert_eq!(req.send().unwrap().text().unwrap(), "ok");
+        }
+        accepted.get()
+    };
+    let v10_keep = b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok";
+    assert_eq!(twice(v10_keep, false), 1);
+    assert_eq!(
+        twice(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", false),
+        2
+    );
+    assert_eq!(
+        twice(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false),
+        1
+    );
+    assert_eq!(
+        twice(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", true),
+        2,
+        "we said close"
+    );
+    let both = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n2\r\nok\r\n0\r\n\r\n";
+    assert_eq!(
+        twice(both, false),
+        2,
+        "chunked wins, but the connection is not trusted"
+    );
+    let closing = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok";
+    assert_eq!(twice(closing, false), 2);
+}
+
+#[test]
+fn connect_timeouts_are_timed_out() {
+    let (hole, _fill) = util::blackhole_listener("127.0.0.1");
+    let u = format!("http://{}/", hole.local_addr().unwrap());
+    let c = Client::builder()
+        .connect_timeout(Duration::from_millis(100))
+        .build();
+    let t0 = Instant::now();
+    let e = c.get(&u).send().unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
+    assert!(e.to_string().contains("timed out after 100ms"), "{e}");
+    assert!(t0.elapsed() >= Duration::from_millis(100));
+    // The whole-request timeout covers connecting as well.
+    let e = Client::new()
+        .get(&u)
+        .timeout(Duration::from_millis(100))
+        .send()
+        .unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
+    assert!(e.to_string().contains("timeout of 100ms passed"), "{e}");
+}
+
 /// Reads a request, reports it, then (if `partial`) sends a head and
 /// part of a body; then waits for the client to close, and reports that.
 fn stalls(partial: bool) -> (String, Queue<&'static str>) {
