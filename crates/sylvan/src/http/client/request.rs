@@ -411,6 +411,12 @@ impl Exchange {
                         .any(|h| n.eq_ignore_ascii_case(h))
                 });
             }
+            tracing::debug!(
+                target: "sylvan::http::client",
+                "{} {}: {status} to {next}",
+                self.method,
+                self.url
+            );
             resp.discard(DISCARD_MAX);
             drop(resp);
             self.url = next;
@@ -467,6 +473,14 @@ impl Exchange {
             Ok(r) => Ok(r),
             Err(f) if reused && f.before_response => {
                 if self.idempotent && body.replayable() {
+                    tracing::debug!(
+                        target: "sylvan::http::client",
+                        "{} {}: the reused connection was closed before any response ({}); \
+                         retrying on a new one",
+                        self.method,
+                        self.url,
+                        f.error
+                    );
                     let conn = self.connect()?;
                     return self.exchange(conn, key, body).map_err(|f| f.error);
                 }

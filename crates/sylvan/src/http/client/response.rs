@@ -518,6 +518,10 @@ impl ClientResponse {
 
 /// Reads the body; see [`ResponseBody`].
 impl Read for ClientResponse {
+    /// # Cancellation
+    ///
+    /// As [`ResponseBody`]: a killed or timed-out read closes the
+    /// connection, and later reads fail.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.body.read(buf)
     }
