@@ -388,6 +388,7 @@ impl Exchange {
             };
             if drop_body {
                 self.method = "GET".to_string();
+                self.idempotent = true;
                 *body = Payload::None;
                 self.headers.retain(|(n, _)| {
                     ![
