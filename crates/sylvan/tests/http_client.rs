@@ -1021,3 +1021,50 @@ fn response_reader_decodes_what_servers_send() {
     );
     assert!(read(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc", false).is_err());
 }
+
+// --- JSON bodies (feature `json`) ------------------------------------------
+
+#[cfg(feature = "json")]
+#[test]
+fn json_both_ways() {
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct Item {
+        id: u32,
+        name: String,
+    }
+    let s = Server::bind("127.0.0.1:0").unwrap().serve(|mut req| {
+        let mut body = Vec::new();
+        req.read_to_end(&mut body).unwrap();
+        match serde_json::from_slice::<Item>(&body) {
+            Ok(mut item) => {
+                item.id += 1;
+                Response::text(serde_json::to_string(&item).unwrap())
+                    .header("Content-Type", "application/json")
+            }
+            Err(_) => Response::text("not json"),
+        }
+    });
+    let u = url(&s, "/");
+    let c = Client::new();
+    let sent = Item {
+        id: 1,
+        name: "a".into(),
+    };
+    let got: Item = c.post(&u).json(&sent).send().unwrap().json().unwrap();
+    assert_eq!(
+        got,
+        Item {
+            id: 2,
+            name: "a".into()
+        }
+    );
+    let e = c
+        .post(&u)
+        .body("x")
+        .send()
+        .unwrap()
+        .json::<Item>()
+        .unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+    assert!(e.to_string().contains("is not the JSON expected"), "{e}");
+}

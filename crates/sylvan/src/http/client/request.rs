@@ -182,6 +182,51 @@ impl RequestBuilder {
         self
     }
 
+    /// Sets the body to `value` serialized as JSON, and `Content-Type:
+    /// application/json` unless a content type was set (feature `json`).
+    /// A value that cannot be serialized makes [`send`](Self::send) fail
+    /// with `InvalidInput`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use sylvan::http::{Client, Response, Server};
+    ///
+    /// let server = Server::bind("127.0.0.1:0").unwrap().serve(|mut req| {
+    ///     let mut body = String::new();
+    ///     req.read_to_string(&mut body).unwrap();
+    ///     Response::text(format!("{} {body}", req.header("content-type").unwrap_or("-")))
+    /// });
+    /// let url = format!("http://{}/", server.local_addr());
+    /// let resp = Client::new().post(&url).json(&serde_json::json!({"id": 7})).send().unwrap();
+    /// assert_eq!(resp.text().unwrap(), r#"application/json {"id":7}"#);
+    /// ```
+    #[cfg(feature = "json")]
+    pub fn json(mut self, value: &impl serde::Serialize) -> RequestBuilder {
+        match serde_json::to_vec(value) {
+            Ok(v) => {
+                let typed = self
+                    .headers
+                    .iter()
+                    .any(|(n, _)| n.eq_ignore_ascii_case("content-type"));
+                if !typed {
+                    self = self.header("Content-Type", "application/json");
+                }
+                self.body(v)
+            }
+            Err(e) => {
+                self.error.get_or_insert_with(|| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("cannot serialize the JSON body: {e}"),
+                    )
+                });
+                self
+            }
+        }
+    }
+
     /// Streams the body from `reader`, chunked; short for
     /// `.body(Body::from_reader(reader))`.
     ///

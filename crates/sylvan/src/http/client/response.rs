@@ -494,6 +494,42 @@ impl ClientResponse {
         })
     }
 
+    /// Reads the whole body as [`bytes`](Self::bytes) does and
+    /// deserializes it from JSON (feature `json`; the `Content-Type` is
+    /// not checked).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sylvan::http::{Client, Response, Server};
+    ///
+    /// let server = Server::bind("127.0.0.1:0").unwrap()
+    ///     .serve(|_| Response::text(r#"{"name": "sylvan", "tags": ["green", "threads"]}"#));
+    /// let url = format!("http://{}/", server.local_addr());
+    /// let v: serde_json::Value = Client::new().get(&url).send().unwrap().json().unwrap();
+    /// assert_eq!(v["tags"][1], "threads");
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// `InvalidData` if the body is not JSON of type `T` (the message
+    /// says where); as [`bytes`](Self::bytes) otherwise.
+    ///
+    /// # Cancellation
+    ///
+    /// As [`bytes`](Self::bytes).
+    #[cfg(feature = "json")]
+    pub fn json<T: serde::de::DeserializeOwned>(self) -> io::Result<T> {
+        let url = self.body.url.clone();
+        let b = self.bytes()?;
+        serde_json::from_slice(&b).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("the body of {url} is not the JSON expected: {e}"),
+            )
+        })
+    }
+
     /// Moves the body out, to stream it elsewhere (the head is dropped).
     ///
     /// # Examples
