@@ -916,6 +916,97 @@ fn against_python_http_server() {
     assert_eq!(t, format!("chunked 100000 {sum}"));
 }
 
+// --- Through a proxy -------------------------------------------------------
+
+/// A small forward proxy: absolute-form requests are answered with what
+/// the proxy saw (no upstream); `CONNECT host:port` opens a tunnel to
+/// 127.0.0.1:port and pipes both ways. Reports each request line.
+fn proxy() -> (sylvan::http::Url, Queue<String>) {
+    let seen = Queue::unbounded();
+    let q = seen.clone();
+    let (addr, _) = raw_server(move |mut s, _| {
+        let mut buf = [0; 4096];
+        loop {
+            let mut got = Vec::new();
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            let text = String::from_utf8_lossy(&got).into_owned();
+            let line = text.lines().next().unwrap_or("").to_string();
+            let _ = q.put(line.clone());
+            if let Some(target) = line.strip_prefix("CONNECT ") {
+                let port: u16 = target
+                    .split_whitespace()
+                    .next()
+                    .and_then(|t| t.rsplit(':').next())
+                    .and_then(|p| p.parse().ok())
+                    .unwrap();
+                let up = sylvan::connect(("127.0.0.1", port)).unwrap();
+                s.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .unwrap();
+                let (mut a, mut b) = (s.try_clone().unwrap(), up.try_clone().unwrap());
+                let pipe = sylvan::spawn(move || io::copy(&mut b, &mut a));
+                let (mut up, mut s) = (up, s);
+                let _ = io::copy(&mut s, &mut up);
+                let _ = up.shutdown(std::net::Shutdown::Write);
+                let _ = pipe.join();
+                return;
+            }
+            let host = text
+                .lines()
+                .find_map(|l| l.strip_prefix("Host: "))
+                .unwrap_or("-")
+                .to_string();
+            let body = format!("{line} host={host}");
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+            if s.write_all(head.as_bytes())
+                .and_then(|()| s.write_all(body.as_bytes()))
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    (
+        sylvan::http::Url::parse(&format!("http://{addr}")).unwrap(),
+        seen,
+    )
+}
+
+#[test]
+fn http_through_a_proxy_in_absolute_form() {
+    let (p, seen) = proxy();
+    let c = Client::builder().proxy(p).build();
+    for _ in 0..2 {
+        let t = c
+            .get("http://origin.invalid:8080/a?b=1")
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        assert_eq!(
+            t,
+            "GET http://origin.invalid:8080/a?b=1 HTTP/1.1 host=origin.invalid:8080"
+        );
+    }
+    assert_eq!(seen.len(), 2);
+    assert_eq!(
+        c.idle_connections(),
+        1,
+        "the connection to the proxy is kept"
+    );
+    let e = Client::builder()
+        .proxy(sylvan::http::Url::parse("https://proxy.invalid/").unwrap())
+        .build()
+        .get("http://x.invalid/")
+        .send()
+        .unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::Unsupported, "{e}");
+}
+
 // --- https:// (feature `tls`) ---------------------------------------------
 
 #[cfg(feature = "tls")]
@@ -972,13 +1063,29 @@ fn https_with_a_tls_config() {
     let e = plain.get(&u).send().unwrap_err();
     assert_eq!(e.kind(), io::ErrorKind::Unsupported, "{e}");
 
-    let c = Client::builder().tls_config(Arc::new(client_cfg)).build();
+    let c = Client::builder()
+        .tls_config(Arc::new(client_cfg.clone()))
+        .build();
     for _ in 0..3 {
         let r = c.get(&u).send().unwrap();
         assert_eq!(r.url().scheme(), "https");
         assert_eq!(r.text().unwrap(), "secure hello");
     }
     assert_eq!(accepted.get(), 1, "the TLS connection was kept alive");
+
+    // The same server through a CONNECT tunnel: TLS end to end.
+    let (p, seen) = proxy();
+    let c = Client::builder()
+        .tls_config(Arc::new(client_cfg))
+        .proxy(p)
+        .build();
+    assert_eq!(c.get(&u).send().unwrap().text().unwrap(), "secure hello");
+    assert_eq!(
+        seen.get().unwrap(),
+        format!("CONNECT localhost:{} HTTP/1.1", addr.port())
+    );
+    assert_eq!(c.get(&u).send().unwrap().text().unwrap(), "secure hello");
+    assert!(seen.is_empty(), "the tunnel was reused");
 }
 
 // --- The response reader on arbitrary bytes (as the fuzz target) ---------

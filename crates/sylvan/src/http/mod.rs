@@ -76,8 +76,10 @@
 //! - Redirects (up to 10 by default) with RFC 9110's method rules;
 //!   `Authorization` and `Cookie` are not sent to another origin.
 //! - `https://` over [`net::tls`](crate::net) with feature `tls` and
-//!   `ClientBuilder::tls_config`; JSON bodies with feature `json`. Not
-//!   (yet) supported: proxies, compressed bodies, cookies, HTTP/2.
+//!   `ClientBuilder::tls_config`; JSON bodies with feature `json`; an
+//!   `http://` proxy ([`ClientBuilder::proxy`], `CONNECT` for `https://`).
+//!   Not (yet) supported: proxy authentication, compressed bodies,
+//!   cookies, HTTP/2.
 //!
 //! ## Client example
 //!

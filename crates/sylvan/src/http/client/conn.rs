@@ -141,6 +141,16 @@ impl Conn {
         }
     }
 
+    /// The TCP stream back, e.g. after a proxy's `CONNECT` answer; `None`
+    /// for a TLS connection.
+    pub(crate) fn into_tcp(self) -> Option<TcpStream> {
+        match self.stream {
+            Stream::Tcp(s) => Some(s),
+            #[cfg(feature = "tls")]
+            Stream::Tls(_) => None,
+        }
+    }
+
     /// Bytes received but not consumed.
     pub(crate) fn buffered(&self) -> &[u8] {
         &self.buf[self.pos..self.end]

@@ -19,8 +19,8 @@
 //!
 //! The public overview, with an example, is in the docs of [`crate::http`].
 //!
-//! `https://` with feature `tls` and a `tls_config`. Not (yet) supported:
-//! proxies, compressed bodies, cookies,
+//! `https://` with feature `tls` and a `tls_config`; an `http://` proxy.
+//! Not (yet) supported: proxy authentication, compressed bodies, cookies,
 //! HTTP/2.
 
 mod conn;
@@ -53,6 +53,7 @@ pub(crate) struct Config {
     pub(crate) max_headers: usize,
     pub(crate) max_body: u64,
     pub(crate) user_agent: Option<String>,
+    pub(crate) proxy: Option<Url>,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<crate::net::tls::TlsConnector>,
 }
@@ -321,6 +322,7 @@ impl ClientBuilder {
                 max_headers: 100,
                 max_body: 10 * 1024 * 1024,
                 user_agent: Some(concat!("sylvan/", env!("CARGO_PKG_VERSION")).to_string()),
+                proxy: None,
                 #[cfg(feature = "tls")]
                 tls: None,
             },
@@ -561,6 +563,40 @@ impl ClientBuilder {
     /// ```
     pub fn user_agent(mut self, ua: Option<&str>) -> ClientBuilder {
         self.cfg.user_agent = ua.map(str::to_string);
+        self
+    }
+
+    /// Sends every request through this HTTP proxy (default: none; the
+    /// `HTTP_PROXY` family of variables is not read). An `http://` target
+    /// goes to the proxy in absolute form (`GET http://host/path`); an
+    /// `https://` one through a `CONNECT` tunnel, with TLS end to end.
+    /// Only `http://` proxies, without authentication for now (a
+    /// `Proxy-Authorization` header set on a request reaches the proxy
+    /// for `http://` targets only).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use sylvan::http::{Client, Url};
+    ///
+    /// // A stand-in proxy that answers with the request line it got.
+    /// let listener = sylvan::listen("127.0.0.1:0").unwrap();
+    /// let proxy = Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+    /// let fake = sylvan::spawn(move || -> std::io::Result<()> {
+    ///     let (mut s, _) = listener.accept()?;
+    ///     let mut buf = [0; 1024];
+    ///     let n = s.read(&mut buf)?;
+    ///     let line = String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or("").to_string();
+    ///     write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{line}", line.len())
+    /// });
+    /// let client = Client::builder().proxy(proxy).build();
+    /// let resp = client.get("http://example.invalid/a?b").send().unwrap();
+    /// assert_eq!(resp.text().unwrap(), "GET http://example.invalid/a?b HTTP/1.1");
+    /// fake.join().unwrap().unwrap();
+    /// ```
+    pub fn proxy(mut self, proxy: Url) -> ClientBuilder {
+        self.cfg.proxy = Some(proxy);
         self
     }
 

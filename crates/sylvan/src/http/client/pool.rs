@@ -13,6 +13,8 @@ pub(crate) struct Key {
     pub(crate) https: bool,
     pub(crate) host: String,
     pub(crate) port: u16,
+    /// Through the client's proxy.
+    pub(crate) proxied: bool,
 }
 
 /// Limits of the pool; see the setters of

@@ -13,6 +13,7 @@ use super::response::{ClientResponse, Deadline, context, within};
 use super::url::Url;
 use super::{Client, Inner};
 use crate::http::body::{Body, BodyKind};
+use crate::net::TcpStream;
 
 /// The request body as the exchange sees it.
 enum Payload {
@@ -475,6 +476,7 @@ impl Exchange {
             https: self.url.is_https(),
             host: self.url.host().to_string(),
             port: self.url.port(),
+            proxied: self.inner.cfg.proxy.is_some(),
         }
     }
 
@@ -494,7 +496,26 @@ impl Exchange {
                 },
             ));
         }
-        let tcp = cfg.connector.connect((self.url.host(), self.url.port()))?;
+        let tcp = match &cfg.proxy {
+            None => cfg.connector.connect((self.url.host(), self.url.port()))?,
+            Some(proxy) => {
+                if proxy.is_https() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::Unsupported,
+                        "https:// proxies are not supported (an http:// proxy can tunnel https://)",
+                    ));
+                }
+                let tcp = cfg
+                    .connector
+                    .connect((proxy.host(), proxy.port()))
+                    .map_err(|e| context(e, format_args!("connecting to the proxy {proxy}")))?;
+                if self.url.is_https() {
+                    self.tunnel(tcp)?
+                } else {
+                    tcp
+                }
+            }
+        };
         let stream = match tls {
             #[cfg(feature = "tls")]
             Some(tls) if self.url.is_https() => {
@@ -503,6 +524,34 @@ impl Exchange {
             _ => Stream::Tcp(tcp),
         };
         Ok(Conn::new(stream, crate::time::now()))
+    }
+
+    /// Asks the proxy for a `CONNECT` tunnel to the target.
+    fn tunnel(&self, tcp: TcpStream) -> io::Result<TcpStream> {
+        let cfg = &self.inner.cfg;
+        let target = self.url.host_port();
+        let mut conn = Conn::new(Stream::Tcp(tcp), crate::time::now());
+        conn.set_timeouts(cfg.read_timeout, cfg.write_timeout)?;
+        conn.begin();
+        conn.write_all(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes())
+            .map_err(|f| f.error)?;
+        let head = conn
+            .read_head(cfg.max_head, cfg.max_headers)
+            .map_err(|f| context(f.error, "reading the proxy's CONNECT response"))?;
+        if !(200..300).contains(&head.status) {
+            return Err(io::Error::other(format!(
+                "the proxy refused a tunnel to {target}: {} {}",
+                head.status, head.reason
+            )));
+        }
+        if !conn.buffered().is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the proxy sent bytes after its CONNECT response",
+            ));
+        }
+        conn.into_tcp()
+            .ok_or_else(|| io::Error::other("a CONNECT tunnel over TLS"))
     }
 
     /// One request and its response head, on a pooled connection or a
@@ -585,12 +634,17 @@ impl Exchange {
                 .iter()
                 .any(|(n, _)| n.eq_ignore_ascii_case(name))
         };
-        let _ = write!(
-            head,
-            "{} {} HTTP/1.1\r\n",
-            self.method,
-            self.url.path_and_query()
-        );
+        if cfg.proxy.is_some() && !self.url.is_https() {
+            // Absolute form, for the proxy (RFC 9112 §3.2.2).
+            let _ = write!(head, "{} {} HTTP/1.1\r\n", self.method, self.url);
+        } else {
+            let _ = write!(
+                head,
+                "{} {} HTTP/1.1\r\n",
+                self.method,
+                self.url.path_and_query()
+            );
+        }
         if !has("host") {
             let _ = write!(head, "Host: {}\r\n", self.url.authority());
         }

@@ -286,6 +286,15 @@ impl Url {
         }
     }
 
+    /// `host:port`, always with the port (a `CONNECT` target).
+    pub(crate) fn host_port(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
     /// The request target: path and query, percent-encoded, starting
     /// with `/`.
     ///
