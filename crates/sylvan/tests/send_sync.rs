@@ -120,6 +120,11 @@ assert_value!(sylvan::http::RequestBody: !Send & !Sync);
 assert_value!(sylvan::http::Response: !Send & !Sync);
 assert_value!(sylvan::http::Body: !Send & !Sync);
 assert_value!(sylvan::http::Upgraded: !Send & !Sync);
+assert_value!(sylvan::http::Client: !Send & !Sync);
+assert_value!(sylvan::http::ClientBuilder: !Send & !Sync);
+assert_value!(sylvan::http::RequestBuilder: !Send & !Sync);
+assert_value!(sylvan::http::ClientResponse: !Send & !Sync);
+assert_value!(sylvan::http::ResponseBody: !Send & !Sync);
 assert_value!(sylvan::websocket::WebSocket: !Send & !Sync);
 
 // --- Hub-bound: resilience ------------------------------------------------
@@ -185,6 +190,7 @@ assert_value!(sylvan::net::ServeOptions: Send & Sync);
 assert_value!(sylvan::net::StopReport: Send & Sync);
 assert_value!(sylvan::http::Headers: Send & Sync);
 assert_value!(sylvan::http::Version: Send & Sync);
+assert_value!(sylvan::http::Url: Send & Sync);
 assert_value!(sylvan::websocket::Options: Send & Sync);
 assert_value!(sylvan::resilience::Backoff: Send & Sync);
 assert_value!(sylvan::resilience::Jitter: Send & Sync);

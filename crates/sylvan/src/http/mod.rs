@@ -1,6 +1,6 @@
-//! An HTTP/1.1 server in the spirit of `eventlet.wsgi`: handlers are plain
-//! synchronous `Fn(Request) -> Response` code, one green thread per
-//! connection.
+//! An HTTP/1.1 server in the spirit of `eventlet.wsgi`, and a green client
+//! ([`Client`], below). Server handlers are plain synchronous `Fn(Request) -> Response`
+//! code, one green thread per connection.
 //!
 //! - HTTP/1.0 and 1.1, keep-alive, pipelining (answered in order), chunked
 //!   request and response bodies, `Expect: 100-continue` (sent lazily, on
@@ -50,8 +50,63 @@
 //! To serve on every core, run one server per hub of a
 //! [`Runtime`](crate::Runtime), each on its own `SO_REUSEPORT` listener
 //! ([`Server::from_listener`]).
+//!
+//! # The client
+//!
+//! [`Client`] is a green HTTP/1.1 client on the same parts: blocking calls
+//! that park only the calling green thread.
+//!
+//! - A [`Client`] holds the settings and a keep-alive pool; it is cheap to
+//!   clone (an `Rc`) and shared by every green thread of its hub. It is
+//!   `!Send`, like other hub-bound types: make one per hub.
+//! - [`Client::get`], [`post`](Client::post), … return a
+//!   [`RequestBuilder`]; [`send`](RequestBuilder::send) returns a
+//!   [`ClientResponse`] once the head has arrived, whose body is a
+//!   streaming `Read` ([`ResponseBody`]).
+//! - Connections are made by a [`Connector`](crate::net::Connector) (one
+//!   connect deadline across every address of a name, Happy Eyeballs) and
+//!   kept per (scheme, host, port). One is reused only after its response
+//!   body was read to the end, and only if the server allows it (HTTP/1.1
+//!   without `Connection: close`, HTTP/1.0 with `Connection: keep-alive`).
+//!   A request that finds a reused connection closed before any response
+//!   byte (the keep-alive race) is retried once on a new connection if it
+//!   is idempotent.
+//! - Three timeouts, all `ErrorKind::TimedOut`: connect; per read (and
+//!   write); a whole-request one that also covers reading the body.
+//! - Redirects (up to 10 by default) with RFC 9110's method rules;
+//!   `Authorization` and `Cookie` are not sent to another origin.
+//! - `https://` over [`net::tls`](crate::net) with feature `tls` and
+//!   `ClientBuilder::tls_config`; JSON bodies with feature `json`; an
+//!   `http://` proxy ([`ClientBuilder::proxy`], `CONNECT` for `https://`).
+//!   Not (yet) supported: proxy authentication, compressed bodies,
+//!   cookies, HTTP/2.
+//!
+//! ## Client example
+//!
+//! ```
+//! use std::time::Duration;
+//! use sylvan::http::{Client, Response, Server};
+//!
+//! let server = Server::bind("127.0.0.1:0").unwrap()
+//!     .serve(|req| Response::text(format!("hello from {}", req.path())));
+//! let client = Client::builder().timeout(Some(Duration::from_secs(10))).build();
+//!
+//! // Ten requests at once, from ten green threads, over the shared pool.
+//! let fetches: Vec<_> = (0..10)
+//!     .map(|i| {
+//!         let (client, url) = (client.clone(), format!("http://{}/{i}", server.local_addr()));
+//!         sylvan::spawn(move || client.get(&url).send()?.text())
+//!     })
+//!     .collect();
+//! for (i, f) in fetches.into_iter().enumerate() {
+//!     assert_eq!(f.join().unwrap().unwrap(), format!("hello from /{i}"));
+//! }
+//! assert!(client.idle_connections() > 0);
+//! ```
+//!
 
 mod body;
+mod client;
 mod conn;
 mod date;
 mod log;
@@ -62,6 +117,7 @@ mod server;
 mod upgrade;
 
 pub use body::Body;
+pub use client::{Client, ClientBuilder, ClientResponse, RequestBuilder, ResponseBody, Url};
 pub use request::{Headers, Request, RequestBody, Version};
 pub use response::{Response, reason};
 pub use server::{Server, ServerHandle};
@@ -122,6 +178,51 @@ pub mod __private {
         fn into_stream(self) -> Option<TcpStream> {
             None
         }
+    }
+
+    /// Reads `data` as the client reads a response (to a `HEAD` request
+    /// if `head`): the head, skipping interim 1xx ones, then the body as
+    /// its framing says (a chunked body de-chunked). Returns the status
+    /// and the body, or what was wrong; never panics.
+    pub fn read_response(mut data: &[u8], head: bool) -> Result<(u16, Vec<u8>), String> {
+        use super::body::ChunkedDecoder;
+        use super::parse::{ResponseFraming, parse_response_head};
+        let resp = loop {
+            let (resp, n) = parse_response_head(data, 64 * 1024, 100)?
+                .ok_or_else(|| "incomplete head".to_string())?;
+            data = &data[n..];
+            if !(100..200).contains(&resp.status) || resp.status == 101 {
+                break resp;
+            }
+        };
+        let body = match resp.framing(head)? {
+            ResponseFraming::Empty => Vec::new(),
+            ResponseFraming::Length(n) => {
+                let n = usize::try_from(n).unwrap_or(usize::MAX);
+                if data.len() < n {
+                    return Err("body cut short".into());
+                }
+                data[..n].to_vec()
+            }
+            ResponseFraming::Close => data.to_vec(),
+            ResponseFraming::Chunked => {
+                let mut dec = ChunkedDecoder::new(16 * 1024);
+                let mut out = Vec::new();
+                let mut buf = [0u8; 512];
+                while !dec.is_done() {
+                    let (c, p) = dec
+                        .decode(data, &mut buf)
+                        .map_err(|e| e.into_io().to_string())?;
+                    out.extend_from_slice(&buf[..p]);
+                    data = &data[c..];
+                    if c == 0 && p == 0 && !dec.is_done() {
+                        return Err("chunked body cut short".into());
+                    }
+                }
+                out
+            }
+        };
+        Ok((resp.status, body))
     }
 
     /// Serves one in-memory connection whose reads return `chunks` in

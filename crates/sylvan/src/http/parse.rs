@@ -474,6 +474,147 @@ fn parse_length(v: &[u8]) -> Result<u64, Reject> {
     Ok(v.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
 }
 
+/// A parsed response head, as the [client](super::Client) reads it.
+#[derive(Debug)]
+pub(crate) struct ResponseHead {
+    pub(crate) status: u16,
+    pub(crate) reason: String,
+    pub(crate) version: Version,
+    pub(crate) headers: Headers,
+}
+
+/// How a response body is delimited (RFC 9112 §6.3), from the client's
+/// side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ResponseFraming {
+    /// No body: a response to `HEAD`, a 1xx, 204 or 304.
+    Empty,
+    /// `Content-Length`.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// Until the server closes the connection.
+    Close,
+}
+
+/// Parses one response head at the start of `buf`: `Ok(None)` while it is
+/// incomplete and within `max_head` bytes, the head and its length once it
+/// is complete, or what is wrong with it.
+pub(crate) fn parse_response_head(
+    buf: &[u8],
+    max_head: usize,
+    max_headers: usize,
+) -> Result<Option<(ResponseHead, usize)>, &'static str> {
+    let lines = buf.iter().filter(|&&b| b == b'\n').count();
+    let max_headers = max_headers.clamp(1, lines.max(1));
+    let mut slots: Vec<MaybeUninit<httparse::Header<'_>>> = Vec::new();
+    slots.resize_with(max_headers, MaybeUninit::uninit);
+    let mut resp = httparse::Response::new(&mut []);
+    let status = httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, buf, &mut slots);
+    let n = match status {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if buf.len() > max_head => {
+            return Err("response head too large");
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err("too many response header fields"),
+        Err(httparse::Error::Version) => {
+            return Err("malformed status line (not HTTP/1.x)");
+        }
+        Err(httparse::Error::Status | httparse::Error::Token) => {
+            return Err("malformed status line");
+        }
+        Err(httparse::Error::HeaderName | httparse::Error::HeaderValue) => {
+            return Err("malformed response header field");
+        }
+        Err(_) => return Err("malformed response head"),
+    };
+    if n > max_head || u32::try_from(n).is_err() {
+        return Err("response head too large");
+    }
+    let code = resp.code.unwrap_or(0);
+    if !(100..=999).contains(&code) {
+        return Err("malformed status line");
+    }
+    let base = buf.as_ptr() as usize;
+    // Every slice lies within `buf[..n]`, and `n` fits a `u32`.
+    let off = |s: &[u8]| -> (u32, u32) {
+        let start = (s.as_ptr() as usize).wrapping_sub(base);
+        (start as u32, (start + s.len()) as u32)
+    };
+    let mut index = Vec::with_capacity(resp.headers.len());
+    for h in resp.headers.iter() {
+        let (ns, ne) = off(h.name.as_bytes());
+        let (vs, ve) = off(h.value);
+        index.push(HeaderIdx { ns, ne, vs, ve });
+    }
+    let head = ResponseHead {
+        status: code,
+        reason: resp.reason.unwrap_or("").to_string(),
+        version: match resp.version {
+            Some(0) => Version::Http10,
+            _ => Version::Http11,
+        },
+        headers: Headers::new(buf[..n].to_vec().into_boxed_slice(), index),
+    };
+    Ok(Some((head, n)))
+}
+
+impl ResponseHead {
+    /// How the body of this response (to a `HEAD` request if `head`) is
+    /// delimited, or why it cannot be read safely.
+    pub(crate) fn framing(&self, head: bool) -> Result<ResponseFraming, &'static str> {
+        if head || (100..200).contains(&self.status) || self.status == 204 || self.status == 304 {
+            return Ok(ResponseFraming::Empty);
+        }
+        let mut te = None;
+        let mut length: Option<u64> = None;
+        for (name, value) in self.headers.iter_bytes() {
+            if name.eq_ignore_ascii_case("transfer-encoding") {
+                // Only the last coding of the last field counts.
+                if let Some(last) = list(value).last() {
+                    te = Some(last.eq_ignore_ascii_case(b"chunked"));
+                }
+            } else if name.eq_ignore_ascii_case("content-length") {
+                // `5, 5` or two fields of 5 are one length (RFC 9110 §8.6).
+                for v in list(value) {
+                    let n = parse_length(v).map_err(|_| "invalid Content-Length")?;
+                    if length.is_some_and(|l| l != n) {
+                        return Err("conflicting Content-Length values");
+                    }
+                    length = Some(n);
+                }
+            }
+        }
+        Ok(match (te, length) {
+            (Some(true), _) => ResponseFraming::Chunked,
+            (Some(false), _) => ResponseFraming::Close,
+            (None, Some(n)) => ResponseFraming::Length(n),
+            (None, None) => ResponseFraming::Close,
+        })
+    }
+
+    /// Whether the server lets the connection be used again after this
+    /// response: HTTP/1.1 unless `Connection: close`, HTTP/1.0 only with
+    /// `Connection: keep-alive`; never when the body runs to the close, or
+    /// when both `Transfer-Encoding` and `Content-Length` were sent (RFC
+    /// 9112 §6.3).
+    pub(crate) fn keep_alive(&self, framing: ResponseFraming) -> bool {
+        let h = &self.headers;
+        if framing == ResponseFraming::Close
+            || h.has_token("connection", "close")
+            || (h.contains("transfer-encoding") && h.contains("content-length"))
+        {
+            return false;
+        }
+        match self.version {
+            Version::Http11 => true,
+            Version::Http10 => h.has_token("connection", "keep-alive"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -625,5 +766,85 @@ mod tests {
             s.scan(b"\r\nGET", &l),
             Err(Reject::Bad("too many empty lines before the request line"))
         );
+    }
+    fn resp(s: &str) -> ResponseHead {
+        parse_response_head(s.as_bytes(), 1024, 16)
+            .unwrap()
+            .unwrap()
+            .0
+    }
+
+    #[test]
+    fn response_heads() {
+        let r = resp("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+        assert_eq!((r.status, r.reason.as_str()), (200, "OK"));
+        assert_eq!(r.framing(false), Ok(ResponseFraming::Length(5)));
+        assert_eq!(r.framing(true), Ok(ResponseFraming::Empty));
+        assert!(r.keep_alive(ResponseFraming::Length(5)));
+        let r = resp("HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n");
+        assert_eq!(r.framing(false), Ok(ResponseFraming::Empty));
+        let r = resp("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n");
+        assert_eq!(r.framing(false), Ok(ResponseFraming::Chunked));
+        let r = resp("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n");
+        assert_eq!(r.framing(false), Ok(ResponseFraming::Close));
+        let r = resp("HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n");
+        assert!(!r.keep_alive(ResponseFraming::Length(1)));
+        let r = resp("HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 1\r\n\r\n");
+        assert!(r.keep_alive(ResponseFraming::Length(1)));
+        let r = resp("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\n");
+        assert!(!r.keep_alive(ResponseFraming::Length(1)));
+        let r = resp("HTTP/1.1 200 OK\r\nContent-Length: 3, 3\r\nContent-Length: 3\r\n\r\n");
+        assert_eq!(r.framing(false), Ok(ResponseFraming::Length(3)));
+        let r = resp("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n");
+        assert!(r.framing(false).is_err());
+        let r = resp("HTTP/1.1 200 OK\r\nContent-Length: -3\r\n\r\n");
+        assert!(r.framing(false).is_err());
+        let r = resp("HTTP/1.1 200\r\n\r\n");
+        assert_eq!(
+            (r.status, r.framing(false)),
+            (200, Ok(ResponseFraming::Close))
+        );
+    }
+
+    #[test]
+    fn response_head_errors() {
+        let p = |s: &str| parse_response_head(s.as_bytes(), 64, 4);
+        assert!(p("HTTP/1.1 200 OK\r\nA: b").unwrap().is_none());
+        assert!(p("HTTP/1.1 2").unwrap().is_none());
+        assert!(p("HTTP/2 200 OK\r\n\r\n").is_err());
+        assert!(p("HTTP/1.1 abc OK\r\n\r\n").is_err());
+        assert!(p("HTTP/1.1 099 Low\r\n\r\n").is_err());
+        assert!(p("garbage\r\n\r\n").is_err());
+        assert!(p("HTTP/1.1 200 OK\r\nA b: c\r\n\r\n").is_err());
+        assert_eq!(
+            p(&format!("HTTP/1.1 200 OK\r\nA: {}", "x".repeat(100))).unwrap_err(),
+            "response head too large"
+        );
+        assert_eq!(
+            p("HTTP/1.1 200 OK\r\nA: 1\r\nA: 2\r\nA: 3\r\nA: 4\r\nA: 5\r\n\r\n").unwrap_err(),
+            "too many response header fields"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn response_parser_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            if let Ok(Some((head, n))) = parse_response_head(&bytes, 256, 8) {
+                proptest::prop_assert!(n <= bytes.len());
+                let _ = head.framing(false).map(|f| head.keep_alive(f));
+                let _ = head.headers.iter().count();
+            }
+        }
+
+        #[test]
+        fn response_parser_finds_heads_split_anywhere(split in 0usize..60) {
+            let wire = b"HTTP/1.1 302 Found\r\nLocation: /x\r\nContent-Length: 0\r\n\r\nNEXT";
+            let split = split.min(wire.len());
+            if let Ok(Some((_, n))) = parse_response_head(&wire[..split], 256, 8) {
+                proptest::prop_assert_eq!(n, wire.len() - 4);
+            }
+            let (head, n) = parse_response_head(wire, 256, 8).unwrap().unwrap();
+            proptest::prop_assert_eq!((head.status, n), (302, wire.len() - 4));
+        }
     }
 }
