@@ -16,7 +16,9 @@ use crate::cancel::Cancelled;
 use crate::runtime::hub::{hub, next_green_id};
 use crate::runtime::park;
 use crate::runtime::stack::DEFAULT_STACK_SIZE;
-use crate::runtime::task::{Core, Task, TaskCell, log_panic, panic_message};
+use crate::runtime::task::{
+    Core, Task, TaskCell, clear_locals, drop_payload, log_panic, panic_message,
+};
 
 /// A green thread's id, unique in the process. The root context's is 0.
 ///
@@ -399,9 +401,7 @@ impl Builder {
             struct ClearLocals<'a>(&'a Core);
             impl Drop for ClearLocals<'_> {
                 fn drop(&mut self) {
-                    if let Some(locals) = self.0.locals.get() {
-                        locals.clear();
-                    }
+                    clear_locals(self.0);
                 }
             }
             let _locals = ClearLocals(&inner.core);
@@ -435,9 +435,7 @@ impl Builder {
             // destructors may block, and the handle may be dropped
             // meanwhile; the result must then be dropped here, not by the
             // scheduler.
-            if let Some(locals) = inner.core.locals.get() {
-                locals.clear();
-            }
+            clear_locals(&inner.core);
             if inner.detached.get() {
                 // Nobody can take it: drop it here, on this green thread's
                 // stack, never on the scheduler's path.
@@ -483,6 +481,7 @@ impl<T> PendingLinks<T> {
             };
             if let Err(p) = catch_panic(|| f(outcome)) {
                 log_panic(&self.core.core, p.as_ref());
+                drop_payload(&self.core.core, p);
             }
         }
     }
@@ -498,6 +497,7 @@ impl<T> Drop for PendingLinks<T> {
             };
             if let Err(p) = panic::catch_unwind(AssertUnwindSafe(|| f(Outcome::Killed))) {
                 log_panic(&self.core.core, p.as_ref());
+                drop_payload(&self.core.core, p);
             }
         }
     }

@@ -217,7 +217,11 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         // frame, before this green thread has finished or been unwound
         // (it is in `children`, which `wait_all`/`end_all` go through);
         // a green thread leaked at thread exit never runs again. So the
-        // closure is not run after `'scope` ends.
+        // closure is not run after `'scope` ends. (One gap, shared with
+        // every green thread and documented in the crate docs: a
+        // thread-local destructor that blocks while its thread exits,
+        // before the hub's own destructor, runs the hub; see the hub's
+        // module invariants.)
         let job = unsafe { crate::runtime::scoped::erase(job) };
         let g = match Builder::new().spawn(job) {
             Ok(g) => g,

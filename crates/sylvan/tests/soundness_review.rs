@@ -235,3 +235,30 @@ fn catching_the_forced_unwind_and_panicking_again_does_not_abort() {
     .join()
     .unwrap();
 }
+
+#[test]
+fn a_green_local_whose_drop_panics_does_not_wedge_a_scope() {
+    thread::spawn(|| {
+        struct Bomb;
+        impl Drop for Bomb {
+            fn drop(&mut self) {
+                panic!("a green-local's destructor panics");
+            }
+        }
+        sylvan::green_local! {
+            static BOMB: Bomb = Bomb;
+        }
+        let x = [1, 2, 3];
+        let n = sylvan::scope(|s| {
+            let h = s.spawn(|| {
+                BOMB.with(|_| ());
+                x.len()
+            });
+            h.join()
+        });
+        // The panic is contained (logged); the child finished normally.
+        assert_eq!(n.unwrap(), 3);
+    })
+    .join()
+    .unwrap();
+}

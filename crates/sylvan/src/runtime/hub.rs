@@ -580,11 +580,23 @@ impl Hub {
             Ordering::Relaxed,
         );
         // (`in_scheduler` stays set: it is only read while the root runs.)
-        let r = c.resume(());
+        // The entry function lets no panic out; should one escape all the
+        // same, the green thread is over: finish it (its joiners wake)
+        // rather than leave it unfinished with a dead coroutine.
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.resume(())));
         shared.running.store(0, Ordering::Relaxed);
         drop(switched);
         exit_span(core);
-        if let CoroutineResult::Return(()) = r {
+        let done = match r {
+            Ok(CoroutineResult::Return(())) => true,
+            Ok(CoroutineResult::Yield(())) => false,
+            Err(p) => {
+                super::task::log_panic(core, p.as_ref());
+                super::task::drop_payload(core, p);
+                true
+            }
+        };
+        if done {
             coro.take();
             drop(coro);
             self.finish(slot, &task);

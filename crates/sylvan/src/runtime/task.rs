@@ -189,6 +189,26 @@ impl<T> Task for TaskCell<T> {
     }
 }
 
+/// Drops a panic payload, containing a panic of its own `Drop` (logged
+/// and leaked): nothing may escape a green thread's entry function.
+pub(crate) fn drop_payload(core: &Core, payload: Box<dyn Any + Send>) {
+    if let Err(again) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(payload))) {
+        log_panic(core, again.as_ref());
+        std::mem::forget(again);
+    }
+}
+
+/// Clears a context's green-locals, containing a panic of a value's
+/// `Drop` (logged): nothing may escape a green thread's entry function.
+pub(crate) fn clear_locals(core: &Core) {
+    if let Some(locals) = core.locals.get() {
+        if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| locals.clear())) {
+            log_panic(core, p.as_ref());
+            drop_payload(core, p);
+        }
+    }
+}
+
 /// Logs a panic nobody will join.
 ///
 /// Never panics: a subscriber that panics while logging is ignored, since
