@@ -55,31 +55,91 @@ impl DbError {
     }
 
     /// The five-character SQLSTATE, e.g. `23505` for a unique violation.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let mut c = sylvan_postgres::Config::new().connect()?;
+    /// let e = c.simple_query("INSERT INTO nope VALUES (1)").unwrap_err();
+    /// let db = e.as_db_error().unwrap();
+    /// assert_eq!(db.code(), "42P01"); // undefined_table
+    /// # Ok::<(), sylvan_postgres::Error>(())
+    /// ```
     pub fn code(&self) -> &str {
         &self.code
     }
 
     /// `ERROR`, `FATAL` or `PANIC`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let mut c = sylvan_postgres::Config::new().connect()?;
+    /// let e = c.simple_query("INSERT INTO nope VALUES (1)").unwrap_err();
+    /// let db = e.as_db_error().unwrap();
+    /// assert_eq!(db.severity(), "ERROR");
+    /// # Ok::<(), sylvan_postgres::Error>(())
+    /// ```
     pub fn severity(&self) -> &str {
         &self.severity
     }
 
     /// The primary message.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let mut c = sylvan_postgres::Config::new().connect()?;
+    /// let e = c.simple_query("INSERT INTO nope VALUES (1)").unwrap_err();
+    /// let db = e.as_db_error().unwrap();
+    /// assert_eq!(db.message(), "relation \"nope\" does not exist");
+    /// # Ok::<(), sylvan_postgres::Error>(())
+    /// ```
     pub fn message(&self) -> &str {
         &self.message
     }
 
     /// The optional detail line.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let mut c = sylvan_postgres::Config::new().connect()?;
+    /// let e = c.simple_query("INSERT INTO nope VALUES (1)").unwrap_err();
+    /// let db = e.as_db_error().unwrap();
+    /// assert_eq!(db.detail(), None);
+    /// # Ok::<(), sylvan_postgres::Error>(())
+    /// ```
     pub fn detail(&self) -> Option<&str> {
         self.detail.as_deref()
     }
 
     /// The optional hint.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let mut c = sylvan_postgres::Config::new().connect()?;
+    /// let e = c.simple_query("INSERT INTO nope VALUES (1)").unwrap_err();
+    /// let db = e.as_db_error().unwrap();
+    /// assert_eq!(db.hint(), None);
+    /// # Ok::<(), sylvan_postgres::Error>(())
+    /// ```
     pub fn hint(&self) -> Option<&str> {
         self.hint.as_deref()
     }
 
     /// Whether the server ends the session with it (`FATAL`, `PANIC`).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let mut c = sylvan_postgres::Config::new().connect()?;
+    /// let e = c.simple_query("INSERT INTO nope VALUES (1)").unwrap_err();
+    /// let db = e.as_db_error().unwrap();
+    /// assert!(!db.is_fatal()); // an ERROR: the session goes on
+    /// # Ok::<(), sylvan_postgres::Error>(())
+    /// ```
     pub fn is_fatal(&self) -> bool {
         matches!(self.severity.as_str(), "FATAL" | "PANIC")
     }

@@ -126,3 +126,21 @@ fn checkout_timeout_and_max_lifetime() {
     let fresh = pool.get().unwrap();
     assert_ne!(fresh.backend_pid(), pid);
 }
+
+#[test]
+fn idle_sessions_of_a_restarted_server_are_replaced_on_checkout() {
+    let mut pg = util::server();
+    let pool = PgPool::builder(pg.config()).max_size(2).build();
+    let pid = pool.get().unwrap().backend_pid();
+    assert_eq!(pool.state().idle, 1);
+    pg.kill();
+    pg.restart().unwrap();
+    // The idle session's backend died with its server; the checkout's
+    // health check (no round trip) finds the closed socket and makes a new
+    // session instead of handing out a dead one.
+    let mut c = pool.get().unwrap();
+    assert_ne!(c.backend_pid(), pid);
+    c.ping().unwrap();
+    assert_eq!(pool.state().created, 2);
+    assert_eq!(pool.state().size, 1);
+}
