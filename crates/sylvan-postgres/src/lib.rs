@@ -1,4 +1,4 @@
-//! A PostgreSQL client for [sylvan](sylvan) green threads: plain blocking
+//! A PostgreSQL client for [sylvan] green threads: plain blocking
 //! calls, timeouts that cancel the statement on the server, a pool that
 //! survives server restarts, and retries only where they are safe.
 //!
