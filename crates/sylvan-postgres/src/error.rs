@@ -172,6 +172,8 @@ impl std::error::Error for DbError {}
 /// - [`Pool`](Error::Pool): no pooled connection could be had.
 /// - [`Protocol`](Error::Protocol): the server said something this client
 ///   does not understand, or authentication is impossible.
+/// - [`CommitUnknown`](Error::CommitUnknown): a `COMMIT` got no answer;
+///   the inner error says why.
 ///
 /// # Examples
 ///
@@ -196,6 +198,11 @@ pub enum Error {
     Pool(PoolError),
     /// An unexpected message, or an authentication method not supported.
     Protocol(String),
+    /// `COMMIT` was sent and no answer came (the inner error says why): the
+    /// transaction may or may not be applied. Find out before doing it
+    /// again. [`PgPool::transaction`](crate::PgPool::transaction) never
+    /// replays it.
+    CommitUnknown(Box<Error>),
 }
 
 /// SQLSTATEs after which running the same transaction again is harmless
@@ -232,6 +239,7 @@ impl Error {
     pub fn as_db_error(&self) -> Option<&DbError> {
         match self {
             Error::Db(e) => Some(e),
+            Error::CommitUnknown(e) => e.as_db_error(),
             _ => None,
         }
     }
@@ -251,8 +259,25 @@ impl Error {
         match self {
             Error::Io(e) => Cancelled::from_io(e),
             Error::Pool(PoolError::Cancelled(c)) => Some(*c),
+            Error::CommitUnknown(e) => e.cancelled(),
             _ => None,
         }
+    }
+
+    /// Whether a `COMMIT` was sent and got no answer: the transaction may
+    /// or may not be applied ([`Error::CommitUnknown`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io;
+    /// use sylvan_postgres::Error;
+    ///
+    /// let lost = Error::from(io::Error::from(io::ErrorKind::UnexpectedEof));
+    /// assert!(Error::CommitUnknown(Box::new(lost)).is_commit_unknown());
+    /// ```
+    pub fn is_commit_unknown(&self) -> bool {
+        matches!(self, Error::CommitUnknown(_))
     }
 
     /// Whether the call ran out of time: the query timeout, a scope's
@@ -272,6 +297,7 @@ impl Error {
             Error::Db(e) => e.code() == "57014",
             Error::Pool(PoolError::Timeout(_)) => true,
             Error::Pool(PoolError::Cancelled(c)) => c.is_timed_out(),
+            Error::CommitUnknown(e) => e.is_timeout(),
             _ => false,
         }
     }
@@ -285,8 +311,9 @@ impl Error {
     /// of time; trying again would overrun it) and never another server
     /// error (it would fail again).
     ///
-    /// This says nothing about whether a retry is *safe*; see
-    /// [`PgPool`](crate::PgPool) for that rule.
+    /// This says nothing about whether a retry is *safe* (a
+    /// [`CommitUnknown`](Error::CommitUnknown) answers as its inner error
+    /// does); see [`PgPool`](crate::PgPool) for that rule.
     ///
     /// # Examples
     ///
@@ -317,6 +344,7 @@ impl Error {
             }
             Error::Db(e) => e.code().starts_with("08") || RETRYABLE_STATES.contains(&e.code()),
             Error::Closed(_) => true,
+            Error::CommitUnknown(e) => e.is_retryable(),
             Error::Pool(PoolError::Create(e)) => {
                 match e.get_ref().and_then(|x| x.downcast_ref::<Error>()) {
                     // A connect that the server refused, e.g. `57P03` while it starts up.
@@ -337,6 +365,10 @@ impl fmt::Display for Error {
             Error::Closed(why) => write!(f, "postgres connection is closed: {why}"),
             Error::Pool(e) => write!(f, "postgres pool: {e}"),
             Error::Protocol(m) => write!(f, "postgres protocol error: {m}"),
+            Error::CommitUnknown(e) => write!(
+                f,
+                "COMMIT was sent but got no answer, the transaction may or may not be applied: {e}"
+            ),
         }
     }
 }
@@ -347,6 +379,7 @@ impl std::error::Error for Error {
             Error::Io(e) => Some(e),
             Error::Db(e) => Some(e),
             Error::Pool(e) => Some(e),
+            Error::CommitUnknown(e) => Some(e),
             _ => None,
         }
     }

@@ -34,11 +34,13 @@ use crate::{Client, Config, Error, Transaction, TxStatus};
 ///   the error is retryable, even after the statements were sent.
 /// - **`transaction`** is replayed only if it failed **before `COMMIT` was
 ///   sent**: until then the server rolls back everything on a lost
-///   connection. If `COMMIT` was sent and no reply came (the connection
-///   died, or a deadline passed), the outcome is unknown; the call fails
-///   with [`StopReason::NotIdempotent`](sylvan::resilience::StopReason)
-///   and the caller must find out (e.g. by the row's unique key) before
-///   doing it again.
+///   connection. If `COMMIT` was sent and no answer came (the connection
+///   died, the server ended the session, or a deadline passed), the
+///   outcome is unknown: the call fails with [`Error::CommitUnknown`]
+///   (stop reason [`NotIdempotent`](sylvan::resilience::StopReason), or
+///   `NotRetryable` for a timeout), and the caller must find out (e.g. by
+///   the row's unique key) before doing it again. A `COMMIT` the server
+///   refused with an ordinary error was not applied.
 /// - [`get`](Self::get) hands out a plain session and never retries what
 ///   is done with it.
 ///
@@ -331,9 +333,9 @@ impl PgPool {
     ///
     /// # Errors
     ///
-    /// A [`RetryError`] with the last [`Error`]; its reason is
-    /// [`StopReason::NotIdempotent`](sylvan::resilience::StopReason) when
-    /// the `COMMIT` was sent but its outcome is unknown.
+    /// A [`RetryError`] with the last [`Error`], which is
+    /// [`Error::CommitUnknown`] when the `COMMIT` was sent but got no
+    /// answer.
     ///
     /// # Cancellation
     ///
@@ -351,7 +353,14 @@ impl PgPool {
             let mut tx = conn.transaction()?;
             let v = f(&mut tx)?;
             attempt.mark_sent();
-            tx.commit()?;
+            tx.commit().map_err(|e| match e {
+                // The server answered: it did not commit.
+                Error::Db(db) if !db.is_fatal() => Error::Db(db),
+                // Broken earlier (an error `f` swallowed): COMMIT was
+                // never sent, and the server rolled back.
+                Error::Closed(why) => Error::Closed(why),
+                e => Error::CommitUnknown(Box::new(e)),
+            })?;
             Ok(v)
         })
     }

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::rc::Rc;
 use std::time::Duration;
 
-use sylvan::resilience::{Backoff, Jitter, Retry, StopReason};
+use sylvan::resilience::{Backoff, Jitter, Retry};
 use sylvan::sync::Queue;
 use sylvan_postgres::PgPool;
 
@@ -99,7 +99,7 @@ fn committed_rows_survive_three_kills_and_nothing_is_applied_twice() {
                                 "a transaction was applied twice: {e}"
                             );
                             o.errors.push(e.to_string());
-                            if e.reason() == StopReason::NotIdempotent {
+                            if e.error().is_commit_unknown() {
                                 o.unknown.push(key);
                             } else {
                                 o.failed.push(key);
