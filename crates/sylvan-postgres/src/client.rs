@@ -4,7 +4,7 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -688,7 +688,7 @@ impl Client {
     fn exchange(&mut self) -> Result<Reply, Error> {
         self.flush()?;
         let mut reply = Reply::default();
-        let mut columns: Rc<[String]> = Rc::from(Vec::new());
+        let mut columns: Arc<[String]> = Arc::from(Vec::new());
         let mut error: Option<DbError> = None;
         loop {
             match self.read_message()? {
@@ -709,7 +709,7 @@ impl Client {
                     while let Some(f) = fields.next()? {
                         names.push(f.name().to_owned());
                     }
-                    columns = Rc::from(names);
+                    columns = Arc::from(names);
                 }
                 Message::DataRow(body) => {
                     let buf = body.buffer();

@@ -5,7 +5,7 @@
 //! parses each parameter as the type it infers for `$n` (write `$1::int`
 //! where it cannot tell), and every column arrives as its text form.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::Error;
 
@@ -25,7 +25,7 @@ use crate::Error;
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Row {
-    pub(crate) columns: Rc<[String]>,
+    pub(crate) columns: Arc<[String]>,
     pub(crate) values: Vec<Option<String>>,
 }
 
