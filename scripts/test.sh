@@ -4,8 +4,9 @@
 # test. `.ci/run` calls it after the format and lint checks.
 #
 # Programs: curl and wrk (tests/http_clients.rs), redis-server
-# (tests/redis.rs), ZooKeeper and a JRE (tests/zk*.rs, the CLI's discovery
-# tests), Python 3 with websocket-client (tests/websocket.rs) and
+# (tests/redis.rs), PostgreSQL's initdb and postgres (the sylvan-postgres
+# tests start private servers), ZooKeeper and a JRE (tests/zk*.rs, the
+# CLI's discovery tests), Python 3 with websocket-client (tests/websocket.rs) and
 # toxiproxy-python (sylvan-cli tests/chaos.rs). A test whose program is
 # missing fails with one line naming it and the command that installs it.
 set -euo pipefail
@@ -18,6 +19,7 @@ apt_pkgs=()
 command -v curl >/dev/null || apt_pkgs+=(curl)
 command -v wrk >/dev/null || apt_pkgs+=(wrk)
 command -v redis-server >/dev/null || apt_pkgs+=(redis-server)
+{ compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || command -v initdb >/dev/null; } || apt_pkgs+=(postgresql)
 { command -v java >/dev/null && [ -e /usr/share/java/zookeeper.jar ]; } || apt_pkgs+=(zookeeper)
 command -v python3 >/dev/null || apt_pkgs+=(python3 python3-pip)
 if ((${#apt_pkgs[@]})); then
