@@ -133,7 +133,7 @@ fn committed_rows_survive_three_kills_and_nothing_is_applied_twice() {
             for _ in 0..n {
                 progress.get()?;
             }
-            Ok::<_, sylvan::Cancelled>(())
+            Ok::<_, sylvan::sync::GetError>(())
         });
         assert!(
             r.is_ok(),
