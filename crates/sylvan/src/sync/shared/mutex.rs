@@ -18,7 +18,6 @@
 //! it was already popped, ownership is its own and it keeps it (or, when
 //! force-unwound, unlocks on the way out).
 
-use std::cell::UnsafeCell;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
@@ -29,8 +28,12 @@ use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
 use super::waiters::Waiters;
 use crate::cancel::Cancelled;
 use crate::runtime::hub::hub_unless_exiting;
+use crate::runtime::lock_cell::{ExclusiveCell, ExclusiveRef};
 use crate::runtime::park::{self, Unparker};
 use crate::sync::LockError;
+
+/// The lock protocol made two guards at once: a bug in this module.
+const BROKEN: &str = "sylvan::sync::shared::Mutex: two guards at once (a bug in sylvan)";
 
 const LOCKED: u8 = 1;
 const QUEUED: u8 = 2;
@@ -72,17 +75,11 @@ pub struct Mutex<T: ?Sized> {
     state: AtomicU8,
     poisoned: AtomicBool,
     waiters: std::sync::Mutex<Waiters<()>>,
-    data: UnsafeCell<T>,
+    data: ExclusiveCell<T>,
 }
 
-// SAFETY: the data is only reached through a `MutexGuard`, and the lock
-// protocol (module docs) lets one guard exist at a time; the guard's
-// acquire/release (a compare-and-swap, or the hand-off under the list's
-// `std` mutex and the hub's wake-up) orders each owner's accesses after
-// the previous owner's. So sharing the mutex only ever moves `T` between
-// threads, which `T: Send` allows. (`Send` is derived: `UnsafeCell<T>` is
-// `Send` when `T` is.)
-unsafe impl<T: ?Sized + Send> Sync for Mutex<T> {}
+// `Sync` when `T: Send`, through `ExclusiveCell`: the data is reached
+// only through a `MutexGuard`, which holds the cell's one borrow.
 
 /// Holds a [`shared::Mutex`](Mutex) locked; unlocks it (handing it to the
 /// oldest waiter) when dropped. `!Send`, as std's guard.
@@ -97,6 +94,9 @@ unsafe impl<T: ?Sized + Send> Sync for Mutex<T> {}
 #[must_use = "if unused the Mutex will immediately unlock"]
 pub struct MutexGuard<'a, T: ?Sized> {
     mutex: &'a Mutex<T>,
+    /// The data's one borrow; `None` only inside `drop`, which gives it
+    /// back before unlocking.
+    data: Option<ExclusiveRef<'a, T>>,
     panicking: bool,
     /// `!Send` (it stays on its thread, as std's does), and `Sync` only
     /// when `T: Sync`.
@@ -120,7 +120,7 @@ impl<T> Mutex<T> {
             state: AtomicU8::new(0),
             poisoned: AtomicBool::new(false),
             waiters: std::sync::Mutex::new(Waiters::new()),
-            data: UnsafeCell::new(value),
+            data: ExclusiveCell::new(value),
         }
     }
 
@@ -233,6 +233,7 @@ impl<T: ?Sized> Mutex<T> {
     fn guard(&self) -> LockResult<MutexGuard<'_, T>> {
         let guard = MutexGuard {
             mutex: self,
+            data: Some(self.data.try_borrow_mut().expect(BROKEN)),
             panicking: std::thread::panicking(),
             _marker: PhantomData,
         };
@@ -455,6 +456,7 @@ impl<T: ?Sized> Drop for MutexGuard<'_, T> {
         if !self.panicking && std::thread::panicking() {
             self.mutex.poisoned.store(true, Ordering::Relaxed);
         }
+        self.data = None;
         self.mutex.unlock();
     }
 }
@@ -463,17 +465,13 @@ impl<T: ?Sized> Deref for MutexGuard<'_, T> {
     type Target = T;
 
     fn deref(&self) -> &T {
-        // SAFETY: this guard owns the mutex (see `Mutex`'s `Sync` impl),
-        // so nothing else reaches the data while it lives.
-        unsafe { &*self.mutex.data.get() }
+        self.data.as_deref().expect(BROKEN)
     }
 }
 
 impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: as in `deref`, and `&mut self` makes this borrow unique
-        // among this guard's borrows.
-        unsafe { &mut *self.mutex.data.get() }
+        self.data.as_deref_mut().expect(BROKEN)
     }
 }
 
