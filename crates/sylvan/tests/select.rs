@@ -192,7 +192,7 @@ fn acquire_arm_gets_the_released_permit_and_a_losing_one_holds_none() {
         let (s2, q2) = (sem.clone(), q.clone());
         let s = sylvan::spawn(move || {
             let p = Select::new()
-                .acquire(&s2, |p| Some(p))
+                .acquire(&s2, Some)
                 .get(&q2, |_| None)
                 .select()
                 .unwrap();
