@@ -440,9 +440,11 @@ fn iwait_does_not_swallow_a_getters_wake_up() {
         let q3 = q.clone();
         let getter = sylvan::spawn(move || q3.get());
         sylvan::yield_now();
-        q.put(7).unwrap(); // wakes the watcher, which must pass it on
+        q.put(7).unwrap(); // must reach the getter, not the watcher
+        q.put(8).unwrap();
         assert_eq!(getter.join().unwrap(), Ok(7));
         assert_eq!(watcher.join().unwrap(), Some(Ok(0)));
+        assert_eq!(q.try_get(), Some(8), "the watcher took nothing");
     });
 }
 

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use sylvan::GreenThread;
-use sylvan::select::Select;
+use sylvan::select::{Select, Waitable, iwait};
 use sylvan::sync::{Event, Queue, Receiver, Semaphore, Sender};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +44,9 @@ enum Job {
     Select(Vec<Arm>, Option<u8>),
     /// A plain blocking call of the same kind as the arm.
     Plain(Arm),
+    /// `iwait(..).next()` over queues (`Get` arms), the event (`Wait`)
+    /// and the receiver (`Recv`): watches, takes nothing.
+    Iwait(Vec<Arm>),
 }
 
 #[derive(Debug, Clone)]
@@ -77,6 +80,11 @@ fn job() -> impl Strategy<Value = Job> {
         3 => (prop::collection::vec(arm(), 0..5), prop::option::of(0u8..30))
             .prop_map(|(a, d)| Job::Select(a, d)),
         2 => arm().prop_map(Job::Plain),
+        1 => prop::collection::vec(
+            prop_oneof![(0u8..3).prop_map(Arm::Get), Just(Arm::Wait), Just(Arm::Recv)],
+            0..4
+        )
+        .prop_map(Job::Iwait),
     ]
 }
 
@@ -102,8 +110,9 @@ struct Ledger {
     got: [Vec<u8>; 3],
     sent: Vec<u8>,
     received: Vec<u8>,
-    /// What each job is parked on right now (set just before it blocks).
-    waiting: Vec<Option<Vec<Arm>>>,
+    /// What each job is parked on right now (set just before it blocks),
+    /// and whether it would take (not only watch).
+    waiting: Vec<Option<(Vec<Arm>, bool)>>,
     errors: Vec<String>,
 }
 
@@ -267,13 +276,41 @@ impl World {
         }
     }
 
+    /// Waits for the first of `arms` (as readiness) to be ready and
+    /// checks that it is, and that waiting took nothing.
+    fn iwait(&self, arms: &[Arm]) {
+        let objects: Vec<&dyn Waitable> = arms
+            .iter()
+            .map(|a| match *a {
+                Arm::Get(q) => &self.qs[q as usize] as &dyn Waitable,
+                Arm::Wait => &self.ev,
+                _ => &self.rx,
+            })
+            .collect();
+        if let Some(Ok(i)) = iwait(&objects).next() {
+            // Reported without anything running in between: still ready.
+            if !objects[i].is_ready() {
+                let e = format!("iwait reported {:?}, which is not ready", arms[i]);
+                self.l.borrow_mut().errors.push(e);
+            }
+        }
+    }
+
     /// Whether a waiter on `a` (job `me`) could go on now.
-    fn ready(&self, a: Arm, me: usize, waiting: &[Option<Vec<Arm>>], alive: &[bool]) -> bool {
+    fn ready(
+        &self,
+        a: Arm,
+        me: usize,
+        waiting: &[Option<(Vec<Arm>, bool)>],
+        alive: &[bool],
+    ) -> bool {
         let partner = |want: &dyn Fn(&Arm) -> bool| {
-            waiting
-                .iter()
-                .enumerate()
-                .any(|(j, w)| j != me && alive[j] && w.as_ref().is_some_and(|w| w.iter().any(want)))
+            waiting.iter().enumerate().any(|(j, w)| {
+                j != me
+                    && alive[j]
+                    && w.as_ref()
+                        .is_some_and(|(w, takes)| *takes && w.iter().any(want))
+            })
         };
         match a {
             Arm::Get(q) => !self.qs[q as usize].is_empty() || self.qs[q as usize].is_closed(),
@@ -318,13 +355,18 @@ fn run_program(acts: Vec<Act>) -> Result<(), String> {
                     let w2 = w.clone();
                     handles.push(sylvan::spawn(move || match job {
                         Job::Select(arms, scope) => {
-                            w2.l.borrow_mut().waiting[id] = Some(arms.clone());
+                            w2.l.borrow_mut().waiting[id] = Some((arms.clone(), true));
                             w2.select(&arms, scope);
                             w2.l.borrow_mut().waiting[id] = None;
                         }
                         Job::Plain(a) => {
-                            w2.l.borrow_mut().waiting[id] = Some(vec![a]);
+                            w2.l.borrow_mut().waiting[id] = Some((vec![a], true));
                             w2.plain(a);
+                            w2.l.borrow_mut().waiting[id] = None;
+                        }
+                        Job::Iwait(arms) => {
+                            w2.l.borrow_mut().waiting[id] = Some((arms.clone(), false));
+                            w2.iwait(&arms);
                             w2.l.borrow_mut().waiting[id] = None;
                         }
                     }));
@@ -369,7 +411,7 @@ fn run_program(acts: Vec<Act>) -> Result<(), String> {
             let l = w.l.borrow();
             let alive: Vec<bool> = handles.iter().map(|h| !h.is_finished()).collect();
             for (j, wt) in l.waiting.iter().enumerate() {
-                let Some(arms) = wt.as_ref().filter(|_| alive[j]) else {
+                let Some((arms, _)) = wt.as_ref().filter(|_| alive[j]) else {
                     continue;
                 };
                 for &a in arms {

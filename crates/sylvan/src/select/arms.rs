@@ -157,7 +157,7 @@ impl<T, R, F: FnOnce(Result<T, RecvError>) -> R> Arm<R> for RecvArm<'_, T, F> {
     }
 
     fn register(&self, token: WakeToken, _arm: u32) {
-        self.id.set(self.rx.register(token));
+        self.id.set(self.rx.register(token, true));
     }
 
     fn unregister(&self, _hub: &Hub, _notified: bool) {

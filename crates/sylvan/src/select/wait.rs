@@ -95,13 +95,12 @@ impl<T> Waitable for Event<T> {
 
 impl<T> Sealed for Queue<T> {
     fn register(&self, reg: Reg) -> u64 {
-        self.register_getter(reg.token, reg.arm);
+        self.register_watcher(reg.token, reg.arm);
         0
     }
 
     fn unregister(&self, _id: u64, notified: bool) {
-        // A getter's wake-up we don't use passes on to the next getter.
-        self.unregister_getter(hub(), notified);
+        self.unregister_watcher(hub(), notified);
     }
 }
 
@@ -113,7 +112,7 @@ impl<T> Waitable for Queue<T> {
 
 impl<T> Sealed for Receiver<T> {
     fn register(&self, reg: Reg) -> u64 {
-        Receiver::register(self, reg.token)
+        Receiver::register(self, reg.token, false)
     }
 
     fn unregister(&self, id: u64, _notified: bool) {

@@ -67,6 +67,9 @@ struct Inner<T> {
     unfinished: Cell<usize>,
     /// Green threads in `join`.
     joiners: RefCell<WaitList>,
+    /// `iwait`/`wait` callers watching for an item (or the close); woken
+    /// all at once, and never mistaken for getters.
+    watchers: RefCell<WaitList>,
 }
 
 impl<T> Clone for Queue<T> {
@@ -101,6 +104,7 @@ impl<T> Queue<T> {
                 closed: Cell::new(false),
                 unfinished: Cell::new(0),
                 joiners: RefCell::new(WaitList::default()),
+                watchers: RefCell::new(WaitList::default()),
             }),
         }
     }
@@ -274,6 +278,7 @@ impl<T> Queue<T> {
         });
         self.inner.unfinished.set(self.inner.unfinished.get() + 1);
         self.inner.getters.borrow_mut().wake_one();
+        self.inner.watchers.borrow_mut().wake_all();
         ticket
     }
 
@@ -399,6 +404,7 @@ impl<T> Queue<T> {
                 putter: None,
             });
             self.inner.unfinished.set(self.inner.unfinished.get() + 1);
+            self.inner.watchers.borrow_mut().wake_all();
             return Ok(());
         }
         Err(TryPutError::Full(value))
@@ -495,6 +501,20 @@ impl<T> Queue<T> {
         Self::leave(&self.inner.putters, hub, notified);
     }
 
+    /// Registers a readiness watcher (`iwait`, `wait`): woken when an item
+    /// arrives or the queue closes, without ever counting as a getter.
+    pub(crate) fn register_watcher(&self, token: WakeToken, arm: u32) {
+        self.inner.watchers.borrow_mut().push_arm(token, arm);
+    }
+
+    /// A watcher stops waiting (`notified`: this queue woke it; every
+    /// watcher was woken then, so nothing passes on).
+    pub(crate) fn unregister_watcher(&self, hub: &Hub, notified: bool) {
+        if !notified {
+            self.inner.watchers.borrow_mut().cancelled(hub);
+        }
+    }
+
     fn leave(list: &RefCell<WaitList>, hub: &Hub, notified: bool) {
         let mut list = list.borrow_mut();
         if notified {
@@ -544,6 +564,7 @@ impl<T> Queue<T> {
         }
         self.inner.getters.borrow_mut().wake_all();
         self.inner.putters.borrow_mut().wake_all();
+        self.inner.watchers.borrow_mut().wake_all();
         if let Some(hub) = crate::runtime::hub::try_hub() {
             self.inner.items.borrow().for_each_putter(|t| {
                 hub.wake(t, crate::runtime::park::Wake::Notified);

@@ -296,12 +296,18 @@ impl<T> Chan<T> {
     }
 
     /// Registers a multi-way park (`select`, `iwait`) on `side`; returns
-    /// the id to [`leave`](Self::leave) with.
-    fn register(&self, side: Side, token: WakeToken) -> u64 {
+    /// the id to [`leave`](Self::leave) with. `takes`: it will take a
+    /// value if it can (a `select`; not an `iwait`, which only watches),
+    /// so a `select` waiting to send on a rendezvous channel is told.
+    fn register(&self, side: Side, token: WakeToken, takes: bool) -> u64 {
         let hub = hub();
         let mut st = self.lock();
         let id = st.list(side).push(Unparker::new(hub, token));
-        let sender = self.receiver_arrives(&mut st, side);
+        let sender = if takes {
+            self.receiver_arrives(&mut st, side)
+        } else {
+            None
+        };
         drop(st);
         if let Some(u) = sender {
             u.unpark();
@@ -794,7 +800,7 @@ impl<T> Sender<T> {
     /// Registers a multi-way park (`select`) as a sender waiting for room
     /// (on a rendezvous channel: for a receiver); returns its id.
     pub(crate) fn register(&self, token: WakeToken) -> u64 {
-        self.chan.register(Side::Send, token)
+        self.chan.register(Side::Send, token, true)
     }
 
     /// The multi-way park registered as `id` stops waiting.
@@ -804,10 +810,11 @@ impl<T> Sender<T> {
 }
 
 impl<T> Receiver<T> {
-    /// Registers a multi-way park (`select`, `iwait`) as a receiver;
-    /// returns its id.
-    pub(crate) fn register(&self, token: WakeToken) -> u64 {
-        self.chan.register(Side::Recv, token)
+    /// Registers a multi-way park as a receiver: a `select` that will
+    /// take a value (`takes`), or an `iwait` that only watches; returns
+    /// its id.
+    pub(crate) fn register(&self, token: WakeToken, takes: bool) -> u64 {
+        self.chan.register(Side::Recv, token, takes)
     }
 
     /// The multi-way park registered as `id` stops waiting.
