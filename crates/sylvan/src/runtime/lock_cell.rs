@@ -1,53 +1,70 @@
 //! The data cells of the cross-thread locks (`sync::shared::{Mutex,
 //! RwLock}`): the only `unsafe` those locks need, behind a safe interface.
 //!
-//! A lock's protocol (its state word, its waiter list, hand-offs between
-//! threads) decides who may touch the data; these cells make sure that no
-//! mistake in a protocol can turn into undefined behaviour. Each cell
-//! keeps its own borrow count, like an atomic `RefCell`: a borrow is taken
-//! with one atomic read-modify-write when a guard is made and given back
-//! when it is dropped. When the protocol is right the borrow always
-//! succeeds; if it were wrong, [`try_borrow_mut`](ExclusiveCell::try_borrow_mut)
-//! would return `None` (the lock turns that into a panic naming the bug)
-//! instead of handing out two `&mut T`.
+//! A lock's protocol (its waiter list, hand-offs between threads) decides
+//! who may touch the data; these cells make sure that no mistake in a
+//! protocol can turn into undefined behaviour: the data is reached only
+//! through a borrow object that the cell itself hands out, and the cell
+//! never has two unique borrows out at once. A wrong protocol gets `None`
+//! (which the lock turns into a panic naming the bug), never two `&mut T`.
 //!
 //! Invariants, which every `unsafe` block below rests on:
 //!
-//! - [`ExclusiveCell`]: `borrowed` is `true` exactly while one
-//!   [`ExclusiveRef`] exists. It is set only by a successful swap from
-//!   `false` (`Acquire`), and cleared only by that `ExclusiveRef`'s drop
-//!   (`Release`), so each holder's accesses happen after the previous
-//!   holder's.
+//! - [`ExclusiveCell`] holds the mutex's whole lock word. Its `LOCKED`
+//!   bit is set and `HANDED` clear exactly while one [`ExclusiveRef`]
+//!   exists; `LOCKED` and `HANDED` both set mean the last holder handed
+//!   the lock on and nobody has claimed it yet (no `ExclusiveRef`
+//!   exists). An `ExclusiveRef` is made only by a compare-and-swap from 0
+//!   to `LOCKED` ([`try_lock`](ExclusiveCell::try_lock)) or by clearing
+//!   `HANDED` with a read-modify-write that saw it set
+//!   ([`claim_handed`](ExclusiveCell::claim_handed)), both `Acquire`; it
+//!   goes only by clearing `LOCKED` or setting `HANDED`, both `Release`.
+//!   No other operation touches those two bits ([`try_queue`] and
+//!   [`clear_queued`] change `QUEUED` only). So the uncontended lock and
+//!   unlock cost one compare-and-swap each, as a lock word without the
+//!   cell would.
 //! - [`SharedCell`]: `state` is [`WRITER`] exactly while one
 //!   [`SharedMut`] exists, and otherwise the number of live
 //!   [`SharedRef`]s. A `SharedMut` is made only by a compare-and-swap from
 //!   0 to `WRITER`, a `SharedRef` only by a compare-and-swap from a count
 //!   below `WRITER - 1` to one more; each drop undoes its own step with
-//!   `Release`.
+//!   `Release`. (The `RwLock` takes a `std` mutex on every operation; one
+//!   more atomic is noise there.)
+//!
+//! [`try_queue`]: ExclusiveCell::try_queue
+//! [`clear_queued`]: ExclusiveCell::clear_queued
 
 use std::cell::UnsafeCell;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
-/// A cell whose data is reached only through one [`ExclusiveRef`] at a
-/// time; the data of `sync::shared::Mutex`.
+/// Lock word bit: somebody owns the mutex (or it is handed to a waiter).
+const LOCKED: u8 = 1;
+/// Lock word bit: the waiter list may be non-empty (the mutex's protocol).
+const QUEUED: u8 = 2;
+/// Lock word bit: handed over by the last owner, not yet claimed.
+const HANDED: u8 = 4;
+
+/// A mutex's lock word and data; the data is reached only through one
+/// [`ExclusiveRef`] at a time.
 pub(crate) struct ExclusiveCell<T: ?Sized> {
-    borrowed: AtomicBool,
+    state: AtomicU8,
     data: UnsafeCell<T>,
 }
 
 // SAFETY: the data is reached only through an `ExclusiveRef`, and at most
 // one exists at a time (module invariants), its accesses ordered after the
-// previous holder's. Sharing the cell therefore only ever moves `T`
-// between threads, which `T: Send` allows; no `&T` is shared between
-// threads at once, so `T: Sync` is not needed (as for `std::sync::Mutex`).
-// (`Send` is derived: `UnsafeCell<T>` is `Send` when `T` is.)
+// previous holder's by the `Acquire`/`Release` pairs on `state`. Sharing
+// the cell therefore only ever moves `T` between threads, which `T: Send`
+// allows; no `&T` is shared between threads at once, so `T: Sync` is not
+// needed (as for `std::sync::Mutex`). (`Send` is derived: `UnsafeCell<T>`
+// is `Send` when `T` is.)
 unsafe impl<T: ?Sized + Send> Sync for ExclusiveCell<T> {}
 
 impl<T> ExclusiveCell<T> {
     pub(crate) const fn new(value: T) -> ExclusiveCell<T> {
         ExclusiveCell {
-            borrowed: AtomicBool::new(false),
+            state: AtomicU8::new(0),
             data: UnsafeCell::new(value),
         }
     }
@@ -58,13 +75,53 @@ impl<T> ExclusiveCell<T> {
 }
 
 impl<T: ?Sized> ExclusiveCell<T> {
-    /// Borrows the data, unless it is borrowed already.
+    /// Locks, if the lock word is 0 (free, nobody queued).
     #[inline]
-    pub(crate) fn try_borrow_mut(&self) -> Option<ExclusiveRef<'_, T>> {
-        if self.borrowed.swap(true, Ordering::Acquire) {
-            return None;
+    pub(crate) fn try_lock(&self) -> Option<ExclusiveRef<'_, T>> {
+        self.state
+            .compare_exchange(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+            .ok()
+            .map(|_| ExclusiveRef { cell: self })
+    }
+
+    /// The lock word, for the protocol's decisions.
+    pub(crate) fn state(&self) -> u8 {
+        self.state.load(Ordering::Relaxed)
+    }
+
+    /// Sets `QUEUED` if the mutex is locked (or handed on); returns
+    /// whether it is (then `QUEUED` is set).
+    pub(crate) fn try_queue(&self) -> bool {
+        let mut s = self.state.load(Ordering::Relaxed);
+        loop {
+            if s & LOCKED == 0 {
+                return false;
+            }
+            if s & QUEUED != 0 {
+                return true;
+            }
+            match self.state.compare_exchange_weak(
+                s,
+                s | QUEUED,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(now) => s = now,
+            }
         }
-        Some(ExclusiveRef { cell: self })
+    }
+
+    /// Clears `QUEUED`.
+    pub(crate) fn clear_queued(&self) {
+        self.state.fetch_and(!QUEUED, Ordering::Relaxed);
+    }
+
+    /// Takes the lock its last owner [handed on](ExclusiveRef::hand_off),
+    /// if it was and nobody claimed it yet.
+    pub(crate) fn claim_handed(&self) -> Option<ExclusiveRef<'_, T>> {
+        let was = self.state.fetch_and(!HANDED, Ordering::Acquire);
+        (was & (HANDED | LOCKED) == HANDED | LOCKED).then_some(ExclusiveRef { cell: self })
     }
 
     /// The data, through a unique borrow of the cell.
@@ -73,15 +130,47 @@ impl<T: ?Sized> ExclusiveCell<T> {
     }
 }
 
-/// The one borrow of an [`ExclusiveCell`]'s data.
+/// The one borrow of an [`ExclusiveCell`]'s data: holding it is owning
+/// the mutex. Dropping it unlocks (the lock word becomes 0).
 pub(crate) struct ExclusiveRef<'a, T: ?Sized> {
     cell: &'a ExclusiveCell<T>,
 }
 
-impl<T: ?Sized> Drop for ExclusiveRef<'_, T> {
+impl<'a, T: ?Sized> ExclusiveRef<'a, T> {
+    /// Unlocks if nobody is queued (the lock word is exactly `LOCKED`);
+    /// otherwise hands the borrow back.
     #[inline]
+    pub(crate) fn try_unlock(self) -> Result<(), Self> {
+        match self
+            .cell
+            .state
+            .compare_exchange(LOCKED, 0, Ordering::Release, Ordering::Relaxed)
+        {
+            Ok(_) => {
+                std::mem::forget(self);
+                Ok(())
+            }
+            Err(_) => Err(self),
+        }
+    }
+
+    /// Hands the mutex on, still locked, for a waiter to
+    /// [claim](ExclusiveCell::claim_handed); `queued` says whether
+    /// `QUEUED` stays set.
+    pub(crate) fn hand_off(self, queued: bool) {
+        let q = if queued { QUEUED } else { 0 };
+        self.cell
+            .state
+            .store(LOCKED | HANDED | q, Ordering::Release);
+        std::mem::forget(self);
+    }
+}
+
+impl<T: ?Sized> Drop for ExclusiveRef<'_, T> {
+    /// Unlocks: the lock word becomes 0 (`QUEUED` included: the protocol
+    /// drops a borrow only when nobody is queued).
     fn drop(&mut self) {
-        self.cell.borrowed.store(false, Ordering::Release);
+        self.cell.state.store(0, Ordering::Release);
     }
 }
 
@@ -225,13 +314,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn exclusive_cell_refuses_a_second_borrow_until_the_first_is_gone() {
+    fn exclusive_cell_has_one_owner_even_across_a_hand_off() {
         let c = ExclusiveCell::new(1);
-        let mut a = c.try_borrow_mut().unwrap();
-        assert!(c.try_borrow_mut().is_none());
+        let mut a = c.try_lock().unwrap();
+        assert!(c.try_lock().is_none());
+        assert!(c.claim_handed().is_none(), "nothing was handed on");
         *a += 1;
-        drop(a);
-        assert_eq!(*c.try_borrow_mut().unwrap(), 2);
+        assert!(c.try_queue());
+        let a = a.try_unlock().unwrap_err(); // queued: no fast unlock
+        a.hand_off(false);
+        assert!(c.try_lock().is_none(), "still locked for the claimer");
+        let b = c.claim_handed().unwrap();
+        assert!(c.claim_handed().is_none(), "claimed once only");
+        assert_eq!(*b, 2);
+        b.try_unlock().unwrap();
+        assert_eq!(c.state(), 0);
+        assert!(!c.try_queue(), "not locked");
     }
 
     #[test]
