@@ -487,3 +487,67 @@ fn a_select_arm_closure_runs_once_and_only_for_the_winner() {
         );
     });
 }
+
+#[test]
+fn selects_over_channels_with_peers_on_other_threads_lose_and_duplicate_nothing() {
+    const N: u32 = 2000;
+    // Receiving: two senders on other OS threads, one channel buffered,
+    // one rendezvous; the hub selects over both until both disconnect.
+    let (tx1, rx1) = sylvan::sync::bounded::<u32>(1);
+    let (tx2, rx2) = sylvan::sync::bounded::<u32>(0);
+    let s1 = std::thread::spawn(move || (0..N).for_each(|i| tx1.send(i).unwrap()));
+    let s2 = std::thread::spawn(move || (N..2 * N).for_each(|i| tx2.send(i).unwrap()));
+    let got = on_hub(move || {
+        let mut got = Vec::new();
+        let (mut open1, mut open2) = (true, true);
+        while open1 || open2 {
+            let mut sel = Select::new();
+            if open1 {
+                sel = sel.recv(&rx1, |r| (1, r.ok()));
+            }
+            if open2 {
+                sel = sel.recv(&rx2, |r| (2, r.ok()));
+            }
+            match sel.select().unwrap() {
+                (_, Some(v)) => got.push(v),
+                (1, None) => open1 = false,
+                (_, None) => open2 = false,
+            }
+        }
+        got
+    });
+    s1.join().unwrap();
+    s2.join().unwrap();
+    let mut sorted = got.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (0..2 * N).collect::<Vec<_>>());
+
+    // Sending: receivers on two OS threads, the hub selects a send over
+    // both rendezvous channels; every value arrives exactly once and the
+    // loser's slot keeps its value for the next round.
+    let (tx1, rx1) = sylvan::sync::bounded::<u32>(0);
+    let (tx2, rx2) = sylvan::sync::bounded::<u32>(0);
+    let r1 = std::thread::spawn(move || rx1.iter().collect::<Vec<_>>());
+    let r2 = std::thread::spawn(move || rx2.iter().collect::<Vec<_>>());
+    on_hub(move || {
+        let (mut a, mut b) = (None, None);
+        let mut next = 0;
+        while next < 2 * N || a.is_some() || b.is_some() {
+            for slot in [&mut a, &mut b] {
+                if slot.is_none() && next < 2 * N {
+                    *slot = Some(next);
+                    next += 1;
+                }
+            }
+            Select::new()
+                .send(&tx1, &mut a, |r| r.unwrap())
+                .send(&tx2, &mut b, |r| r.unwrap())
+                .select()
+                .unwrap();
+        }
+    });
+    let mut all = r1.join().unwrap();
+    all.extend(r2.join().unwrap());
+    all.sort_unstable();
+    assert_eq!(all, (0..2 * N).collect::<Vec<_>>());
+}

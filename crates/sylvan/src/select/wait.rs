@@ -41,7 +41,11 @@ use sealed::{Reg, Sealed};
 ///   disconnected (a `recv` would not wait).
 ///
 /// Readiness is a snapshot: another green thread may take the queue's
-/// item before this one gets to it. To *take* the first of several things
+/// item before this one gets to it. (A receiver of a rendezvous channel
+/// being watched counts as a waiting receiver for a `try_send`, which may
+/// then leave its value in the channel for the next `recv`, as
+/// [`Sender::try_send`](crate::sync::Sender::try_send) does when its
+/// receiver gives up.) To *take* the first of several things
 /// atomically, use [`Select`](super::Select).
 ///
 /// # Examples

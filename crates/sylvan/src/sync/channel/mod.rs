@@ -308,9 +308,18 @@ impl<T> Chan<T> {
         } else {
             None
         };
+        // The caller's last attempt ran before it took the lock again: a
+        // peer on another thread may have made the channel ready since,
+        // finding nobody to wake. Checked under the lock it registered
+        // with, so no wake-up falls between; if ready, it wakes itself
+        // (its entry stays, to be removed when it leaves).
+        let ready = self.ready_for(&st, side);
         drop(st);
         if let Some(u) = sender {
             u.unpark();
+        }
+        if ready {
+            Unparker::new(hub, token).unpark();
         }
         id
     }
