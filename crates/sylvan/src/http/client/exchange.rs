@@ -12,6 +12,8 @@ use super::conn::{Conn, Failure, Stream};
 use super::pool::Key;
 use super::response::{ClientResponse, Deadline, context};
 use super::url::Url;
+use crate::Cancelled;
+use crate::http::parse::ResponseHead;
 use crate::net::TcpStream;
 
 /// The request body as the exchange sees it.
@@ -46,7 +48,7 @@ impl Exchange {
     pub(super) fn run(&mut self, body: &mut Payload) -> io::Result<ClientResponse> {
         let mut redirects = 0;
         loop {
-            let mut resp = self.send_once(body)?;
+            let mut resp = self.guarded(body)?;
             let status = resp.status();
             if !matches!(status, 301 | 302 | 303 | 307 | 308) {
                 return Ok(resp);
@@ -113,12 +115,51 @@ impl Exchange {
         }
     }
 
+    /// [`send_once`](Self::send_once) behind the host's circuit breaker,
+    /// if the client has breakers.
+    fn guarded(&self, body: &mut Payload) -> io::Result<ClientResponse> {
+        let origin = self.url.origin();
+        let Some(breaker) = self.inner.breakers.get(&origin) else {
+            return self.send_once(body);
+        };
+        let Some(permit) = breaker.try_acquire() else {
+            return Err(io::Error::other(format!(
+                "the circuit breaker of {origin} is open ({:?}): the request was not sent",
+                breaker.state()
+            )));
+        };
+        match self.send_once(body) {
+            Ok(resp) => {
+                if resp.status() >= 500 {
+                    permit.failure();
+                } else {
+                    permit.success();
+                }
+                Ok(resp)
+            }
+            Err(e) => {
+                if Cancelled::from_io(&e).is_some() {
+                    drop(permit);
+                } else {
+                    permit.failure();
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn has_header(&self, name: &str) -> bool {
+        self.headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(name))
+    }
+
     fn key(&self) -> Key {
         Key {
             https: self.url.is_https(),
             host: self.url.host().to_string(),
             port: self.url.port(),
-            proxied: self.inner.cfg.proxy.is_some(),
+            proxied: self.inner.cfg.proxy.for_url(&self.url).is_some(),
         }
     }
 
@@ -138,7 +179,7 @@ impl Exchange {
                 },
             ));
         }
-        let tcp = match &cfg.proxy {
+        let tcp = match cfg.proxy.for_url(&self.url) {
             None => cfg.connector.connect((self.url.host(), self.url.port()))?,
             Some(proxy) => {
                 if proxy.is_https() {
@@ -250,12 +291,20 @@ impl Exchange {
         let close = self.headers.iter().any(|(n, v)| {
             n.eq_ignore_ascii_case("connection") && v.to_ascii_lowercase().contains("close")
         });
-        self.write_request(&mut conn, body)?;
-        let head = conn.read_head(cfg.max_head, cfg.max_headers)?;
+        let early = self.write_request(&mut conn, body)?;
+        // A final answer to `Expect: 100-continue` before the body was
+        // sent: the server may or may not read the unsent body, so the
+        // connection is not reused.
+        let close = close || early.is_some();
+        let head = match early {
+            Some(head) => head,
+            None => conn.read_head(cfg.max_head, cfg.max_headers)?,
+        };
         let framing = head
             .framing(self.method == "HEAD")
             .map_err(|m| io::Error::new(io::ErrorKind::InvalidData, m))?;
         let keep_alive = !close && head.status != 101 && head.keep_alive(framing);
+        let decode = cfg.decompress && !self.has_header("accept-encoding");
         Ok(ClientResponse::new(
             head,
             framing,
@@ -265,18 +314,22 @@ impl Exchange {
             self.inner.clone(),
             self.deadline,
             self.url.clone(),
+            decode,
         ))
     }
 
-    fn write_request(&self, conn: &mut Conn, body: &mut Payload) -> Result<(), Failure> {
+    /// Writes the request; returns the final response head if the server
+    /// answered an `Expect: 100-continue` with one instead of `100`, the
+    /// body then unsent.
+    fn write_request(
+        &self,
+        conn: &mut Conn,
+        body: &mut Payload,
+    ) -> Result<Option<ResponseHead>, Failure> {
         let cfg = &self.inner.cfg;
         let mut head = String::with_capacity(256);
-        let has = |name: &str| {
-            self.headers
-                .iter()
-                .any(|(n, _)| n.eq_ignore_ascii_case(name))
-        };
-        if cfg.proxy.is_some() && !self.url.is_https() {
+        let has = |name: &str| self.has_header(name);
+        if !self.url.is_https() && cfg.proxy.for_url(&self.url).is_some() {
             // Absolute form, for the proxy (RFC 9112 §3.2.2).
             let _ = write!(head, "{} {} HTTP/1.1\r\n", self.method, self.url);
         } else {
@@ -289,6 +342,9 @@ impl Exchange {
         }
         if !has("host") {
             let _ = write!(head, "Host: {}\r\n", self.url.authority());
+        }
+        if cfg.decompress && !has("accept-encoding") {
+            head.push_str("Accept-Encoding: gzip, deflate\r\n");
         }
         if !has("user-agent") {
             if let Some(ua) = &cfg.user_agent {
@@ -317,12 +373,42 @@ impl Exchange {
             }
             Payload::Reader(_, None) => head.push_str("Transfer-Encoding: chunked\r\n"),
         }
+        let size = match body {
+            Payload::None | Payload::Spent => Some(0),
+            Payload::Bytes(b) => Some(b.len() as u64),
+            Payload::Reader(_, n) => *n,
+        };
+        // Large (or unknown-size) uploads ask first, as curl does.
+        let expect = match cfg.expect_continue {
+            _ if has("expect") => self.headers.iter().any(|(n, v)| {
+                n.eq_ignore_ascii_case("expect") && v.eq_ignore_ascii_case("100-continue")
+            }),
+            Some(min) => size.is_none_or(|n| n >= min.max(1)),
+            None => false,
+        };
+        if expect && !has("expect") {
+            head.push_str("Expect: 100-continue\r\n");
+        }
         head.push_str("\r\n");
         conn.begin();
+        if expect {
+            conn.write_all(head.as_bytes())?;
+            let wait = crate::timeout(cfg.expect_timeout, || {
+                conn.read_head_or_continue(cfg.max_head, cfg.max_headers, true)
+            });
+            match wait {
+                // No answer in time: send the body anyway (RFC 9110 §10.1.1).
+                Err(_elapsed) => {}
+                Ok(Ok(h)) if h.status == 100 => {}
+                Ok(Ok(h)) => return Ok(Some(h)),
+                Ok(Err(f)) => return Err(f),
+            }
+            head.clear();
+        }
         match std::mem::replace(body, Payload::Spent) {
             p @ (Payload::None | Payload::Spent) => {
                 *body = p;
-                conn.write_all(head.as_bytes())
+                conn.write_all(head.as_bytes())?;
             }
             Payload::Bytes(b) => {
                 let r = if b.len() <= 16 * 1024 {
@@ -334,13 +420,14 @@ impl Exchange {
                         .and_then(|()| conn.write_all(&b))
                 };
                 *body = Payload::Bytes(b);
-                r
+                r?;
             }
             Payload::Reader(mut r, len) => {
                 conn.write_all(head.as_bytes())?;
-                stream_body(conn, r.as_mut(), len)
+                stream_body(conn, r.as_mut(), len)?;
             }
         }
+        Ok(None)
     }
 }
 
