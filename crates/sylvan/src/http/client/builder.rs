@@ -342,7 +342,7 @@ impl ClientBuilder {
     ///     assert_eq!(req.header("accept-encoding"), Some("gzip, deflate"));
     ///     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     ///     gz.write_all(&b"hello ".repeat(1000)).unwrap();
-    ///     Response::new(200).header("Content-Encoding", "gzip").body(gz.finish().unwrap())
+    ///     Response::new(200).header("Content-Encoding", "gzip").with_body(gz.finish().unwrap())
     /// });
     /// let url = format!("http://{}/", server.local_addr());
     /// let client = Client::builder().decompress(true).build();
