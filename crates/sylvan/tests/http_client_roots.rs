@@ -1,6 +1,8 @@
 //! `ClientBuilder::tls_native_roots` and `tls_webpki_roots`. Alone in its
 //! test binary: it sets `SSL_CERT_FILE`, which rustls-native-certs reads.
 
+#![cfg(all(feature = "native-roots", feature = "webpki-roots"))]
+
 use std::io::{Read, Write};
 use std::sync::Arc;
 

@@ -338,11 +338,12 @@ impl ClientBuilder {
     /// use std::io::Write;
     /// use sylvan::http::{Client, Response, Server};
     ///
-    /// let server = Server::bind("127.0.0.1:0").unwrap().serve(|req| {
+    /// let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    /// gz.write_all(&b"hello ".repeat(1000)).unwrap();
+    /// let gz = gz.finish().unwrap();
+    /// let server = Server::bind("127.0.0.1:0").unwrap().serve(move |req| {
     ///     assert_eq!(req.header("accept-encoding"), Some("gzip, deflate"));
-    ///     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    ///     gz.write_all(&b"hello ".repeat(1000)).unwrap();
-    ///     Response::new(200).header("Content-Encoding", "gzip").with_body(gz.finish().unwrap())
+    ///     Response::new(200).header("Content-Encoding", "gzip").with_body(gz.clone())
     /// });
     /// let url = format!("http://{}/", server.local_addr());
     /// let client = Client::builder().decompress(true).build();

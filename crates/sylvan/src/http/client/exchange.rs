@@ -26,8 +26,10 @@ pub(super) enum Payload {
 }
 
 impl Payload {
-    pub(super) fn replayable(&self) -> bool {
-        matches!(self, Payload::None | Payload::Bytes(_))
+    /// Whether the body can still be sent: bytes always, a reader until
+    /// it has been (a reader held back by `Expect: 100-continue` has not).
+    pub(super) fn sendable(&self) -> bool {
+        !matches!(self, Payload::Spent)
     }
 }
 
@@ -90,9 +92,11 @@ impl Exchange {
                     .iter()
                     .any(|h| n.eq_ignore_ascii_case(h))
                 });
-            } else if !body.replayable() {
+            } else if !body.sendable() {
                 // A 307/308 asks for the same body again; a reader has
-                // been sent already. Hand the redirect to the caller.
+                // been sent already (unless a final answer to `Expect:
+                // 100-continue` held it back). Hand the redirect to the
+                // caller.
                 return Ok(resp);
             }
             if !self.url.same_origin(&next) {
@@ -250,7 +254,7 @@ impl Exchange {
         match self.exchange(conn, key.clone(), body) {
             Ok(r) => Ok(r),
             Err(f) if reused && f.before_response => {
-                if self.idempotent && body.replayable() {
+                if self.idempotent && body.sendable() {
                     tracing::debug!(
                         target: "sylvan::http::client",
                         "{} {}: the reused connection was closed before any response ({}); \

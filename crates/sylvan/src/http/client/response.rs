@@ -114,6 +114,7 @@ pub(crate) struct RawBody {
 }
 
 /// The raw body, or a decoder over it.
+#[allow(clippy::large_enum_variant)] // the common case stays unboxed
 enum Reader {
     Raw(RawBody),
     #[cfg(feature = "gzip")]
