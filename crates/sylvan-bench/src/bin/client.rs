@@ -5,6 +5,8 @@
 //! cargo build --release -p sylvan-bench
 //! target/release/client            # 3 rounds of 20,000 requests per cell
 //! target/release/client --quick    # 1 round of 4,000
+//! # one client alone, e.g. to count instructions per request:
+//! valgrind --tool=callgrind target/release/client --only sylvan --requests 2000
 //! ```
 //!
 //! The server is this binary re-executed as a child (`--serve`): hyper on
@@ -35,6 +37,28 @@ fn main() -> ExitCode {
     if args.get(1).map(String::as_str) == Some("--serve") {
         serve_hyper();
         return ExitCode::SUCCESS;
+    }
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    if let Some(name) = arg("--only") {
+        // One client alone, for callgrind: `--only sylvan --requests 2000`.
+        let n = arg("--requests")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(2000);
+        let conc = arg("--concurrency")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
+        return match run_one(&name, conc, n) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("client bench: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     let quick = args.iter().any(|a| a == "--quick");
     let (rounds, total) = if quick { (1, 4_000) } else { (3, 20_000) };
@@ -345,6 +369,23 @@ fn pin_self_to(cpu: usize) {
 }
 
 const NAMES: [&str; 4] = ["sylvan", "ureq", "reqwest", "hyper"];
+
+/// `n` requests (after a warm-up of 100) by one client, nothing measured.
+fn run_one(name: &str, conc: usize, n: usize) -> Result<(), String> {
+    let server = start_server()?;
+    let url = format!("http://127.0.0.1:{}/", server.port);
+    for n in [100, n] {
+        let lat = match name {
+            "sylvan" => sylvan_run(&url, conc, n)?,
+            "ureq" => ureq_run(&ureq_agent(conc), &url, conc, n)?,
+            other => return Err(format!("--only sylvan|ureq, not {other}")),
+        };
+        if lat.len() != n {
+            return Err(format!("{} of {n} requests done", lat.len()));
+        }
+    }
+    Ok(())
+}
 
 fn run(rounds: usize, total: usize) -> Result<(), String> {
     let server = start_server()?;
