@@ -807,3 +807,63 @@ fn against_nginx_a_dead_upstream_is_a_clear_error() {
         .unwrap_err();
     assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}");
 }
+
+// --- Retry policy ----------------------------------------------------------
+
+#[test]
+fn a_retry_policy_retries_what_is_safe_to_send_again() {
+    use sylvan::resilience::{Backoff, Retry, RetryBudget, is_transient};
+    // Closes each of its first `drop_first` connections as soon as a
+    // request arrives, then answers "ok".
+    let listener = sylvan::listen("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Rc::new(std::cell::Cell::new(0usize));
+    let drop_first = Rc::new(std::cell::Cell::new(2usize));
+    let (a, d) = (accepted.clone(), drop_first.clone());
+    let _server = sylvan::spawn(move || {
+        while let Ok((mut s, _)) = listener.accept() {
+            a.set(a.get() + 1);
+            let close = d.get() > 0;
+            d.set(d.get().saturating_sub(1));
+            sylvan::spawn(move || {
+                let mut buf = [0; 4096];
+                while let Ok(1..) = s.read(&mut buf) {
+                    if close {
+                        return;
+                    }
+                    let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+                }
+            });
+        }
+    });
+    let budget = RetryBudget::token_bucket(100, 0.1);
+    let c = Client::builder()
+        .retry(
+            Retry::new()
+                .max_attempts(3)
+                .retry_if(is_transient)
+                .backoff(Backoff::new().initial(Duration::from_millis(1)))
+                .budget(budget.clone()),
+        )
+        .build();
+    let u = format!("http://{addr}/");
+    // GET: two connections closed under it, the third answers.
+    assert_eq!(c.get(&u).send().unwrap().text().unwrap(), "ok");
+    assert_eq!(accepted.get(), 3);
+    assert!(budget.tokens() < 100.0, "the budget was charged");
+    // POST: the request was sent, so it is not sent again.
+    c.clear_idle();
+    drop_first.set(1);
+    let e = c.post(&u).body("x").send().unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
+    assert_eq!(accepted.get(), 4, "one attempt");
+    // Marked idempotent, it is.
+    drop_first.set(1);
+    let r = c.post(&u).body("x").idempotent(true).send().unwrap();
+    assert_eq!(r.text().unwrap(), "ok");
+    assert_eq!(accepted.get(), 6);
+    // Without a policy, a fresh connection closed under a GET is an error.
+    drop_first.set(1);
+    let plain = Client::new();
+    assert!(plain.get(&u).send().is_err());
+}

@@ -72,6 +72,7 @@ impl ClientBuilder {
                 max_body: 10 * 1024 * 1024,
                 user_agent: Some(concat!("sylvan/", env!("CARGO_PKG_VERSION")).to_string()),
                 decompress: false,
+                retry: None,
                 expect_continue: Some(1024 * 1024),
                 expect_timeout: Duration::from_secs(1),
                 proxy: Proxies::default(),
@@ -618,6 +619,51 @@ impl ClientBuilder {
     #[cfg(feature = "tls")]
     pub fn tls_connector(mut self, c: crate::net::tls::TlsConnector) -> ClientBuilder {
         self.cfg.tls = Some(c);
+        self
+    }
+
+    /// Retries failed requests under `policy` (default: none; the
+    /// keep-alive race is retried once in any case, see
+    /// [`RequestBuilder::send`](super::RequestBuilder::send)). Each
+    /// request, and each redirect hop, runs as one
+    /// [`Retry::run`](crate::resilience::Retry::run): its attempts, backoff,
+    /// `retry_if` predicate (e.g.
+    /// [`is_transient`](crate::resilience::is_transient)), deadline and
+    /// shared [`RetryBudget`](crate::resilience::RetryBudget) apply, all
+    /// within the request's own [`timeout`](Self::timeout). A failure
+    /// before any byte of the request was written (resolve, connect, TLS,
+    /// the proxy's tunnel, an open circuit breaker) is retryable for every
+    /// request; one after that only for an idempotent request (by method,
+    /// or [`RequestBuilder::idempotent`](super::RequestBuilder::idempotent))
+    /// whose body is bytes — the policy's own `idempotent` flag is
+    /// replaced by the request's. Responses, `5xx` included, are never
+    /// retried. When more than one attempt was made, the error says
+    /// "gave up after N attempts" and why.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sylvan::http::Client;
+    /// use sylvan::resilience::{Backoff, Retry, RetryBudget, is_transient};
+    ///
+    /// let port = sylvan::listen("127.0.0.1:0").unwrap().local_addr().unwrap().port(); // closed now
+    /// let budget = RetryBudget::token_bucket(100, 0.1); // shared by every request
+    /// let client = Client::builder()
+    ///     .retry(
+    ///         Retry::new()
+    ///             .max_attempts(3)
+    ///             .retry_if(is_transient)
+    ///             .backoff(Backoff::new().initial(Duration::from_millis(1)))
+    ///             .budget(budget),
+    ///     )
+    ///     .build();
+    /// let err = client.post(format!("http://127.0.0.1:{port}/")).body("x").send().unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+    /// assert!(err.to_string().contains("gave up after 3 attempts"), "{err}"); // never sent: retried
+    /// ```
+    pub fn retry(mut self, policy: crate::resilience::Retry) -> ClientBuilder {
+        self.cfg.retry = Some(policy);
         self
     }
 

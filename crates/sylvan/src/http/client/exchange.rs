@@ -41,6 +41,8 @@ pub(super) struct Exchange {
     pub(super) headers: Vec<(String, String)>,
     pub(super) idempotent: bool,
     pub(super) deadline: Deadline,
+    /// Whether the current attempt got as far as writing the request.
+    pub(super) wrote: std::cell::Cell<bool>,
 }
 
 /// Most bytes of a redirect's body read to keep its connection.
@@ -50,7 +52,7 @@ impl Exchange {
     pub(super) fn run(&mut self, body: &mut Payload) -> io::Result<ClientResponse> {
         let mut redirects = 0;
         loop {
-            let mut resp = self.guarded(body)?;
+            let mut resp = self.retried(body)?;
             let status = resp.status();
             if !matches!(status, 301 | 302 | 303 | 307 | 308) {
                 return Ok(resp);
@@ -117,6 +119,42 @@ impl Exchange {
             self.url = next;
             redirects += 1;
         }
+    }
+
+    /// [`guarded`](Self::guarded) under the client's retry policy, if it
+    /// has one: a failure before any byte was written (resolve, connect,
+    /// TLS, proxy) may always be retried; one after, only if the request
+    /// is idempotent and its body can be sent again.
+    fn retried(&self, body: &mut Payload) -> io::Result<ClientResponse> {
+        let Some(policy) = &self.inner.cfg.retry else {
+            return self.guarded(body);
+        };
+        let replayable = !matches!(body, Payload::Reader(..));
+        let policy = policy.clone().idempotent(self.idempotent && replayable);
+        let r = policy.run(|attempt| {
+            if attempt.is_retry() {
+                tracing::debug!(
+                    target: "sylvan::http::client",
+                    "{} {}: attempt {}",
+                    self.method,
+                    self.url,
+                    attempt.number()
+                );
+            }
+            self.wrote.set(false);
+            let r = self.guarded(body);
+            if self.wrote.get() {
+                attempt.mark_sent();
+            }
+            r
+        });
+        r.map_err(|e| {
+            if e.attempts() == 1 {
+                e.into_inner()
+            } else {
+                e.into()
+            }
+        })
     }
 
     /// [`send_once`](Self::send_once) behind the host's circuit breaker,
@@ -251,6 +289,7 @@ impl Exchange {
             Some(c) => c,
             None => self.connect()?,
         };
+        self.wrote.set(true);
         match self.exchange(conn, key.clone(), body) {
             Ok(r) => Ok(r),
             Err(f) if reused && f.before_response => {

@@ -62,6 +62,8 @@ pub(crate) struct Config {
     pub(crate) user_agent: Option<String>,
     /// Send `Accept-Encoding: gzip, deflate` and decode (feature `gzip`).
     pub(crate) decompress: bool,
+    /// Retries of failed requests (besides the keep-alive race's).
+    pub(crate) retry: Option<crate::resilience::Retry>,
     /// Smallest body sent with `Expect: 100-continue` (`None`: never).
     pub(crate) expect_continue: Option<u64>,
     /// How long to wait for `100 Continue` before sending anyway.

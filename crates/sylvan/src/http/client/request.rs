@@ -365,6 +365,7 @@ impl RequestBuilder {
             headers,
             idempotent,
             deadline,
+            wrote: Default::default(),
         };
         within(deadline, || ex.run(&mut body)).map_err(|e| context(e, what))
     }
