@@ -361,10 +361,10 @@ fn hyper_run(
 }
 
 fn pin_self_to(cpu: usize) {
-    if let Some(ids) = core_affinity::get_core_ids() {
-        if let Some(id) = ids.into_iter().find(|c| c.id == cpu) {
-            core_affinity::set_for_current(id);
-        }
+    if let Some(ids) = core_affinity::get_core_ids()
+        && let Some(id) = ids.into_iter().find(|c| c.id == cpu)
+    {
+        core_affinity::set_for_current(id);
     }
 }
 
