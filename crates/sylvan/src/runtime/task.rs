@@ -2,6 +2,7 @@
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::panic::Location;
 use std::sync::Arc;
 use std::thread;
@@ -181,7 +182,16 @@ pub(crate) struct TaskCell<T> {
     pub(crate) result: RefCell<Option<thread::Result<T>>>,
     /// Set when the handle was dropped without joining.
     pub(crate) detached: Cell<bool>,
+    /// Its links (`GreenThread::link`) not called yet, in the order given.
+    /// An empty `VecDeque` allocates nothing: a spawn that is never linked
+    /// pays no allocation for them. The entry function calls them (or, if
+    /// it ends without an outcome, calls them with `Killed`), so the list
+    /// is empty whenever the cell is dropped.
+    pub(crate) links: RefCell<VecDeque<LinkFn<T>>>,
 }
+
+/// A callback given to `GreenThread::link`.
+pub(crate) type LinkFn<T> = Box<dyn FnOnce(crate::green::Outcome<'_, T>)>;
 
 impl<T> Task for TaskCell<T> {
     fn core(&self) -> &Core {
