@@ -460,6 +460,9 @@ struct PendingLinks<T>(Rc<TaskCell<T>>);
 impl<T> PendingLinks<T> {
     /// Calls every link with `r`, one at a time (a link may add links).
     fn run(&mut self, r: &std::thread::Result<T>) {
+        if self.0.links.borrow().is_empty() {
+            return;
+        }
         loop {
             let Some(f) = self.0.links.borrow_mut().pop_front() else {
                 return;
