@@ -47,9 +47,10 @@ pub(crate) struct Core {
     pub(crate) joiners: RefCell<WaitList>,
     pub(crate) coro: RefCell<Option<Coro>>,
     pub(crate) yielder: Cell<*const Yielder<(), ()>>,
-    /// Guard page `[lo, hi)` and total stack size, for the overflow message.
-    pub(crate) guard: (usize, usize),
-    pub(crate) stack_size: usize,
+    /// Guard page, name and total stack size for the overflow handler,
+    /// which the hub points at while this context runs (the name is kept
+    /// alive by `self.name`).
+    pub(crate) sig_guard: crate::sys::signal::Guard,
     scopes: RefCell<Vec<Scope>>,
     /// Its green-local values (`sylvan::green_local!`), made on first use
     /// (most green threads have none: a pointer keeps `Core` small).
@@ -70,6 +71,7 @@ impl std::fmt::Debug for Core {
 }
 
 impl Core {
+    #[inline]
     pub(crate) fn new(
         id: u64,
         name: Option<Arc<str>>,
@@ -77,8 +79,11 @@ impl Core {
         stack_size: usize,
         span: Option<Box<tracing::Span>>,
     ) -> Core {
+        let sig_guard =
+            crate::sys::signal::Guard::new(guard.0, guard.1, name.as_deref(), stack_size);
         Core {
             id,
+            sig_guard,
             name,
             slot: Cell::new(ROOT_SLOT),
             parked: Cell::new(0),
@@ -91,8 +96,6 @@ impl Core {
             joiners: RefCell::new(WaitList::default()),
             coro: RefCell::new(None),
             yielder: Cell::new(std::ptr::null()),
-            guard,
-            stack_size,
             scopes: RefCell::new(Vec::new()),
             locals: std::cell::OnceCell::new(),
             span,
