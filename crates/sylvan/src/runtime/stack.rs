@@ -409,6 +409,11 @@ mod tests {
         if !pool.uses_guard_install() {
             return; // one mapping per stack: mprotect guards, tested elsewhere
         }
+        let probe = Mapping::reserve(2 * mem::page_size()).unwrap();
+        probe.install_guard(0, mem::page_size()).unwrap();
+        if !is_guard(probe.addr()) {
+            return; // pagemap shows guard regions only from Linux 6.14
+        }
         let stacks: Vec<GreenStack> = (0..PREPARE_SLOTS * 2 + 3)
             .map(|_| pool.allocate(MIN_STACK_SIZE).unwrap())
             .collect();
