@@ -172,7 +172,13 @@ impl Mapping {
                         let e = io::Error::last_os_error();
                         if matches!(
                             e.raw_os_error(),
-                            Some(libc::ENOSYS | libc::EBADF | libc::EPERM | libc::ESRCH | libc::EINVAL)
+                            Some(
+                                libc::ENOSYS
+                                    | libc::EBADF
+                                    | libc::EPERM
+                                    | libc::ESRCH
+                                    | libc::EINVAL
+                            )
                         ) {
                             BATCHING.store(false, Ordering::Relaxed);
                         }
