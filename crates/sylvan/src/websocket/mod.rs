@@ -71,7 +71,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -79,8 +79,13 @@ use std::time::{Duration, Instant};
 use tungstenite::protocol::{Role, WebSocketConfig};
 
 use crate::http::{Request, Response, Upgraded};
-use crate::net::TcpStream;
 use crate::sync::Semaphore;
+
+mod client;
+mod stream;
+
+pub use client::{ClientBuilder, connect};
+use stream::{WsIo, WsStream};
 
 pub use tungstenite::protocol::CloseFrame;
 pub use tungstenite::protocol::frame::coding::CloseCode;
@@ -100,6 +105,10 @@ pub enum Error {
     /// The peer broke the protocol (the session was closed with `1002` or
     /// `1007`).
     Protocol(String),
+    /// The server did not accept the client's upgrade request (a status
+    /// other than `101`, a wrong `Sec-WebSocket-Accept`...), or answered
+    /// with something that is not HTTP.
+    Handshake(String),
     /// An I/O error: the socket failed, a write timed out, the idle timeout
     /// passed (`TimedOut`), or the green thread was killed or its deadline
     /// passed (see [`Cancelled::from_io`](crate::Cancelled::from_io)).
@@ -113,6 +122,7 @@ impl fmt::Display for Error {
             Error::Closed(None) => f.write_str("websocket closed"),
             Error::TooLarge(m) => write!(f, "websocket message too large: {m}"),
             Error::Protocol(m) => write!(f, "websocket protocol error: {m}"),
+            Error::Handshake(m) => write!(f, "websocket handshake failed: {m}"),
             Error::Io(e) => write!(f, "websocket I/O error: {e}"),
         }
     }
@@ -419,35 +429,9 @@ pub fn accept(req: &Request, session: impl FnOnce(WebSocket) + 'static) -> Respo
     Options::new().accept(req, session)
 }
 
-/// The socket as tungstenite sees it: reads never wait (the session waits
-/// for readability itself, without holding the lock), writes are green
-/// blocking writes with the write timeout.
-struct WsIo {
-    tcp: Rc<TcpStream>,
-}
-
-impl Read for WsIo {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        // The fd is non-blocking: a plain read returns `WouldBlock` when
-        // nothing is buffered.
-        let sock = socket2::SockRef::from(&*self.tcp);
-        (&*sock).read(buf)
-    }
-}
-
-impl Write for WsIo {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&*self.tcp).write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 struct Inner {
     ws: RefCell<tungstenite::WebSocket<WsIo>>,
-    tcp: Rc<TcpStream>,
+    io: Rc<WsStream>,
     lock: Semaphore,
     opts: Options,
     protocol: Option<String>,
@@ -488,10 +472,23 @@ fn now() -> Instant {
 
 impl WebSocket {
     fn new(up: Upgraded, opts: Options, protocol: Option<String>) -> WebSocket {
-        let (stream, early) = up.into_parts();
-        let _ = stream.set_write_timeout(opts.write_timeout);
-        let peer = stream.peer_addr().ok();
-        let tcp = Rc::new(stream);
+        let (io, early) = up.into_io();
+        WebSocket::from_stream(io.into(), early, Role::Server, opts, protocol)
+    }
+
+    /// A session over `io` after a completed opening handshake; `early`
+    /// are bytes read past it.
+    fn from_stream(
+        io: WsStream,
+        early: Vec<u8>,
+        role: Role,
+        opts: Options,
+        protocol: Option<String>,
+    ) -> WebSocket {
+        let _ = io.tcp().set_write_timeout(opts.write_timeout);
+        let _ = io.tcp().set_read_timeout(None);
+        let peer = io.tcp().peer_addr().ok();
+        let io = Rc::new(io);
         // Sends are written at once (`send` flushes anyway): the write
         // buffer holds one framed message, never a backlog.
         let config = WebSocketConfig::default()
@@ -500,16 +497,16 @@ impl WebSocket {
             .max_message_size(Some(opts.max_message_size))
             .max_frame_size(Some(opts.max_frame_size));
         let ws = tungstenite::WebSocket::from_partially_read(
-            WsIo { tcp: tcp.clone() },
+            WsIo(io.clone()),
             early,
-            Role::Server,
+            role,
             Some(config),
         );
         let t = now();
         WebSocket {
             inner: Rc::new(Inner {
                 ws: RefCell::new(ws),
-                tcp,
+                io,
                 lock: Semaphore::new(1),
                 next_ping: Cell::new(opts.ping_interval.map(|d| t + d)),
                 opts,
@@ -650,8 +647,8 @@ impl WebSocket {
             };
             let mut probe = [0u8; 1];
             let r = match wake {
-                None => inner.tcp.peek(&mut probe),
-                Some(at) => match crate::deadline(at, || inner.tcp.peek(&mut probe)) {
+                None => inner.io.tcp().peek(&mut probe),
+                Some(at) => match crate::deadline(at, || inner.io.tcp().peek(&mut probe)) {
                     Ok(r) => r,
                     Err(_elapsed) => continue,
                 },
@@ -765,7 +762,7 @@ impl WebSocket {
     fn close_quietly(&self, frame: Option<CloseFrame>) -> Result<(), Error> {
         let r = self.with_ws(|ws| ws.close(frame));
         self.inner.closed.set(true);
-        let _ = self.inner.tcp.shutdown(std::net::Shutdown::Write);
+        self.inner.io.shutdown_write();
         r.map(|_| ())
     }
 
