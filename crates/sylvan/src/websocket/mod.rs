@@ -96,8 +96,9 @@ pub use tungstenite::{Bytes, Message, Utf8Bytes};
 #[non_exhaustive]
 pub enum Error {
     /// The session is over: the close handshake completed (with the peer's
-    /// close frame, if it sent one), or the peer went away without one
-    /// (`None`).
+    /// close frame, if it sent one), or it had ended before the call
+    /// (`None`). A peer that goes away without a close frame is
+    /// [`Error::Io`] with `UnexpectedEof`.
     Closed(Option<CloseFrame>),
     /// A message exceeded [`Options::max_message_size`] (the session was
     /// closed with `1009`).
@@ -109,8 +110,9 @@ pub enum Error {
     /// other than `101`, a wrong `Sec-WebSocket-Accept`...), or answered
     /// with something that is not HTTP.
     Handshake(String),
-    /// An I/O error: the socket failed, a write timed out, the idle timeout
-    /// passed (`TimedOut`), or the green thread was killed or its deadline
+    /// An I/O error: the socket failed, the peer closed the connection
+    /// without a close frame (`UnexpectedEof`, also in the middle of a
+    /// frame), a write timed out, the idle timeout passed (`TimedOut`), or the green thread was killed or its deadline
     /// passed (see [`Cancelled::from_io`](crate::Cancelled::from_io)).
     Io(io::Error),
 }
@@ -782,9 +784,14 @@ impl WebSocket {
             T::ConnectionClosed | T::AlreadyClosed => (Error::Closed(None), None),
             T::Io(e) => (Error::Io(e), None),
             T::Capacity(c) => (Error::TooLarge(c.to_string()), Some(CloseCode::Size)),
-            T::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake) => {
-                (Error::Closed(None), None)
-            }
+            T::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake) => (
+                Error::Io(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the peer closed the connection without a WebSocket close frame \
+                     (possibly in the middle of a frame)",
+                )),
+                None,
+            ),
             T::Protocol(p) => (Error::Protocol(p.to_string()), Some(CloseCode::Protocol)),
             T::Utf8(m) => (
                 Error::Protocol(format!("invalid UTF-8: {m}")),
