@@ -230,6 +230,8 @@ async def handler(ws):
         async for m in ws:
             if m == "big":
                 await ws.send("y" * 100000)
+            elif m == "ext?":
+                await ws.send(str(ws.response.headers.get("Sec-WebSocket-Extensions")))
             elif m == "bye":
                 await ws.close(4000, "bye now")
             else:
@@ -238,11 +240,13 @@ async def handler(ws):
         pass  # the tests close sessions with errors on purpose
 
 async def main():
+    compression = None if sys.argv[1] == "plain" else "deflate"
     ctx = None
-    if len(sys.argv) > 1:
+    if len(sys.argv) > 2:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(sys.argv[1], sys.argv[2])
-    async with serve(handler, "127.0.0.1", 0, ssl=ctx, subprotocols=["py"], ping_interval=None) as server:
+        ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+    async with serve(handler, "127.0.0.1", 0, ssl=ctx, subprotocols=["py"], ping_interval=None,
+                     compression=compression) as server:
         print(server.sockets[0].getsockname()[1], flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
 
@@ -256,14 +260,14 @@ struct PyServer {
 }
 
 impl PyServer {
-    fn start(tls: Option<(&std::path::Path, &std::path::Path)>) -> PyServer {
+    fn start(deflate: bool, tls: Option<(&std::path::Path, &std::path::Path)>) -> PyServer {
         util::require(
             util::have_program("python3") && util::python_has("websockets"),
             "python3 with the websockets package",
             "python3 -m pip install websockets",
         );
         let mut cmd = sylvan::process::Command::new("python3");
-        cmd.args(["-c", PY_SERVER]);
+        cmd.args(["-c", PY_SERVER, if deflate { "deflate" } else { "plain" }]);
         if let Some((c, k)) = tls {
             cmd.arg(c).arg(k);
         }
@@ -291,6 +295,21 @@ impl Drop for PyServer {
     }
 }
 
+/// Checks whether the Python server agreed to permessage-deflate, from
+/// both sides.
+fn check_deflate(ws: &websocket::WebSocket, expect: bool) {
+    assert_eq!(ws.is_compressed(), expect);
+    ws.send("ext?").unwrap();
+    let Message::Text(ext) = ws.recv().unwrap() else {
+        panic!("expected text")
+    };
+    if expect {
+        assert!(ext.starts_with("permessage-deflate"), "{ext}");
+    } else {
+        assert_eq!(ext.as_str(), "None");
+    }
+}
+
 fn talk_to_python(ws: &websocket::WebSocket) {
     assert_eq!(ws.protocol(), Some("py"));
     ws.send("hello").unwrap();
@@ -303,8 +322,29 @@ fn talk_to_python(ws: &websocket::WebSocket) {
 }
 
 #[test]
-fn python_websockets_server_over_ws() {
-    let py = PyServer::start(None);
+fn python_websockets_server_over_ws_with_and_without_deflate() {
+    for deflate in [true, false] {
+        let py = PyServer::start(deflate, None);
+        let url = format!("ws://127.0.0.1:{}/", py.port);
+        let ws = ClientBuilder::new()
+            .options(Options::new().protocols(["py"]))
+            .connect(&url)
+            .unwrap();
+        check_deflate(&ws, deflate);
+        talk_to_python(&ws);
+    }
+    // A client that does not offer it.
+    let py = PyServer::start(true, None);
+    let ws = ClientBuilder::new()
+        .options(Options::new().protocols(["py"]).deflate(false))
+        .connect(&format!("ws://127.0.0.1:{}/", py.port))
+        .unwrap();
+    check_deflate(&ws, false);
+}
+
+#[test]
+fn python_websockets_server_close_handshakes() {
+    let py = PyServer::start(true, None);
     let url = format!("ws://127.0.0.1:{}/", py.port);
     let opts = Options::new().protocols(["py"]);
     let ws = ClientBuilder::new()
@@ -344,7 +384,7 @@ fn python_websockets_server_over_wss() {
     let key = dir.join(format!("sylvan-wss-{}-key.pem", std::process::id()));
     std::fs::write(&cert, &pki.chain_pem).unwrap();
     std::fs::write(&key, &pki.key_pem).unwrap();
-    let py = PyServer::start(Some((&cert, &key)));
+    let py = PyServer::start(true, Some((&cert, &key)));
     let port = py.port;
     let client = ClientBuilder::new()
         .options(Options::new().protocols(["py"]))
@@ -354,6 +394,7 @@ fn python_websockets_server_over_wss() {
                 .resolver(move |_, _| Ok(vec![([127, 0, 0, 1], port).into()])),
         );
     let ws = client.connect(&format!("wss://localhost:{port}/")).unwrap();
+    check_deflate(&ws, true);
     talk_to_python(&ws);
     let ws = client.connect(&format!("wss://localhost:{port}/")).unwrap();
     ws.send("x").unwrap();
@@ -425,4 +466,122 @@ fn wss_against_sylvans_https_server() {
     ws.close(None).unwrap();
     let report = server.stop(Duration::from_secs(10));
     assert_eq!(report.killed, 0);
+}
+
+// --- permessage-deflate between sylvan's client and server -----------------
+
+#[test]
+fn deflate_is_used_when_both_sides_want_it() {
+    for (server_on, client_on) in [(true, true), (true, false), (false, true)] {
+        let server = echo_server(Options::new().deflate(server_on));
+        let ws = ClientBuilder::new()
+            .options(Options::new().deflate(client_on))
+            .connect(&format!("ws://{}/", server.local_addr()))
+            .unwrap();
+        assert_eq!(ws.is_compressed(), server_on && client_on);
+        for i in 0..20usize {
+            let m = Message::text(format!("message {i} ").repeat(i * 100));
+            ws.send(m.clone()).unwrap();
+            assert_eq!(ws.recv().unwrap(), m);
+        }
+        ws.close(None).unwrap();
+    }
+}
+
+#[test]
+fn a_decompression_bomb_is_refused_with_1009() {
+    // The server takes 64 KiB messages; the client sends 4 MiB of zeros,
+    // which deflate to a few KiB.
+    let got: Queue<String> = Queue::unbounded();
+    let g = got.clone();
+    let server = Server::bind("127.0.0.1:0").unwrap().serve(move |req| {
+        let g = g.clone();
+        websocket::accept(&req, move |ws| {
+            let _ = g.put(match ws.recv() {
+                Err(e) => e.to_string(),
+                Ok(m) => format!("received {} bytes", m.len()),
+            });
+        })
+    });
+    let ws = ClientBuilder::new()
+        .options(Options::new().max_message_size(8 << 20))
+        .connect(&format!("ws://{}/", server.local_addr()))
+        .unwrap();
+    assert!(ws.is_compressed());
+    ws.send(Message::binary(vec![0u8; 4 << 20])).unwrap();
+    let server_saw = got.get().unwrap();
+    assert!(server_saw.contains("too large"), "{server_saw}");
+    match ws.recv().unwrap_err() {
+        Error::Closed(Some(f)) => assert_eq!(f.code, CloseCode::Size),
+        other => panic!("expected a 1009 close, got {other:?}"),
+    }
+}
+
+const PY_CLIENT: &str = r#"
+import asyncio, sys
+from websockets.asyncio.client import connect
+from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
+
+async def main():
+    kind = sys.argv[2]
+    if kind == "default":
+        kw = {}
+    else:
+        kw = {"extensions": [ClientPerMessageDeflateFactory(
+            server_no_context_takeover=True, client_no_context_takeover=True,
+            server_max_window_bits=10, client_max_window_bits=True)], "compression": None}
+    async with connect("ws://" + sys.argv[1] + "/", max_size=2**22, **kw) as ws:
+        print(ws.response.headers.get("Sec-WebSocket-Extensions"), flush=True)
+        for i in range(30):
+            m = ("message %d " % i) * (i * 200)
+            await ws.send(m)
+            assert await ws.recv() == m
+        await ws.send(bytes(range(256)) * 100)
+        assert await ws.recv() == bytes(range(256)) * 100
+        print("ok", flush=True)
+
+asyncio.run(main())
+"#;
+
+#[test]
+fn python_websockets_client_with_deflate_against_sylvans_server() {
+    util::require(
+        util::have_program("python3") && util::python_has("websockets"),
+        "python3 with the websockets package",
+        "python3 -m pip install websockets",
+    );
+    let server = echo_server(
+        Options::new()
+            .max_message_size(1 << 22)
+            .max_frame_size(1 << 22),
+    );
+    for (kind, expect) in [
+        ("default", "permessage-deflate"),
+        (
+            "params",
+            "permessage-deflate; server_no_context_takeover; server_max_window_bits=10",
+        ),
+    ] {
+        let out = http_run(std::process::Command::new("python3").args([
+            "-c",
+            PY_CLIENT,
+            &server.local_addr().to_string(),
+            kind,
+        ]));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{kind}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(text, format!("{expect}\nok\n"), "{kind}");
+    }
+}
+
+/// Runs a command on the thread pool (so this hub keeps serving).
+fn http_run(cmd: &mut std::process::Command) -> std::process::Output {
+    let mut cmd = std::mem::replace(cmd, std::process::Command::new("true"));
+    sylvan::tpool::execute(move || cmd.output())
+        .expect("tpool")
+        .expect("spawn python3")
 }

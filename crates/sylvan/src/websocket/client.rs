@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tungstenite::protocol::Role;
 
+use super::deflate::{self, Agreed};
 use super::stream::WsStream;
 use super::{Error, Options, WebSocket};
 use crate::http::Url;
@@ -227,13 +228,14 @@ impl ClientBuilder {
 
     fn open(&self, url: &Url, secure: bool) -> Result<WebSocket, Error> {
         let stream = self.stream(url, secure).map_err(Error::Io)?;
-        let (protocol, early) = handshake(&stream, url, &self.options, &self.headers)?;
+        let (protocol, agreed, early) = handshake(&stream, url, &self.options, &self.headers)?;
         Ok(WebSocket::from_stream(
             stream,
             early,
             Role::Client,
             self.options.clone(),
             protocol,
+            agreed,
         ))
     }
 
@@ -297,13 +299,14 @@ fn parse_url(url: &str) -> io::Result<(Url, bool)> {
 }
 
 /// Sends the upgrade request and reads the answer; returns the selected
-/// subprotocol and the bytes read past the response head.
+/// subprotocol, the permessage-deflate agreement, and the bytes read past
+/// the response head.
 fn handshake(
     stream: &WsStream,
     url: &Url,
     opts: &Options,
     headers: &[(String, String)],
-) -> Result<(Option<String>, Vec<u8>), Error> {
+) -> Result<(Option<String>, Option<Agreed>, Vec<u8>), Error> {
     let key = tungstenite::handshake::client::generate_key();
     let mut req = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -311,6 +314,12 @@ fn handshake(
         url.path_and_query(),
         url.authority()
     );
+    if opts.deflate {
+        req.push_str(&format!(
+            "Sec-WebSocket-Extensions: {}\r\n",
+            deflate::CLIENT_OFFER
+        ));
+    }
     if !opts.protocols.is_empty() {
         req.push_str(&format!(
             "Sec-WebSocket-Protocol: {}\r\n",
@@ -368,11 +377,11 @@ fn handshake(
             "the server's Sec-WebSocket-Accept does not match the key sent".into(),
         ));
     }
-    if h.get("sec-websocket-extensions")
-        .is_some_and(|v| !v.trim().is_empty())
-    {
+    let agreed =
+        deflate::client_check(h.get_all("sec-websocket-extensions")).map_err(Error::Handshake)?;
+    if agreed.is_some() && !opts.deflate {
         return Err(Error::Handshake(
-            "the server selected an extension that was not offered".into(),
+            "the server selected permessage-deflate, which was not offered".into(),
         ));
     }
     let protocol = match h.get("sec-websocket-protocol").map(str::trim) {
@@ -385,7 +394,7 @@ fn handshake(
         }
     };
     buf.drain(..used);
-    Ok((protocol, buf))
+    Ok((protocol, agreed, buf))
 }
 
 #[cfg(test)]

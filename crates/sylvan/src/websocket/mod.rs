@@ -76,15 +76,25 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use tungstenite::protocol::{Role, WebSocketConfig};
+use tungstenite::protocol::Role;
 
 use crate::http::{Request, Response, Upgraded};
 use crate::sync::Semaphore;
 
 mod client;
+mod codec;
+mod conn;
+mod deflate;
 mod stream;
 
+#[doc(hidden)]
+pub mod __private {
+    //! For the fuzz target only: not a stable API.
+    pub use super::codec::fuzz_decode;
+}
+
 pub use client::{ClientBuilder, connect};
+use conn::{Conn, ConnError};
 use stream::{WsIo, WsStream};
 
 pub use tungstenite::protocol::CloseFrame;
@@ -210,6 +220,7 @@ pub struct Options {
     write_timeout: Option<Duration>,
     close_timeout: Duration,
     protocols: Vec<String>,
+    deflate: bool,
 }
 
 impl Default for Options {
@@ -230,6 +241,7 @@ impl Options {
             write_timeout: Some(Duration::from_secs(30)),
             close_timeout: Duration::from_secs(5),
             protocols: Vec::new(),
+            deflate: true,
         }
     }
 
@@ -305,8 +317,37 @@ impl Options {
         self
     }
 
+    /// Whether to use permessage-deflate (RFC 7692) when the other side
+    /// agrees (default on): a server accepts a client's offer, a client
+    /// offers it. Messages are then compressed, each in one frame;
+    /// [`max_message_size`](Self::max_message_size) limits a message's
+    /// inflated size (a decompression bomb is refused with `1009` as soon
+    /// as its output passes the limit), and
+    /// [`max_frame_size`](Self::max_frame_size) the compressed frames.
+    ///
+    /// # Memory
+    ///
+    /// zlib's state is made at first use: about 44 KiB to inflate, made
+    /// when the first compressed message arrives, and up to about 256 KiB
+    /// to deflate (a 32 KiB window; less when the peer asks for a smaller
+    /// one), made at the first send. A server with many sessions that
+    /// send can turn it off to keep the per-session bound in *Memory*
+    /// above.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let opts = sylvan::websocket::Options::new().deflate(false);
+    /// # let _ = opts;
+    /// ```
+    pub fn deflate(mut self, on: bool) -> Options {
+        self.deflate = on;
+        self
+    }
+
     /// Subprotocols the server speaks, in preference order; the first one
-    /// the client also offers is selected (default: none).
+    /// the client also offers is selected (default: none). On a client
+    /// ([`ClientBuilder::options`]), the subprotocols offered.
     pub fn protocols<S: Into<String>>(mut self, list: impl IntoIterator<Item = S>) -> Options {
         self.protocols = list.into_iter().map(Into::into).collect();
         self
@@ -373,9 +414,19 @@ impl Options {
         if let Some(p) = &protocol {
             resp = resp.header("Sec-WebSocket-Protocol", p.clone());
         }
+        let agreed = if self.deflate {
+            deflate::server_accept(h.get_all("sec-websocket-extensions"))
+        } else {
+            None
+        };
+        let agreed = agreed.map(|(a, header)| {
+            resp = std::mem::replace(&mut resp, Response::new(101))
+                .header("Sec-WebSocket-Extensions", header);
+            a
+        });
         let opts = self.clone();
         resp.on_upgrade(move |up| {
-            let ws = WebSocket::new(up, opts, protocol);
+            let ws = WebSocket::new(up, opts, protocol, agreed);
             session(ws.clone());
             ws.finish();
         })
@@ -432,7 +483,7 @@ pub fn accept(req: &Request, session: impl FnOnce(WebSocket) + 'static) -> Respo
 }
 
 struct Inner {
-    ws: RefCell<tungstenite::WebSocket<WsIo>>,
+    ws: RefCell<Conn>,
     io: Rc<WsStream>,
     lock: Semaphore,
     opts: Options,
@@ -473,9 +524,14 @@ fn now() -> Instant {
 }
 
 impl WebSocket {
-    fn new(up: Upgraded, opts: Options, protocol: Option<String>) -> WebSocket {
+    fn new(
+        up: Upgraded,
+        opts: Options,
+        protocol: Option<String>,
+        agreed: Option<deflate::Agreed>,
+    ) -> WebSocket {
         let (io, early) = up.into_io();
-        WebSocket::from_stream(io.into(), early, Role::Server, opts, protocol)
+        WebSocket::from_stream(io.into(), early, Role::Server, opts, protocol, agreed)
     }
 
     /// A session over `io` after a completed opening handshake; `early`
@@ -486,24 +542,21 @@ impl WebSocket {
         role: Role,
         opts: Options,
         protocol: Option<String>,
+        agreed: Option<deflate::Agreed>,
     ) -> WebSocket {
         let _ = io.tcp().set_write_timeout(opts.write_timeout);
         let _ = io.tcp().set_read_timeout(None);
         let peer = io.tcp().peer_addr().ok();
         let io = Rc::new(io);
-        // Sends are written at once (`send` flushes anyway): the write
-        // buffer holds one framed message, never a backlog.
-        let config = WebSocketConfig::default()
-            .read_buffer_size(opts.read_buffer_size)
-            .write_buffer_size(0)
-            .max_message_size(Some(opts.max_message_size))
-            .max_frame_size(Some(opts.max_frame_size));
-        let ws = tungstenite::WebSocket::from_partially_read(
-            WsIo(io.clone()),
-            early,
+        // Sends are written at once: the write buffer holds one framed
+        // message, never a backlog.
+        let codec = codec::Codec::new(
             role,
-            Some(config),
+            opts.max_frame_size,
+            opts.max_message_size,
+            agreed.map(deflate::Deflate::new),
         );
+        let ws = Conn::new(WsIo(io.clone()), codec, early, opts.read_buffer_size);
         let t = now();
         WebSocket {
             inner: Rc::new(Inner {
@@ -518,6 +571,11 @@ impl WebSocket {
                 closed: Cell::new(false),
             }),
         }
+    }
+
+    /// Whether permessage-deflate is in use (see [`Options::deflate`]).
+    pub fn is_compressed(&self) -> bool {
+        self.inner.ws.try_borrow().is_ok_and(|c| c.compresses())
     }
 
     /// The selected subprotocol, if any (see [`Options::protocols`]).
@@ -535,11 +593,8 @@ impl WebSocket {
         self.inner.closed.get()
     }
 
-    /// Runs `f` on the tungstenite socket under the session lock.
-    fn with_ws<R>(
-        &self,
-        f: impl FnOnce(&mut tungstenite::WebSocket<WsIo>) -> R,
-    ) -> Result<R, Error> {
+    /// Runs `f` on the connection under the session lock.
+    fn with_ws<R>(&self, f: impl FnOnce(&mut Conn) -> R) -> Result<R, Error> {
         let _permit = self.inner.lock.acquire().map_err(|c| Error::Io(c.into()))?;
         let mut ws = self.inner.ws.borrow_mut();
         Ok(f(&mut ws))
@@ -601,7 +656,7 @@ impl WebSocket {
                     self.heard();
                     return Ok(msg);
                 }
-                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(ConnError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(self.fail(e)),
             }
             self.wait_readable()?;
@@ -738,7 +793,7 @@ impl WebSocket {
             reason: "".into(),
         }));
         match self.with_ws(|ws| ws.close(frame))? {
-            Ok(()) | Err(tungstenite::Error::ConnectionClosed) => {}
+            Ok(()) | Err(ConnError::Closed) => {}
             Err(e) => return Err(self.fail(e)),
         }
         let r = crate::timeout(self.inner.opts.close_timeout, || {
@@ -776,15 +831,14 @@ impl WebSocket {
         self.inner.closed.set(true);
     }
 
-    /// Maps a tungstenite error, closing the session where RFC 6455 says
+    /// Maps a connection error, closing the session where RFC 6455 says
     /// to.
-    fn fail(&self, e: tungstenite::Error) -> Error {
-        use tungstenite::Error as T;
+    fn fail(&self, e: ConnError) -> Error {
+        use codec::CodecError as C;
         let (err, code) = match e {
-            T::ConnectionClosed | T::AlreadyClosed => (Error::Closed(None), None),
-            T::Io(e) => (Error::Io(e), None),
-            T::Capacity(c) => (Error::TooLarge(c.to_string()), Some(CloseCode::Size)),
-            T::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake) => (
+            ConnError::Closed => (Error::Closed(None), None),
+            ConnError::Io(e) => (Error::Io(e), None),
+            ConnError::Reset => (
                 Error::Io(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "the peer closed the connection without a WebSocket close frame \
@@ -792,15 +846,9 @@ impl WebSocket {
                 )),
                 None,
             ),
-            T::Protocol(p) => (Error::Protocol(p.to_string()), Some(CloseCode::Protocol)),
-            T::Utf8(m) => (
-                Error::Protocol(format!("invalid UTF-8: {m}")),
-                Some(CloseCode::Invalid),
-            ),
-            other => (
-                Error::Protocol(other.to_string()),
-                Some(CloseCode::Protocol),
-            ),
+            ConnError::Codec(C::TooLarge(m)) => (Error::TooLarge(m), Some(CloseCode::Size)),
+            ConnError::Codec(C::Protocol(m)) => (Error::Protocol(m), Some(CloseCode::Protocol)),
+            ConnError::Codec(C::Invalid(m)) => (Error::Protocol(m), Some(CloseCode::Invalid)),
         };
         if let Some(code) = code {
             let _ = self.close_quietly(Some(CloseFrame {

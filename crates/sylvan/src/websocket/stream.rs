@@ -91,7 +91,7 @@ impl WsStream {
     }
 }
 
-/// The stream as tungstenite sees it: reads never wait (the session waits
+/// The stream as a session sees it: reads never wait (the session waits
 /// for readability itself, without holding its lock), writes are green
 /// blocking writes with the write timeout.
 pub(crate) struct WsIo(pub(crate) Rc<WsStream>);
@@ -102,12 +102,8 @@ impl Read for WsIo {
     }
 }
 
-impl Write for WsIo {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+impl WsIo {
+    pub(crate) fn write_all(&self, buf: &[u8]) -> io::Result<()> {
+        self.0.write_all(buf)
     }
 }
