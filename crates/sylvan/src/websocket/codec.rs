@@ -445,6 +445,31 @@ mod tests {
         assert!(matches!(e, CodecError::TooLarge(_)), "{e:?}");
     }
 
+    /// The fuzz target's seeds, and a few thousand random mutations of
+    /// them (a smoke test; `cargo fuzz` does the real search).
+    #[test]
+    fn fuzz_seeds_and_mutations_hold_the_invariants() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fuzz/corpus/websocket_frames");
+        let seeds: Vec<Vec<u8>> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+            .collect();
+        assert!(seeds.len() >= 5);
+        let mut rng = fastrand::Rng::with_seed(7);
+        for seed in &seeds {
+            fuzz_decode(seed);
+            for _ in 0..500 {
+                let mut m = seed.clone();
+                for _ in 0..rng.usize(1..4) {
+                    let i = rng.usize(..m.len());
+                    m[i] = rng.u8(..);
+                }
+                fuzz_decode(&m);
+            }
+        }
+    }
+
     #[test]
     fn a_compressed_bomb_is_too_large() {
         let (mut c, _) = pair(true);

@@ -1,13 +1,21 @@
-//! WebSocket (RFC 6455) sessions upgraded from an [`http`](crate::http)
-//! handler, with plain blocking calls: [`WebSocket::recv`] and
-//! [`WebSocket::send`].
+//! WebSocket (RFC 6455) sessions, server and client, with plain blocking
+//! calls: [`WebSocket::recv`] and [`WebSocket::send`].
 //!
-//! A handler calls [`accept`] with the upgrade request and a closure; it
-//! returns the `101 Switching Protocols` response (or a `400`/`426` if the
-//! request is not a valid upgrade), and after the server has sent it, the
-//! closure runs in the connection's green thread with the [`WebSocket`].
-//! Frames are handled by `tungstenite` over the green socket.
+//! On the server, a handler calls [`accept`] with the upgrade request and
+//! a closure; it returns the `101 Switching Protocols` response (or a
+//! `400`/`426` if the request is not a valid upgrade), and after the
+//! server has sent it, the closure runs in the connection's green thread
+//! with the [`WebSocket`]. Over an HTTPS server the session is `wss://`.
+//! A client opens one with [`connect`] or a [`ClientBuilder`] (`ws://`
+//! and `wss://`). Both sides share one frame codec (the client masks what
+//! it sends) and the same [`Options`].
 //!
+//! - **permessage-deflate** (RFC 7692): used when both sides want it
+//!   ([`Options::deflate`], on by default): a server accepts a client's
+//!   offer (honouring `server_max_window_bits` and the
+//!   `*_no_context_takeover` parameters), a client offers it (and honours
+//!   `client_max_window_bits`). The size limits apply to the inflated
+//!   message.
 //! - **Pings and idle timeout**: while a session waits in `recv`, it sends a
 //!   ping after [`Options::ping_interval`] without traffic from the peer,
 //!   and fails with `TimedOut` once nothing at all (not even a pong) came
@@ -17,9 +25,10 @@
 //!   handshake and returns [`Error::Closed`]; [`WebSocket::close`] starts
 //!   one and waits (bounded) for the peer's reply; a session closure that
 //!   returns with the socket open closes it with `1000`.
-//! - **Limits**: a message over [`Options::max_message_size`] (64 KiB by
-//!   default) closes the session with `1009` and `recv` returns
-//!   [`Error::TooLarge`]; the server goes on. Memory per session and in
+//! - **Limits**: a received message over [`Options::max_message_size`]
+//!   (64 KiB by default; inflated, under permessage-deflate) closes the
+//!   session with `1009` and `recv` returns [`Error::TooLarge`]; the
+//!   server goes on. Memory per session and in
 //!   total is bounded by the settings: see [`Options`]' *Memory* section.
 //! - **Sharing**: `WebSocket` is a cheap clonable handle; one green thread
 //!   may wait in `recv` while others `send` (a chat server broadcasts that
