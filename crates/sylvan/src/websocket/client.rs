@@ -152,8 +152,9 @@ impl ClientBuilder {
 
     /// Enables `wss://` with this rustls configuration (default none, and
     /// `wss://` fails with `Unsupported`); feature `tls`. The same
-    /// configuration as [`http::ClientBuilder::tls_config`]
-    /// (crate::http::ClientBuilder::tls_config) works here.
+    /// configuration as
+    /// [`http::ClientBuilder::tls_config`](crate::http::ClientBuilder::tls_config)
+    /// works here.
     ///
     /// # Examples
     ///
@@ -298,6 +299,10 @@ fn parse_url(url: &str) -> io::Result<(Url, bool)> {
     Ok((u, secure))
 }
 
+/// What the server's `101` settled: the subprotocol, the permessage-deflate
+/// agreement, and the bytes read past the response head.
+type Accepted = (Option<String>, Option<Agreed>, Vec<u8>);
+
 /// Sends the upgrade request and reads the answer; returns the selected
 /// subprotocol, the permessage-deflate agreement, and the bytes read past
 /// the response head.
@@ -306,7 +311,7 @@ fn handshake(
     url: &Url,
     opts: &Options,
     headers: &[(String, String)],
-) -> Result<(Option<String>, Option<Agreed>, Vec<u8>), Error> {
+) -> Result<Accepted, Error> {
     let key = tungstenite::handshake::client::generate_key();
     let mut req = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\

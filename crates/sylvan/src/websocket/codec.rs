@@ -321,6 +321,57 @@ fn close_frame(payload: &[u8]) -> Result<Option<CloseFrame>, CodecError> {
     }
 }
 
+/// The fuzz target's entry: decodes `data` as a stream of frames (the
+/// first byte picks the side, permessage-deflate and small or large
+/// limits), then checks that every message decoded survives an encode and
+/// a decode by the other side. Panics only on a broken invariant.
+#[doc(hidden)]
+pub fn fuzz_decode(data: &[u8]) {
+    use super::deflate::Agreed;
+    let Some((&cfg, mut data)) = data.split_first() else {
+        return;
+    };
+    let role = if cfg & 1 == 0 {
+        Role::Server
+    } else {
+        Role::Client
+    };
+    let deflate = cfg & 2 != 0;
+    let limit = if cfg & 4 == 0 { 1 << 10 } else { 1 << 20 };
+    let agreed = Agreed {
+        our_no_context_takeover: cfg & 8 != 0,
+        our_window_bits: 9 + (cfg >> 4) % 7,
+        peer_no_context_takeover: cfg & 8 != 0,
+    };
+    let mk = |role| Codec::new(role, limit, limit, deflate.then(|| Deflate::new(agreed)));
+    let mut codec = mk(role);
+    let other = if role == Role::Server {
+        Role::Client
+    } else {
+        Role::Server
+    };
+    let (mut tx, mut rx) = (mk(other), mk(role));
+    while !data.is_empty() {
+        match codec.decode(data) {
+            Ok((0, None)) | Err(_) => return,
+            Ok((n, msg)) => {
+                assert!(n <= data.len(), "consumed more than given");
+                data = &data[n..];
+                if let Some(msg) = msg {
+                    if let Message::Text(t) = &msg {
+                        assert!(t.len() <= limit);
+                    }
+                    let mut wire = Vec::new();
+                    if tx.encode(&msg, &mut wire).is_ok() {
+                        let back = rx.decode(&wire);
+                        assert_eq!(back, Ok((wire.len(), Some(msg))), "round trip");
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::deflate::Agreed;
@@ -492,56 +543,5 @@ mod tests {
             matches!(e, CodecError::TooLarge(ref m) if m.contains("inflating")),
             "{e:?}"
         );
-    }
-}
-
-/// The fuzz target's entry: decodes `data` as a stream of frames (the
-/// first byte picks the side, permessage-deflate and small or large
-/// limits), then checks that every message decoded survives an encode and
-/// a decode by the other side. Panics only on a broken invariant.
-#[doc(hidden)]
-pub fn fuzz_decode(data: &[u8]) {
-    use super::deflate::Agreed;
-    let Some((&cfg, mut data)) = data.split_first() else {
-        return;
-    };
-    let role = if cfg & 1 == 0 {
-        Role::Server
-    } else {
-        Role::Client
-    };
-    let deflate = cfg & 2 != 0;
-    let limit = if cfg & 4 == 0 { 1 << 10 } else { 1 << 20 };
-    let agreed = Agreed {
-        our_no_context_takeover: cfg & 8 != 0,
-        our_window_bits: 9 + (cfg >> 4) % 7,
-        peer_no_context_takeover: cfg & 8 != 0,
-    };
-    let mk = |role| Codec::new(role, limit, limit, deflate.then(|| Deflate::new(agreed)));
-    let mut codec = mk(role);
-    let other = if role == Role::Server {
-        Role::Client
-    } else {
-        Role::Server
-    };
-    let (mut tx, mut rx) = (mk(other), mk(role));
-    while !data.is_empty() {
-        match codec.decode(data) {
-            Ok((0, None)) | Err(_) => return,
-            Ok((n, msg)) => {
-                assert!(n <= data.len(), "consumed more than given");
-                data = &data[n..];
-                if let Some(msg) = msg {
-                    if let Message::Text(t) = &msg {
-                        assert!(t.len() <= limit);
-                    }
-                    let mut wire = Vec::new();
-                    if tx.encode(&msg, &mut wire).is_ok() {
-                        let back = rx.decode(&wire);
-                        assert_eq!(back, Ok((wire.len(), Some(msg))), "round trip");
-                    }
-                }
-            }
-        }
     }
 }
