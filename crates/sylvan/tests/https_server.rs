@@ -303,3 +303,60 @@ fn stop_closes_idle_tls_connections_at_once() {
     assert_eq!(report.killed, 0, "{report:?}");
     assert_eq!(server.active(), 0);
 }
+
+#[test]
+fn an_upgraded_tls_connection_stays_encrypted() {
+    let pki = Pki::new();
+    let seen: sylvan::sync::Queue<String> = sylvan::sync::Queue::unbounded();
+    let s = seen.clone();
+    let server = Server::bind("127.0.0.1:0")
+        .unwrap()
+        .tls_pem(pki.chain_pem.as_bytes(), pki.key_pem.as_bytes())
+        .unwrap()
+        .serve(move |req| {
+            let raw = req.path() == "/raw";
+            let s = s.clone();
+            Response::new(101)
+                .header("Upgrade", "echo")
+                .on_upgrade(move |mut up| {
+                    let _ = s.put(format!("tls {}", up.is_tls()));
+                    if raw {
+                        // No plain socket to hand out under TLS.
+                        let r = up.into_parts().map(|_| ()).map_err(|e| e.kind());
+                        let _ = s.put(format!("{r:?}"));
+                        return;
+                    }
+                    let mut buf = [0u8; 64];
+                    while let Ok(n) = up.read(&mut buf) {
+                        if n == 0 || up.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                })
+        });
+    let mut c = tls_client(&pki, &server);
+    // The first bytes go out with the request, as a client may send them.
+    c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: echo\r\nConnection: upgrade\r\n\r\nearly")
+        .unwrap();
+    let mut got = Vec::new();
+    while !got.ends_with(b"early") {
+        let mut b = [0u8; 256];
+        let n = c.read(&mut b).unwrap();
+        assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&b[..n]);
+    }
+    assert!(got.starts_with(b"HTTP/1.1 101 "));
+    c.write_all(b" and late").unwrap();
+    let mut back = [0u8; 9];
+    c.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b" and late");
+    // The raw case: the handler saw Unsupported and returned.
+    let mut c = tls_client(&pki, &server);
+    c.write_all(b"GET /raw HTTP/1.1\r\nHost: x\r\nUpgrade: echo\r\nConnection: upgrade\r\n\r\n")
+        .unwrap();
+    let out = read_all(&mut c);
+    assert!(out.starts_with("HTTP/1.1 101 "), "{out}");
+    assert_eq!(seen.get().unwrap(), "tls true");
+    assert_eq!(seen.get().unwrap(), "tls true");
+    assert_eq!(seen.get().unwrap(), "Err(Unsupported)");
+}
