@@ -2,8 +2,12 @@
 //! sylvan's codec, on either side.
 //!
 //! ```text
-//! cargo +nightly fuzz run websocket_frames fuzz/corpus/websocket_frames
+//! cd fuzz && cargo +nightly fuzz run websocket_frames corpus/websocket_frames seeds/websocket_frames
 //! ```
+//!
+//! `seeds/websocket_frames` is the committed seed corpus (a frame of each
+//! kind on both sides, with and without deflate, and the regressions the
+//! fuzzer found); the library's unit tests replay it too.
 //!
 //! The first byte of an input picks the side (bit 0: client, else
 //! server), permessage-deflate (bit 1), the limits (bit 2: 1 MiB, else

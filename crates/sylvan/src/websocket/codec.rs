@@ -501,7 +501,7 @@ mod tests {
     #[test]
     fn fuzz_seeds_and_mutations_hold_the_invariants() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../fuzz/corpus/websocket_frames");
+            .join("../../fuzz/seeds/websocket_frames");
         let seeds: Vec<Vec<u8>> = std::fs::read_dir(&dir)
             .unwrap()
             .map(|e| std::fs::read(e.unwrap().path()).unwrap())

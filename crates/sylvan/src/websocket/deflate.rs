@@ -196,6 +196,12 @@ impl Deflate {
 
     /// Compresses one message's payload.
     pub(crate) fn compress(&mut self, data: &[u8]) -> Result<Vec<u8>, String> {
+        if data.is_empty() {
+            // An empty stored block (RFC 7692 §7.2.3.6). zlib would emit
+            // nothing for a second sync flush without input, and an empty
+            // payload does not inflate.
+            return Ok(vec![0x00]);
+        }
         let bits = self.agreed.our_window_bits;
         let c = self.compress.get_or_insert_with(|| {
             Compress::new_with_window_bits(Compression::fast(), false, bits)
@@ -232,6 +238,11 @@ impl Deflate {
         data: &[u8],
         max: usize,
     ) -> Result<Vec<u8>, Option<String>> {
+        if data.is_empty() {
+            // Not what RFC 7692 sends for an empty message (a 0x00 byte),
+            // but unambiguous: nothing.
+            return Ok(Vec::new());
+        }
         let d = self
             .decompress
             .get_or_insert_with(|| Decompress::new_with_window_bits(false, 15));
@@ -316,6 +327,28 @@ mod tests {
                     assert!(!z.ends_with(&TAIL));
                     assert_eq!(rx.decompress(&z, 1 << 20).unwrap(), msg);
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn many_small_messages_keep_both_contexts_in_step() {
+        // Found by the fuzz target: one-byte messages, then an empty one
+        // (zlib emits nothing for a second sync flush without input).
+        for bits in 9..=15 {
+            let a = Agreed {
+                our_window_bits: bits,
+                ..agreed()
+            };
+            let (mut tx, mut rx) = (Deflate::new(a), Deflate::new(a));
+            for i in 0..2000 {
+                let msg = if i % 7 == 3 { &[][..] } else { &[0u8][..] };
+                let z = tx.compress(&msg).unwrap();
+                assert_eq!(
+                    rx.decompress(&z, 100),
+                    Ok(msg.to_vec()),
+                    "bits {bits}, message {i}"
+                );
             }
         }
     }
