@@ -498,6 +498,7 @@ struct Inner {
     opts: Options,
     protocol: Option<String>,
     peer: Option<SocketAddr>,
+    compressed: bool,
     last_heard: Cell<Instant>,
     next_ping: Cell<Option<Instant>>,
     closed: Cell<bool>,
@@ -569,6 +570,7 @@ impl WebSocket {
         let t = now();
         WebSocket {
             inner: Rc::new(Inner {
+                compressed: ws.compresses(),
                 ws: RefCell::new(ws),
                 io,
                 lock: Semaphore::new(1),
@@ -584,7 +586,7 @@ impl WebSocket {
 
     /// Whether permessage-deflate is in use (see [`Options::deflate`]).
     pub fn is_compressed(&self) -> bool {
-        self.inner.ws.try_borrow().is_ok_and(|c| c.compresses())
+        self.inner.compressed
     }
 
     /// The selected subprotocol, if any (see [`Options::protocols`]).
