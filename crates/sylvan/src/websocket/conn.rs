@@ -66,6 +66,10 @@ impl Conn {
             let (n, msg) = self.codec.decode(&self.rbuf).map_err(ConnError::Codec)?;
             if n > 0 {
                 self.rbuf.drain(..n);
+                // Keep no large buffer after a large frame.
+                if self.rbuf.capacity() > 2 * self.read_size && self.rbuf.len() <= self.read_size {
+                    self.rbuf.shrink_to(self.read_size);
+                }
             }
             if let Some(msg) = msg {
                 match &msg {

@@ -177,24 +177,26 @@ impl From<Error> for io::Error {
 ///
 /// ```text
 ///   read_buffer_size             (8 KiB)   allocated up front
-/// + max_frame_size               (64 KiB)  a frame being received
+/// + 2 × max_frame_size           (128 KiB) a frame being received, and its unmasked payload
 /// + max_message_size             (64 KiB)  a fragmented message being reassembled
 /// + the largest message it sends           framed into one buffer, then written
 /// ```
 ///
-/// — about 136 KiB with the defaults, plus what the application keeps and
+/// — about 200 KiB with the defaults, plus what the application keeps and
 /// what it sends (sends are written at once, with a blocking write: a slow
-/// peer makes `send` wait instead of queueing). A message received in one
-/// frame is not copied again, so for unfragmented traffic the frame and
-/// message terms do not add up.
+/// peer makes `send` wait instead of queueing). An unfragmented message is
+/// not copied again, so for such traffic the message term does not add
+/// up; the read buffer shrinks back to `read_buffer_size` after a large
+/// frame. With permessage-deflate, add `max_message_size` for the
+/// inflated message and zlib's state (see [`Options::deflate`]).
 ///
 /// Every session is an upgraded connection of the [`Server`], so
 /// [`Server::max_connections`] bounds their number, and
 /// `max_connections × per-session bound` bounds the total: 1,024
-/// connections (the default) × ~136 KiB ≈ 136 MiB. To serve larger
+/// connections (the default) × ~200 KiB ≈ 200 MiB. To serve larger
 /// messages, raise the limits and lower `max_connections` to keep that
 /// product within the memory you can give the server (e.g. 1 MiB messages
-/// and frames, 256 connections: ~512 MiB).
+/// and frames, 256 connections: ~768 MiB).
 ///
 /// [`Server`]: crate::http::Server
 /// [`Server::max_connections`]: crate::http::Server::max_connections
