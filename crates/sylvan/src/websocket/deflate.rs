@@ -343,7 +343,14 @@ mod tests {
             let (mut tx, mut rx) = (Deflate::new(a), Deflate::new(a));
             for i in 0..2000 {
                 let msg = if i % 7 == 3 { &[][..] } else { &[0u8][..] };
-                let z = tx.compress(&msg).unwrap();
+                let z = tx.compress(msg).unwrap();
+                if msg.is_empty() {
+                    // RFC 7692 §7.2.3.6's empty message, not zlib's nothing.
+                    assert_eq!(z, [0x00]);
+                    // An empty payload from a peer is taken as empty too,
+                    // and leaves the stream in step.
+                    assert_eq!(rx.decompress(&[], 100), Ok(Vec::new()));
+                }
                 assert_eq!(
                     rx.decompress(&z, 100),
                     Ok(msg.to_vec()),
