@@ -264,9 +264,15 @@ impl Unparker {
 /// [`WaitList::cancelled`]; its token stays in the list as a stale entry that
 /// wakes nothing, and the list compacts itself once stale entries are the
 /// majority.
+///
+/// The oldest waiter is kept inline (`head`), so a list that never has more
+/// than one waiter at a time (a join, a rendezvous) allocates nothing.
+/// Invariant: `head` is `None` only while `rest` is empty, so `head` is
+/// always the oldest entry.
 #[derive(Debug, Default)]
 pub(crate) struct WaitList {
-    tokens: VecDeque<Entry>,
+    head: Option<Entry>,
+    rest: VecDeque<Entry>,
     stale: usize,
 }
 
@@ -307,11 +313,32 @@ impl WaitList {
     /// wake-up it gets from this list says so ([`park_at_arm`]).
     #[inline]
     pub(crate) fn push_arm(&mut self, token: WakeToken, arm: u32) {
-        self.tokens.push_back(Entry {
+        let e = Entry {
             slot: token.slot,
             arm,
             seq: token.seq,
-        });
+        };
+        if self.head.is_none() {
+            self.head = Some(e);
+        } else {
+            self.rest.push_back(e);
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<Entry> {
+        let t = self.head.take()?;
+        self.head = self.rest.pop_front();
+        Some(t)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.head.is_none()
+    }
+
+    fn clear(&mut self) {
+        self.head = None;
+        self.rest.clear();
+        self.stale = 0;
     }
 
     /// Wakes the oldest waiter that is still waiting, on this thread's hub.
@@ -319,14 +346,13 @@ impl WaitList {
     /// destructors included: with no hub there is nobody to wake.
     #[inline]
     pub(crate) fn wake_one(&mut self) -> bool {
-        if self.tokens.is_empty() {
+        if self.is_empty() {
             return false;
         }
         match try_hub() {
             Some(hub) => self.notify_one(hub),
             None => {
-                self.tokens.clear();
-                self.stale = 0;
+                self.clear();
                 false
             }
         }
@@ -335,22 +361,19 @@ impl WaitList {
     /// Wakes every waiter, on this thread's hub; as [`wake_one`](Self::wake_one).
     #[inline]
     pub(crate) fn wake_all(&mut self) {
-        if self.tokens.is_empty() {
+        if self.is_empty() {
             self.stale = 0;
             return;
         }
         match try_hub() {
             Some(hub) => self.notify_all(hub),
-            None => {
-                self.tokens.clear();
-                self.stale = 0;
-            }
+            None => self.clear(),
         }
     }
 
     /// Wakes the oldest waiter that is still waiting. Returns whether one was.
     pub(crate) fn notify_one(&mut self, hub: &Hub) -> bool {
-        while let Some(t) = self.tokens.pop_front() {
+        while let Some(t) = self.pop_front() {
             if hub.wake(t.token(), t.reason()) {
                 return true;
             }
@@ -361,7 +384,10 @@ impl WaitList {
 
     /// Wakes every waiter.
     pub(crate) fn notify_all(&mut self, hub: &Hub) {
-        for t in self.tokens.drain(..) {
+        if let Some(t) = self.head.take() {
+            hub.wake(t.token(), t.reason());
+        }
+        for t in self.rest.drain(..) {
             hub.wake(t.token(), t.reason());
         }
         self.stale = 0;
@@ -371,8 +397,15 @@ impl WaitList {
     /// notified.
     pub(crate) fn cancelled(&mut self, hub: &Hub) {
         self.stale += 1;
-        if self.stale > 16 && self.stale * 2 > self.tokens.len() {
-            self.tokens.retain(|t| hub.is_parked(t.token()));
+        let len = usize::from(self.head.is_some()) + self.rest.len();
+        if self.stale > 16 && self.stale * 2 > len {
+            let mut kept = std::mem::take(&mut self.rest);
+            if let Some(h) = self.head.take() {
+                kept.push_front(h);
+            }
+            kept.retain(|t| hub.is_parked(t.token()));
+            self.head = kept.pop_front();
+            self.rest = kept;
             self.stale = 0;
         }
     }
@@ -399,5 +432,32 @@ pub(crate) fn wait_on(
             }
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(seq: u64) -> WakeToken {
+        WakeToken { slot: 0, seq }
+    }
+
+    #[test]
+    fn wait_list_stays_fifo_across_its_inline_head() {
+        let mut l = WaitList::default();
+        l.push(t(1));
+        l.push(t(2));
+        assert_eq!(l.pop_front().map(Entry::token), Some(t(1)));
+        l.push(t(3));
+        assert_eq!(l.pop_front().map(Entry::token), Some(t(2)));
+        assert_eq!(l.pop_front().map(Entry::token), Some(t(3)));
+        assert!(l.is_empty());
+        assert_eq!(l.pop_front().map(Entry::token), None);
+        l.push_arm(t(4), 2);
+        let e = l.pop_front().expect("pushed");
+        assert_eq!(e.token(), t(4));
+        assert!(matches!(e.reason(), Wake::Arm(2)));
+        assert!(l.rest.is_empty() && l.head.is_none());
     }
 }
