@@ -751,6 +751,19 @@ impl<T> GreenThread<T> {
         f(outcome);
     }
 
+    /// Registers a multi-way park (`select`, `iwait`) as a joiner.
+    pub(crate) fn register_joiner(&self, token: park::WakeToken, arm: u32) {
+        self.cell.core.joiners.borrow_mut().push_arm(token, arm);
+    }
+
+    /// A multi-way park stops waiting (`notified`: this green thread's end
+    /// woke it; every joiner was woken then, so nothing passes on).
+    pub(crate) fn unregister_joiner(&self, hub: &crate::runtime::hub::Hub, notified: bool) {
+        if !notified {
+            self.cell.core.joiners.borrow_mut().cancelled(hub);
+        }
+    }
+
     /// A type-erased handle that can kill this green thread.
     pub(crate) fn killer(&self) -> Killer
     where

@@ -67,25 +67,23 @@ use crate::sys::fd as sysfd;
 /// assert_eq!(reader.join().unwrap().unwrap(), "through the pipe");
 /// ```
 ///
-/// An eventfd:
+/// A descriptor std made, here one end of a `std` Unix socket pair (an
+/// eventfd, a tty or a descriptor a C library returned work the same
+/// way, once in an `OwnedFd`):
 ///
 /// ```
 /// use std::io::{Read, Write};
-/// use std::os::fd::{FromRawFd, OwnedFd};
+/// use std::os::unix::net::UnixStream;
 ///
-/// // SAFETY: eventfd returns a fresh descriptor (checked below).
-/// let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
-/// assert!(raw >= 0);
-/// // SAFETY: `raw` is a valid descriptor nobody else owns.
-/// let efd = unsafe { OwnedFd::from_raw_fd(raw) };
-/// let efd = std::rc::Rc::new(sylvan::io::GreenFd::new(efd).unwrap());
-/// let e2 = efd.clone();
+/// let (a, b) = UnixStream::pair().unwrap();
+/// let a = std::rc::Rc::new(sylvan::io::GreenFd::new(a).unwrap());
+/// let a2 = a.clone();
 /// let waiter = sylvan::spawn(move || {
 ///     let mut v = [0u8; 8];
-///     (&*e2).read_exact(&mut v).map(|_| u64::from_ne_bytes(v))
+///     (&*a2).read_exact(&mut v).map(|_| u64::from_ne_bytes(v))
 /// });
-/// sylvan::yield_now(); // the waiter parks: the counter is 0
-/// (&*efd).write_all(&5u64.to_ne_bytes()).unwrap();
+/// sylvan::yield_now(); // the waiter parks: nothing to read yet
+/// (&b).write_all(&5u64.to_ne_bytes()).unwrap();
 /// assert_eq!(waiter.join().unwrap().unwrap(), 5);
 /// ```
 ///

@@ -18,6 +18,9 @@
 //!   OS threads.
 //! - [`pool`] — [`GreenPool`], [`GreenPile`] and [`Imap`](pool::Imap):
 //!   bounded concurrency, results in order.
+//! - [`select`] — [`Select`]: the first of several queue, channel, event,
+//!   join, semaphore or deadline operations (Go's `select`); gevent's
+//!   [`wait`] and [`iwait`].
 //! - [`local`] — green-local storage, one value per green thread.
 //! - [`net`] — green TCP, UDP and Unix sockets with std's names and
 //!   timeouts; [`Connector`](net::Connector) (one overall connect deadline,
@@ -280,7 +283,7 @@ pub mod pool;
 pub mod process;
 pub mod resilience;
 mod runtime;
-mod scope;
+pub mod select;
 pub mod signal;
 pub mod sync;
 mod sys;
@@ -301,5 +304,6 @@ pub use local::GreenLocal;
 pub use net::{connect, listen, serve};
 pub use pool::{GreenPile, GreenPool};
 pub use runtime::multi::{Runtime, RuntimeBuilder};
-pub use scope::{Scope, ScopedGreenThread, scope};
+pub use runtime::scope::{Scope, ScopedGreenThread, scope};
+pub use select::{Select, iwait, wait};
 pub use time::{deadline, sleep, timeout, yield_now};

@@ -28,6 +28,9 @@ pub(crate) struct WakeToken {
 pub(crate) enum Wake {
     None,
     Notified,
+    /// Notified through the registration of arm `n` (1-based) of a
+    /// multi-way park (`select`, `iwait`): see [`WaitList::push_arm`].
+    Arm(u32),
     Timer,
     Killed,
 }
@@ -48,11 +51,38 @@ pub(crate) enum Parked {
 /// is called once with the token to wake us by, only if we really suspend.
 /// After an `Err` or `OwnDeadline` the caller must treat its registration as
 /// stale (see [`WaitList::cancelled`]).
+#[inline]
 pub(crate) fn park_at(
     location: &'static Location<'static>,
     own: Option<u64>,
     register: impl FnOnce(WakeToken),
 ) -> Result<Parked, Cancelled> {
+    park_at_arm(location, own, register).0
+}
+
+/// [`park_at`], also saying which arm's registration woke it (1-based, as
+/// given to [`WaitList::push_arm`]), if one did. A context woken through an
+/// arm and killed afterwards (before it ran) still returns `Ok` with that
+/// arm: whatever the waker handed it is its own.
+pub(crate) fn park_at_arm(
+    location: &'static Location<'static>,
+    own: Option<u64>,
+    register: impl FnOnce(WakeToken),
+) -> (Result<Parked, Cancelled>, Option<u32>) {
+    let r = park_inner(location, own, register);
+    match r {
+        Ok((p, Wake::Arm(n))) => (Ok(p), Some(n)),
+        Ok((p, _)) => (Ok(p), None),
+        Err(c) => (Err(c), None),
+    }
+}
+
+#[inline]
+fn park_inner(
+    location: &'static Location<'static>,
+    own: Option<u64>,
+    register: impl FnOnce(WakeToken),
+) -> Result<(Parked, Wake), Cancelled> {
     let Some(hub) = hub_unless_exiting() else {
         // A thread-local destructor after the hub's: nothing can wake us.
         return Err(Cancelled::Killed);
@@ -76,7 +106,7 @@ pub(crate) fn park_at(
     let scope = core.scope_deadline();
     // Read the clock only when there is a deadline of our own to compare.
     if own.is_some_and(|o| o <= hub.clock.now()) {
-        return Ok(Parked::OwnDeadline);
+        return Ok((Parked::OwnDeadline, Wake::None));
     }
     let seq = hub.next_seq();
     let token = WakeToken {
@@ -109,16 +139,16 @@ pub(crate) fn park_at(
     }
     drop(guard);
     match reason {
-        Wake::Notified | Wake::None => Ok(Parked::Woken),
+        Wake::Notified | Wake::None | Wake::Arm(_) => Ok((Parked::Woken, reason)),
         Wake::Killed => Err(Cancelled::Killed),
         Wake::Timer => match (own, scope) {
-            (Some(o), Some((s, _))) if o < s => Ok(Parked::OwnDeadline),
-            (Some(_), None) => Ok(Parked::OwnDeadline),
+            (Some(o), Some((s, _))) if o < s => Ok((Parked::OwnDeadline, reason)),
+            (Some(_), None) => Ok((Parked::OwnDeadline, reason)),
             (_, Some((_, id))) => {
                 core.mark_fired(id);
                 Err(Cancelled::TimedOut(ScopeId(id)))
             }
-            (None, None) => Ok(Parked::Woken),
+            (None, None) => Ok((Parked::Woken, reason)),
         },
     }
 }
@@ -148,6 +178,15 @@ impl Drop for ParkGuard<'_> {
 /// a lock) that its unwinding code must give back.
 pub(crate) fn woken_before_unwind() -> bool {
     try_hub().is_some_and(|h| h.current_core().wake.get() == Wake::Notified)
+}
+
+/// As [`woken_before_unwind`], for a multi-way park: the arm (1-based)
+/// whose registration woke the running green thread before it was unwound.
+pub(crate) fn woken_arm_before_unwind() -> Option<u32> {
+    match try_hub()?.current_core().wake.get() {
+        Wake::Arm(n) => Some(n),
+        _ => None,
+    }
 }
 
 /// Fails if a blocking call made now would fail at once: the current context
@@ -232,21 +271,61 @@ impl Unparker {
 /// always the oldest entry.
 #[derive(Debug, Default)]
 pub(crate) struct WaitList {
-    head: Option<WakeToken>,
-    rest: VecDeque<WakeToken>,
+    head: Option<Entry>,
+    rest: VecDeque<Entry>,
     stale: usize,
 }
 
-impl WaitList {
-    pub(crate) fn push(&mut self, token: WakeToken) {
-        if self.head.is_none() {
-            self.head = Some(token);
-        } else {
-            self.rest.push_back(token);
+/// A [`WakeToken`] and the arm it was registered for (0: none), packed
+/// into the token's own 16 bytes.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    slot: u32,
+    arm: u32,
+    seq: u64,
+}
+
+impl Entry {
+    #[inline]
+    fn token(self) -> WakeToken {
+        WakeToken {
+            slot: self.slot,
+            seq: self.seq,
         }
     }
 
-    fn pop_front(&mut self) -> Option<WakeToken> {
+    #[inline]
+    fn reason(self) -> Wake {
+        match self.arm {
+            0 => Wake::Notified,
+            n => Wake::Arm(n),
+        }
+    }
+}
+
+impl WaitList {
+    #[inline]
+    pub(crate) fn push(&mut self, token: WakeToken) {
+        self.push_arm(token, 0);
+    }
+
+    /// Registers `token` for arm `arm` (1-based) of a multi-way park: the
+    /// wake-up it gets from this list says so ([`park_at_arm`]).
+    #[inline]
+    pub(crate) fn push_arm(&mut self, token: WakeToken, arm: u32) {
+        let e = Entry {
+            slot: token.slot,
+            arm,
+            seq: token.seq,
+        };
+        if self.head.is_none() {
+            self.head = Some(e);
+        } else {
+            self.rest.push_back(e);
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<Entry> {
         let t = self.head.take()?;
         self.head = self.rest.pop_front();
         Some(t)
@@ -295,7 +374,7 @@ impl WaitList {
     /// Wakes the oldest waiter that is still waiting. Returns whether one was.
     pub(crate) fn notify_one(&mut self, hub: &Hub) -> bool {
         while let Some(t) = self.pop_front() {
-            if hub.wake(t, Wake::Notified) {
+            if hub.wake(t.token(), t.reason()) {
                 return true;
             }
             self.stale = self.stale.saturating_sub(1);
@@ -306,10 +385,10 @@ impl WaitList {
     /// Wakes every waiter.
     pub(crate) fn notify_all(&mut self, hub: &Hub) {
         if let Some(t) = self.head.take() {
-            hub.wake(t, Wake::Notified);
+            hub.wake(t.token(), t.reason());
         }
         for t in self.rest.drain(..) {
-            hub.wake(t, Wake::Notified);
+            hub.wake(t.token(), t.reason());
         }
         self.stale = 0;
     }
@@ -324,7 +403,7 @@ impl WaitList {
             if let Some(h) = self.head.take() {
                 kept.push_front(h);
             }
-            kept.retain(|t| hub.is_parked(*t));
+            kept.retain(|t| hub.is_parked(t.token()));
             self.head = kept.pop_front();
             self.rest = kept;
             self.stale = 0;
@@ -369,14 +448,16 @@ mod tests {
         let mut l = WaitList::default();
         l.push(t(1));
         l.push(t(2));
-        assert_eq!(l.pop_front(), Some(t(1)));
+        assert_eq!(l.pop_front().map(Entry::token), Some(t(1)));
         l.push(t(3));
-        assert_eq!(l.pop_front(), Some(t(2)));
-        assert_eq!(l.pop_front(), Some(t(3)));
+        assert_eq!(l.pop_front().map(Entry::token), Some(t(2)));
+        assert_eq!(l.pop_front().map(Entry::token), Some(t(3)));
         assert!(l.is_empty());
-        assert_eq!(l.pop_front(), None);
-        l.push(t(4));
-        assert_eq!(l.pop_front(), Some(t(4)));
+        assert_eq!(l.pop_front().map(Entry::token), None);
+        l.push_arm(t(4), 2);
+        let e = l.pop_front().expect("pushed");
+        assert_eq!(e.token(), t(4));
+        assert!(matches!(e.reason(), Wake::Arm(2)));
         assert!(l.rest.is_empty() && l.head.is_none());
     }
 }

@@ -4,7 +4,8 @@ use std::panic::Location;
 use std::rc::Rc;
 
 use crate::cancel::Cancelled;
-use crate::runtime::park::{self, WaitList};
+use crate::runtime::hub::Hub;
+use crate::runtime::park::{self, WaitList, WakeToken};
 
 /// A value sent once and awaited by any number of green threads; Eventlet's
 /// `Event`.
@@ -168,7 +169,42 @@ impl<T> Event<T> {
     }
 }
 
+impl<T> Event<T> {
+    /// How many sends there were (for a wait that began now).
+    pub(crate) fn sends(&self) -> u64 {
+        self.inner.sends.get()
+    }
+
+    /// Whether a wait that began when [`sends`](Self::sends) was `start`
+    /// would return now.
+    pub(crate) fn ready_since(&self, start: u64) -> bool {
+        self.inner.set.get() || self.inner.sends.get() != start
+    }
+
+    /// Registers a multi-way park (`select`, `iwait`) as a waiter.
+    pub(crate) fn register(&self, token: WakeToken, arm: u32) {
+        self.inner.waiters.borrow_mut().push_arm(token, arm);
+    }
+
+    /// A multi-way park stops waiting (`notified`: this event woke it;
+    /// every waiter was woken then, so nothing passes on).
+    pub(crate) fn unregister(&self, hub: &Hub, notified: bool) {
+        if !notified {
+            self.inner.waiters.borrow_mut().cancelled(hub);
+        }
+    }
+}
+
 impl<T: Clone> Event<T> {
+    /// The value a wait that began at `start` returns, if it would return
+    /// now (see [`ready_since`](Self::ready_since)).
+    pub(crate) fn poll_since(&self, start: u64) -> Option<T> {
+        if !self.ready_since(start) {
+            return None;
+        }
+        self.inner.value.borrow().clone()
+    }
+
     /// Waits until a value is sent and returns a clone of it.
     ///
     /// # Examples

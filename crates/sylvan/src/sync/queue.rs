@@ -6,6 +6,7 @@ use std::panic::Location;
 use std::rc::Rc;
 
 use crate::cancel::Cancelled;
+use crate::runtime::hub::Hub;
 use crate::runtime::park::{self, Parked, WaitList, WakeToken};
 
 use super::order::{Item, QueueOrder, Store};
@@ -66,6 +67,9 @@ struct Inner<T> {
     unfinished: Cell<usize>,
     /// Green threads in `join`.
     joiners: RefCell<WaitList>,
+    /// `iwait`/`wait` callers watching for an item (or the close); woken
+    /// all at once, and never mistaken for getters.
+    watchers: RefCell<WaitList>,
 }
 
 impl<T> Clone for Queue<T> {
@@ -100,6 +104,7 @@ impl<T> Queue<T> {
                 closed: Cell::new(false),
                 unfinished: Cell::new(0),
                 joiners: RefCell::new(WaitList::default()),
+                watchers: RefCell::new(WaitList::default()),
             }),
         }
     }
@@ -273,6 +278,7 @@ impl<T> Queue<T> {
         });
         self.inner.unfinished.set(self.inner.unfinished.get() + 1);
         self.inner.getters.borrow_mut().wake_one();
+        self.inner.watchers.borrow_mut().wake_all();
         ticket
     }
 
@@ -398,6 +404,7 @@ impl<T> Queue<T> {
                 putter: None,
             });
             self.inner.unfinished.set(self.inner.unfinished.get() + 1);
+            self.inner.watchers.borrow_mut().wake_all();
             return Ok(());
         }
         Err(TryPutError::Full(value))
@@ -435,6 +442,7 @@ impl<T> Queue<T> {
             if self.is_closed() {
                 return Err(GetError::Closed);
             }
+            self.getter_arrives();
             park::wait_on(&self.inner.getters, loc)?;
         }
     }
@@ -458,6 +466,62 @@ impl<T> Queue<T> {
             self.inner.putters.borrow_mut().wake_one();
         }
         Some(item.value)
+    }
+
+    /// A getter is about to wait: on a rendezvous queue that makes a
+    /// [`try_put`](Self::try_put) possible, so a `select` waiting to put
+    /// (the only waiters on a rendezvous queue's `putters`) is told.
+    fn getter_arrives(&self) {
+        if self.inner.cap == Some(0) {
+            self.inner.putters.borrow_mut().wake_one();
+        }
+    }
+
+    /// Registers a multi-way park (`select`, `iwait`) as a getter.
+    pub(crate) fn register_getter(&self, token: WakeToken, arm: u32) {
+        self.getter_arrives();
+        self.inner.getters.borrow_mut().push_arm(token, arm);
+    }
+
+    /// Registers a multi-way park as a putter waiting for room (or, on a
+    /// rendezvous queue, for a getter).
+    pub(crate) fn register_putter(&self, token: WakeToken, arm: u32) {
+        self.inner.putters.borrow_mut().push_arm(token, arm);
+    }
+
+    /// A multi-way park registered with [`register_getter`](Self::register_getter)
+    /// stops waiting. `notified`: this queue woke it, and it did not take
+    /// an item, so the wake-up passes to the next getter.
+    pub(crate) fn unregister_getter(&self, hub: &Hub, notified: bool) {
+        Self::leave(&self.inner.getters, hub, notified);
+    }
+
+    /// As [`unregister_getter`](Self::unregister_getter), for a putter.
+    pub(crate) fn unregister_putter(&self, hub: &Hub, notified: bool) {
+        Self::leave(&self.inner.putters, hub, notified);
+    }
+
+    /// Registers a readiness watcher (`iwait`, `wait`): woken when an item
+    /// arrives or the queue closes, without ever counting as a getter.
+    pub(crate) fn register_watcher(&self, token: WakeToken, arm: u32) {
+        self.inner.watchers.borrow_mut().push_arm(token, arm);
+    }
+
+    /// A watcher stops waiting (`notified`: this queue woke it; every
+    /// watcher was woken then, so nothing passes on).
+    pub(crate) fn unregister_watcher(&self, hub: &Hub, notified: bool) {
+        if !notified {
+            self.inner.watchers.borrow_mut().cancelled(hub);
+        }
+    }
+
+    fn leave(list: &RefCell<WaitList>, hub: &Hub, notified: bool) {
+        let mut list = list.borrow_mut();
+        if notified {
+            list.notify_one(hub);
+        } else {
+            list.cancelled(hub);
+        }
     }
 
     /// An item offered by a rendezvous put was withdrawn: it no longer
@@ -500,6 +564,7 @@ impl<T> Queue<T> {
         }
         self.inner.getters.borrow_mut().wake_all();
         self.inner.putters.borrow_mut().wake_all();
+        self.inner.watchers.borrow_mut().wake_all();
         if let Some(hub) = crate::runtime::hub::try_hub() {
             self.inner.items.borrow().for_each_putter(|t| {
                 hub.wake(t, crate::runtime::park::Wake::Notified);

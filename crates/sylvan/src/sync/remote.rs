@@ -49,6 +49,11 @@ impl RemoteWaiters {
         None
     }
 
+    /// Whether any waiter is listed.
+    pub(crate) fn any(&self) -> bool {
+        self.entries.len() > self.holes
+    }
+
     /// Takes every waiter.
     pub(crate) fn take_all(&mut self) -> impl Iterator<Item = Unparker> + use<> {
         self.holes = 0;

@@ -7,8 +7,8 @@ use std::panic::Location;
 use std::rc::Rc;
 
 use crate::cancel::Cancelled;
-use crate::runtime::hub::hub;
-use crate::runtime::park::{self, WaitList};
+use crate::runtime::hub::{Hub, hub};
+use crate::runtime::park::{self, WaitList, WakeToken};
 
 /// A counting semaphore for green threads of one hub; Eventlet's
 /// `Semaphore` (and, with [`Semaphore::bounded`], `BoundedSemaphore`).
@@ -285,6 +285,38 @@ impl Semaphore {
             inner.permits.set(inner.permits.get() - 1);
             inner.queued.set(inner.queued.get() - 1);
             inner.held.set(inner.held.get() + 1);
+        }
+    }
+
+    /// Registers a multi-way park (`select`) as a waiter: queued like
+    /// [`acquire`](Self::acquire), so a release hands it a permit when it
+    /// wakes it through this registration.
+    pub(crate) fn register(&self, token: WakeToken, arm: u32) {
+        let inner = &*self.inner;
+        inner.waiters.borrow_mut().push_arm(token, arm);
+        inner.queued.set(inner.queued.get() + 1);
+    }
+
+    /// The permit a release handed to a multi-way park it woke through
+    /// its registration here (already counted as held).
+    pub(crate) fn handed_permit(&self) -> SemaphorePermit {
+        SemaphorePermit {
+            sem: Some(self.clone()),
+        }
+    }
+
+    /// A multi-way park stops waiting without taking a permit. If this
+    /// semaphore woke it (`notified`), the permit it was handed goes back
+    /// (to the next waiter); otherwise it leaves the queue, as a cancelled
+    /// [`acquire`](Self::acquire) does.
+    pub(crate) fn unregister(&self, hub: &Hub, notified: bool) {
+        let inner = &*self.inner;
+        if notified {
+            drop(self.handed_permit());
+        } else {
+            inner.queued.set(inner.queued.get() - 1);
+            inner.waiters.borrow_mut().cancelled(hub);
+            self.fill();
         }
     }
 

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use super::remote::RemoteWaiters;
 use crate::cancel::Cancelled;
 use crate::runtime::hub::hub;
-use crate::runtime::park::{self, Unparker};
+use crate::runtime::park::{self, Unparker, WakeToken};
 
 mod error;
 
@@ -201,6 +201,9 @@ impl<T> Chan<T> {
     fn ready_for(&self, st: &State<T>, side: Side) -> bool {
         match side {
             Side::Recv => st.len() > 0 || st.no_senders(),
+            // On a rendezvous channel only a `select` waits here, for a
+            // receiver to hand its value to.
+            Side::Send if self.cap == Some(0) => st.recv_waiters.any() || st.no_receivers(),
             Side::Send => self.has_room(st) || st.no_receivers(),
         }
     }
@@ -229,18 +232,7 @@ impl<T> Chan<T> {
         impl<T> Drop for Waiting<'_, T> {
             fn drop(&mut self) {
                 if let Some(id) = self.id.take() {
-                    let mut st = self.chan.lock();
-                    let forward = if st.list(self.side).remove(id) {
-                        None
-                    } else if self.chan.ready_for(&st, self.side) {
-                        st.list(self.side).pop()
-                    } else {
-                        None
-                    };
-                    drop(st);
-                    if let Some(u) = forward {
-                        u.unpark();
-                    }
+                    self.chan.leave(self.side, id);
                 }
             }
         }
@@ -253,7 +245,11 @@ impl<T> Chan<T> {
         let mut st = st;
         let r = park::park_at(loc, None, |token| {
             waiting.id = Some(st.list(side).push(Unparker::new(hub, token)));
+            let sender = self.receiver_arrives(&mut st, side);
             drop(st);
+            if let Some(u) = sender {
+                u.unpark();
+            }
         });
         match r {
             Ok(_) => {
@@ -267,6 +263,65 @@ impl<T> Chan<T> {
                 Err(c)
             }
         }
+    }
+
+    /// Waiter `id` of `side` stops waiting. If a wake-up was already spent
+    /// on it (a waker took its entry), that wake-up passes to the next
+    /// waiter when there is something for it to do, so none is lost.
+    fn leave(&self, side: Side, id: u64) {
+        let mut st = self.lock();
+        let forward = if st.list(side).remove(id) {
+            None
+        } else if self.ready_for(&st, side) {
+            st.list(side).pop()
+        } else {
+            None
+        };
+        drop(st);
+        if let Some(u) = forward {
+            u.unpark();
+        }
+    }
+
+    /// A receiver is about to wait: on a rendezvous channel that makes a
+    /// `try_send` possible, so a `select` waiting to send (the only
+    /// waiters in a rendezvous channel's `send_waiters`) is told. Returns
+    /// whom to unpark once the lock is released.
+    fn receiver_arrives(&self, st: &mut State<T>, side: Side) -> Option<Unparker> {
+        if side == Side::Recv && self.cap == Some(0) {
+            st.send_waiters.pop()
+        } else {
+            None
+        }
+    }
+
+    /// Registers a multi-way park (`select`, `iwait`) on `side`; returns
+    /// the id to [`leave`](Self::leave) with. `takes`: it will take a
+    /// value if it can (a `select`; not an `iwait`, which only watches),
+    /// so a `select` waiting to send on a rendezvous channel is told.
+    fn register(&self, side: Side, token: WakeToken, takes: bool) -> u64 {
+        let hub = hub();
+        let mut st = self.lock();
+        let id = st.list(side).push(Unparker::new(hub, token));
+        let sender = if takes {
+            self.receiver_arrives(&mut st, side)
+        } else {
+            None
+        };
+        // The caller's last attempt ran before it took the lock again: a
+        // peer on another thread may have made the channel ready since,
+        // finding nobody to wake. Checked under the lock it registered
+        // with, so no wake-up falls between; if ready, it wakes itself
+        // (its entry stays, to be removed when it leaves).
+        let ready = self.ready_for(&st, side);
+        drop(st);
+        if let Some(u) = sender {
+            u.unpark();
+        }
+        if ready {
+            Unparker::new(hub, token).unpark();
+        }
+        id
     }
 
     fn send(&self, value: T, loc: &'static Location<'static>) -> Result<(), SendError<T>> {
@@ -747,6 +802,39 @@ impl<T> Receiver<T> {
     /// ```
     pub fn capacity(&self) -> Option<usize> {
         self.chan.cap
+    }
+}
+
+impl<T> Sender<T> {
+    /// Registers a multi-way park (`select`) as a sender waiting for room
+    /// (on a rendezvous channel: for a receiver); returns its id.
+    pub(crate) fn register(&self, token: WakeToken) -> u64 {
+        self.chan.register(Side::Send, token, true)
+    }
+
+    /// The multi-way park registered as `id` stops waiting.
+    pub(crate) fn unregister(&self, id: u64) {
+        self.chan.leave(Side::Send, id);
+    }
+}
+
+impl<T> Receiver<T> {
+    /// Registers a multi-way park as a receiver: a `select` that will
+    /// take a value (`takes`), or an `iwait` that only watches; returns
+    /// its id.
+    pub(crate) fn register(&self, token: WakeToken, takes: bool) -> u64 {
+        self.chan.register(Side::Recv, token, takes)
+    }
+
+    /// The multi-way park registered as `id` stops waiting.
+    pub(crate) fn unregister(&self, id: u64) {
+        self.chan.leave(Side::Recv, id);
+    }
+
+    /// Whether a `recv` would return at once (a value, or disconnection).
+    pub(crate) fn is_ready(&self) -> bool {
+        let st = self.chan.lock();
+        st.len() > 0 || st.no_senders()
     }
 }
 

@@ -12,28 +12,35 @@
 //! - a non-empty list ⇒ `QUEUED`, so a newcomer never barges in: its
 //!   compare-and-swap fails and it queues.
 //!
-//! The unlocker pops the waiter under the list's mutex and wakes it after
-//! releasing it; the waiter owns the mutex from the pop on. A waiter whose
+//! The unlocker pops the waiter under the list's mutex, hands the mutex on
+//! (a third bit, `HANDED`) and wakes the waiter after releasing the list;
+//! the waiter claims it. The lock word and the data live in a
+//! `runtime::lock_cell::ExclusiveCell`, which hands out the borrow of the
+//! data that a guard holds only to whoever sets `LOCKED` or claims
+//! `HANDED`: this module has no `unsafe`, and a mistake in its protocol
+//! could only fail a claim (a panic), never make two owners. A waiter whose
 //! park fails (killed, deadline) removes itself under the list's mutex: if
 //! it was already popped, ownership is its own and it keeps it (or, when
 //! force-unwound, unlocks on the way out).
 
-use std::cell::UnsafeCell;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::panic::Location;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
 
 use super::waiters::Waiters;
 use crate::cancel::Cancelled;
 use crate::runtime::hub::hub_unless_exiting;
+use crate::runtime::lock_cell::{ExclusiveCell, ExclusiveRef};
 use crate::runtime::park::{self, Unparker};
 use crate::sync::LockError;
 
-const LOCKED: u8 = 1;
-const QUEUED: u8 = 2;
+/// A waiter woken as the new owner found nothing handed to it: a bug in
+/// this module's protocol (the cell refuses rather than making two owners).
+const BROKEN: &str =
+    "sylvan::sync::shared::Mutex: woken as owner without a hand-off (a bug in sylvan)";
 
 /// A mutual-exclusion lock shared between OS threads, whose waiting
 /// [`lock`](Self::lock) parks only the calling green thread (its hub goes
@@ -69,20 +76,13 @@ const QUEUED: u8 = 2;
 /// assert_eq!(*counter.lock().unwrap(), 4000);
 /// ```
 pub struct Mutex<T: ?Sized> {
-    state: AtomicU8,
     poisoned: AtomicBool,
     waiters: std::sync::Mutex<Waiters<()>>,
-    data: UnsafeCell<T>,
+    data: ExclusiveCell<T>,
 }
 
-// SAFETY: the data is only reached through a `MutexGuard`, and the lock
-// protocol (module docs) lets one guard exist at a time; the guard's
-// acquire/release (a compare-and-swap, or the hand-off under the list's
-// `std` mutex and the hub's wake-up) orders each owner's accesses after
-// the previous owner's. So sharing the mutex only ever moves `T` between
-// threads, which `T: Send` allows. (`Send` is derived: `UnsafeCell<T>` is
-// `Send` when `T` is.)
-unsafe impl<T: ?Sized + Send> Sync for Mutex<T> {}
+// `Sync` when `T: Send`, through `ExclusiveCell`: the data is reached
+// only through a `MutexGuard`, which holds the cell's one borrow.
 
 /// Holds a [`shared::Mutex`](Mutex) locked; unlocks it (handing it to the
 /// oldest waiter) when dropped. `!Send`, as std's guard.
@@ -97,6 +97,9 @@ unsafe impl<T: ?Sized + Send> Sync for Mutex<T> {}
 #[must_use = "if unused the Mutex will immediately unlock"]
 pub struct MutexGuard<'a, T: ?Sized> {
     mutex: &'a Mutex<T>,
+    /// The data's one borrow, which is the ownership of the lock; `None`
+    /// only inside `drop`, which unlocks with it.
+    data: Option<ExclusiveRef<'a, T>>,
     panicking: bool,
     /// `!Send` (it stays on its thread, as std's does), and `Sync` only
     /// when `T: Sync`.
@@ -117,10 +120,9 @@ impl<T> Mutex<T> {
     /// ```
     pub const fn new(value: T) -> Mutex<T> {
         Mutex {
-            state: AtomicU8::new(0),
             poisoned: AtomicBool::new(false),
             waiters: std::sync::Mutex::new(Waiters::new()),
-            data: UnsafeCell::new(value),
+            data: ExclusiveCell::new(value),
         }
     }
 
@@ -193,14 +195,11 @@ impl<T: ?Sized> Mutex<T> {
         &self,
         location: &'static Location<'static>,
     ) -> Result<MutexGuard<'_, T>, LockError<MutexGuard<'_, T>>> {
-        if self
-            .state
-            .compare_exchange(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            self.lock_slow(location)?;
-        }
-        self.guard().map_err(LockError::Poisoned)
+        let owned = match self.data.try_lock() {
+            Some(r) => r,
+            None => self.lock_slow(location)?,
+        };
+        self.guard(owned).map_err(LockError::Poisoned)
     }
 
     /// Locks the mutex if it is free and nobody waits for it; never waits.
@@ -220,19 +219,16 @@ impl<T: ?Sized> Mutex<T> {
     /// assert!(m.try_lock().is_ok());
     /// ```
     pub fn try_lock(&self) -> TryLockResult<MutexGuard<'_, T>> {
-        if self
-            .state
-            .compare_exchange(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
+        let Some(owned) = self.data.try_lock() else {
             return Err(TryLockError::WouldBlock);
-        }
-        self.guard().map_err(TryLockError::Poisoned)
+        };
+        self.guard(owned).map_err(TryLockError::Poisoned)
     }
 
-    fn guard(&self) -> LockResult<MutexGuard<'_, T>> {
+    fn guard<'a>(&'a self, owned: ExclusiveRef<'a, T>) -> LockResult<MutexGuard<'a, T>> {
         let guard = MutexGuard {
             mutex: self,
+            data: Some(owned),
             panicking: std::thread::panicking(),
             _marker: PhantomData,
         };
@@ -249,38 +245,24 @@ impl<T: ?Sized> Mutex<T> {
     }
 
     #[cold]
-    fn lock_slow(&self, location: &'static Location<'static>) -> Result<(), Cancelled> {
+    fn lock_slow(
+        &self,
+        location: &'static Location<'static>,
+    ) -> Result<ExclusiveRef<'_, T>, Cancelled> {
         let mut list = self.list();
         loop {
-            let s = self.state.load(Ordering::Relaxed);
-            if s == 0 {
+            if self.data.state() == 0 {
                 // Free, and (by the invariants) nobody queued.
-                if self
-                    .state
-                    .compare_exchange(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-                {
-                    return Ok(());
+                if let Some(r) = self.data.try_lock() {
+                    return Ok(r);
                 }
                 continue;
             }
             park::check_cancelled()?;
-            if s == LOCKED {
-                // The owner may unlock (fast) in between: then retry.
-                if self
-                    .state
-                    .compare_exchange(
-                        LOCKED,
-                        LOCKED | QUEUED,
-                        Ordering::Relaxed,
-                        Ordering::Relaxed,
-                    )
-                    .is_err()
-                {
-                    continue;
-                }
+            // The owner may unlock (fast) in between: then retry.
+            if self.data.try_queue() {
+                break;
             }
-            break;
         }
         let Some(hub) = hub_unless_exiting() else {
             self.unqueue_if_empty(&list);
@@ -295,18 +277,19 @@ impl<T: ?Sized> Mutex<T> {
             drop(list);
         });
         match r {
-            // Only the unlocker that popped our entry wakes us: we own it.
-            // (Its writes happen before ours: it popped us under the list's
-            // mutex, then woke us through the hub's own synchronisation.)
+            // Only the unlocker that popped our entry wakes us, and it
+            // handed the mutex on first: we claim it. (Its writes happen
+            // before ours: the hand-off is a `Release` store, the claim an
+            // `Acquire` read-modify-write.)
             Ok(_) => {
                 waiting.id = None;
-                Ok(())
+                Ok(self.data.claim_handed().expect(BROKEN))
             }
             Err(c) => match waiting.leave() {
                 Left::Gone => Err(c),
-                Left::Owner => {
+                Left::Owner(r) => {
                     park::retract(c);
-                    Ok(())
+                    Ok(r)
                 }
             },
         }
@@ -315,34 +298,29 @@ impl<T: ?Sized> Mutex<T> {
     /// Clears `QUEUED` if nobody is queued (under the list's mutex).
     fn unqueue_if_empty(&self, list: &Waiters<()>) {
         if list.is_empty() {
-            self.state.fetch_and(!QUEUED, Ordering::Relaxed);
+            self.data.clear_queued();
         }
     }
 
     #[inline]
-    fn unlock(&self) {
-        if self
-            .state
-            .compare_exchange(LOCKED, 0, Ordering::Release, Ordering::Relaxed)
-            .is_err()
-        {
-            self.unlock_slow();
+    fn unlock(&self, owned: ExclusiveRef<'_, T>) {
+        if let Err(owned) = owned.try_unlock() {
+            self.unlock_slow(owned);
         }
     }
 
     /// Hands ownership to the oldest waiter, or frees the mutex.
     #[cold]
-    fn unlock_slow(&self) {
+    fn unlock_slow(&self, owned: ExclusiveRef<'_, T>) {
         let mut list = self.list();
         match list.pop() {
             Some(next) => {
-                if list.is_empty() {
-                    self.state.store(LOCKED, Ordering::Release);
-                }
+                owned.hand_off(!list.is_empty());
                 drop(list);
                 next.unpark();
             }
-            None => self.state.store(0, Ordering::Release),
+            // Dropping the borrow frees the mutex (the lock word becomes 0).
+            None => drop(owned),
         }
     }
 
@@ -403,11 +381,11 @@ impl<T: ?Sized> Mutex<T> {
     }
 }
 
-enum Left {
+enum Left<'a, T: ?Sized> {
     /// It left the queue; it owns nothing.
     Gone,
     /// The unlocker popped it first: it owns the mutex.
-    Owner,
+    Owner(ExclusiveRef<'a, T>),
 }
 
 /// A registered waiter; leaves the queue (or unlocks what it was handed)
@@ -417,8 +395,8 @@ struct Waiting<'a, T: ?Sized> {
     id: Option<u64>,
 }
 
-impl<T: ?Sized> Waiting<'_, T> {
-    fn leave(&mut self) -> Left {
+impl<'a, T: ?Sized> Waiting<'a, T> {
+    fn leave(&mut self) -> Left<'a, T> {
         let mut list = self.mutex.list();
         let Some(id) = self.id.take() else {
             // The park failed before registering: undo `QUEUED`.
@@ -429,15 +407,20 @@ impl<T: ?Sized> Waiting<'_, T> {
             self.mutex.unqueue_if_empty(&list);
             Left::Gone
         } else {
-            Left::Owner
+            // The unlocker popped us and handed the mutex on, both under
+            // the list's mutex, which we hold now.
+            drop(list);
+            Left::Owner(self.mutex.data.claim_handed().expect(BROKEN))
         }
     }
 }
 
 impl<T: ?Sized> Drop for Waiting<'_, T> {
     fn drop(&mut self) {
-        if self.id.is_some() && matches!(self.leave(), Left::Owner) {
-            self.mutex.unlock();
+        if self.id.is_some() {
+            if let Left::Owner(r) = self.leave() {
+                self.mutex.unlock(r);
+            }
         }
     }
 }
@@ -455,7 +438,9 @@ impl<T: ?Sized> Drop for MutexGuard<'_, T> {
         if !self.panicking && std::thread::panicking() {
             self.mutex.poisoned.store(true, Ordering::Relaxed);
         }
-        self.mutex.unlock();
+        if let Some(owned) = self.data.take() {
+            self.mutex.unlock(owned);
+        }
     }
 }
 
@@ -463,17 +448,13 @@ impl<T: ?Sized> Deref for MutexGuard<'_, T> {
     type Target = T;
 
     fn deref(&self) -> &T {
-        // SAFETY: this guard owns the mutex (see `Mutex`'s `Sync` impl),
-        // so nothing else reaches the data while it lives.
-        unsafe { &*self.mutex.data.get() }
+        self.data.as_deref().expect(BROKEN)
     }
 }
 
 impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: as in `deref`, and `&mut self` makes this borrow unique
-        // among this guard's borrows.
-        unsafe { &mut *self.mutex.data.get() }
+        self.data.as_deref_mut().expect(BROKEN)
     }
 }
 

@@ -2,7 +2,6 @@
 //! waiting. The whole state lives under one `std` mutex (readers, writer,
 //! the FIFO queue); the policy is the hub-local [`RwLock`](crate::sync::RwLock)'s.
 
-use std::cell::UnsafeCell;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
@@ -13,6 +12,7 @@ use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
 use super::waiters::Waiters;
 use crate::cancel::Cancelled;
 use crate::runtime::hub::hub_unless_exiting;
+use crate::runtime::lock_cell::{SharedCell, SharedMut, SharedRef};
 use crate::runtime::park::{self, Unparker};
 use crate::sync::LockError;
 use crate::sync::raw_lock::Mode;
@@ -50,7 +50,7 @@ use crate::sync::raw_lock::Mode;
 pub struct RwLock<T: ?Sized> {
     state: std::sync::Mutex<State>,
     poisoned: AtomicBool,
-    data: UnsafeCell<T>,
+    data: SharedCell<T>,
 }
 
 struct State {
@@ -59,12 +59,12 @@ struct State {
     waiters: Waiters<Mode>,
 }
 
-// SAFETY: the data is reached only through guards; the lock protocol,
-// every step of which runs under `state`'s `std` mutex, lets many read
-// guards (shared `&T`, hence `T: Sync`) or one write guard (`&mut T`,
-// moving `T` between threads, hence `T: Send`) exist at a time, and the
-// `std` mutex orders each owner's accesses after the previous ones.
-unsafe impl<T: ?Sized + Send + Sync> Sync for RwLock<T> {}
+// `Sync` when `T: Send + Sync`, through `SharedCell`: the data is
+// reached only through guards, which hold the cell's borrows.
+
+/// The lock protocol made a write guard beside another guard: a bug here.
+const BROKEN: &str =
+    "sylvan::sync::shared::RwLock: a write guard beside another guard (a bug in sylvan)";
 
 /// Shared read access to a [`shared::RwLock`](RwLock); releases it when
 /// dropped. `!Send`.
@@ -78,6 +78,8 @@ unsafe impl<T: ?Sized + Send + Sync> Sync for RwLock<T> {}
 #[must_use = "if unused the RwLock will immediately unlock"]
 pub struct RwLockReadGuard<'a, T: ?Sized> {
     lock: &'a RwLock<T>,
+    /// A shared borrow of the data; `None` only inside `drop`.
+    data: Option<SharedRef<'a, T>>,
     _marker: PhantomData<(&'a T, std::sync::MutexGuard<'static, ()>)>,
 }
 
@@ -94,6 +96,8 @@ pub struct RwLockReadGuard<'a, T: ?Sized> {
 #[must_use = "if unused the RwLock will immediately unlock"]
 pub struct RwLockWriteGuard<'a, T: ?Sized> {
     lock: &'a RwLock<T>,
+    /// The data's unique borrow; `None` only inside `drop`.
+    data: Option<SharedMut<'a, T>>,
     panicking: bool,
     _marker: PhantomData<(&'a mut T, std::sync::MutexGuard<'static, ()>)>,
 }
@@ -115,7 +119,7 @@ impl<T> RwLock<T> {
                 waiters: Waiters::new(),
             }),
             poisoned: AtomicBool::new(false),
-            data: UnsafeCell::new(value),
+            data: SharedCell::new(value),
         }
     }
 
@@ -352,6 +356,7 @@ impl<T: ?Sized> RwLock<T> {
     fn read_guard(&self) -> LockResult<RwLockReadGuard<'_, T>> {
         let guard = RwLockReadGuard {
             lock: self,
+            data: Some(self.data.try_borrow().expect(BROKEN)),
             _marker: PhantomData,
         };
         if self.poisoned.load(Ordering::Relaxed) {
@@ -364,6 +369,7 @@ impl<T: ?Sized> RwLock<T> {
     fn write_guard(&self) -> LockResult<RwLockWriteGuard<'_, T>> {
         let guard = RwLockWriteGuard {
             lock: self,
+            data: Some(self.data.try_borrow_mut().expect(BROKEN)),
             panicking: std::thread::panicking(),
             _marker: PhantomData,
         };
@@ -462,6 +468,7 @@ impl<T: ?Sized> Drop for Waiting<'_, T> {
 
 impl<T: ?Sized> Drop for RwLockReadGuard<'_, T> {
     fn drop(&mut self) {
+        self.data = None;
         self.lock.release(Mode::Shared);
     }
 }
@@ -471,6 +478,7 @@ impl<T: ?Sized> Drop for RwLockWriteGuard<'_, T> {
         if !self.panicking && std::thread::panicking() {
             self.lock.poisoned.store(true, Ordering::Relaxed);
         }
+        self.data = None;
         self.lock.release(Mode::Exclusive);
     }
 }
@@ -479,9 +487,7 @@ impl<T: ?Sized> Deref for RwLockReadGuard<'_, T> {
     type Target = T;
 
     fn deref(&self) -> &T {
-        // SAFETY: this guard holds shared access, so no write guard exists
-        // while it lives (see `RwLock`'s `Sync` impl).
-        unsafe { &*self.lock.data.get() }
+        self.data.as_deref().expect(BROKEN)
     }
 }
 
@@ -489,16 +495,13 @@ impl<T: ?Sized> Deref for RwLockWriteGuard<'_, T> {
     type Target = T;
 
     fn deref(&self) -> &T {
-        // SAFETY: this guard holds exclusive access.
-        unsafe { &*self.lock.data.get() }
+        self.data.as_deref().expect(BROKEN)
     }
 }
 
 impl<T: ?Sized> DerefMut for RwLockWriteGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: this guard holds exclusive access, and `&mut self` makes
-        // this borrow unique among its borrows.
-        unsafe { &mut *self.lock.data.get() }
+        self.data.as_deref_mut().expect(BROKEN)
     }
 }
 

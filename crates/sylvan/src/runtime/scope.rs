@@ -1,4 +1,13 @@
 //! Scoped green threads: [`scope`], [`Scope`], [`ScopedGreenThread`].
+//!
+//! This lives under `runtime/` because it holds an `unsafe` lifetime
+//! erasure ([`erase`]): a scoped green thread borrows from its caller's
+//! stack, yet the hub stores every green thread's closure as `'static`.
+//! The whole module is what makes that sound: `scope` does not return —
+//! normally, by panic, when its caller is cancelled, or while its caller
+//! is force-unwound at hub shutdown — until every green thread it spawned
+//! has finished or been unwound, and a green thread leaked at thread exit
+//! never runs again (see the hub's invariants).
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -7,11 +16,11 @@ use std::panic::{self, AssertUnwindSafe, Location};
 use std::rc::Rc;
 use std::thread;
 
+use super::hub::may_suspend;
 use crate::cancel::Cancelled;
 use crate::green::{
     Builder, GreenId, GreenThread, JoinError, Killer, catch_panic, is_force_unwinding,
 };
-use crate::runtime::hub::may_suspend;
 
 /// Runs `f` with a [`Scope`] whose green threads may borrow from the
 /// caller's stack, and returns only once every one of them has finished;
@@ -222,7 +231,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         // thread-local destructor that blocks while its thread exits,
         // before the hub's own destructor, runs the hub; see the hub's
         // module invariants.)
-        let job = unsafe { crate::runtime::scoped::erase(job) };
+        let job = unsafe { erase(job) };
         let g = match Builder::new().spawn(job) {
             Ok(g) => g,
             Err(e) => panic!("sylvan::Scope::spawn: {e}"),
@@ -450,4 +459,20 @@ impl<T> ScopedGreenThread<'_, T> {
     pub fn id(&self) -> Option<GreenId> {
         self.thread.as_ref().map(GreenThread::id)
     }
+}
+
+/// Erases the lifetime of a scoped green thread's closure.
+///
+/// # Safety
+///
+/// The caller must ensure the returned closure is called or dropped, and
+/// is never run afterwards, before `'a` ends: nothing it borrows may be
+/// used after the borrow's owner is gone. `scope` ensures it by waiting
+/// for (or unwinding) every green thread it spawned before it returns or
+/// unwinds past its caller's frame.
+unsafe fn erase<'a>(f: Box<dyn FnOnce() + 'a>) -> Box<dyn FnOnce() + 'static> {
+    // SAFETY: the two types differ only in the lifetime bound, so they
+    // have the same layout (a fat pointer with the same vtable); the
+    // caller guarantees the closure does not outlive `'a` (see `# Safety`).
+    unsafe { std::mem::transmute::<Box<dyn FnOnce() + 'a>, Box<dyn FnOnce() + 'static>>(f) }
 }
