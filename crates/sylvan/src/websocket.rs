@@ -494,16 +494,11 @@ impl WebSocket {
         let tcp = Rc::new(stream);
         // Sends are written at once (`send` flushes anyway): the write
         // buffer holds one framed message, never a backlog.
-        let config = WebSocketConfig::default()
-            .read_buffer_size(opts.read_buffer_size)
-            .write_buffer_size(0)
-            .max_message_size(Some(opts.max_message_size))
-            .max_frame_size(Some(opts.max_frame_size));
         let ws = tungstenite::WebSocket::from_partially_read(
             WsIo { tcp: tcp.clone() },
             early,
             Role::Server,
-            Some(config),
+            Some(ws_config(&opts)),
         );
         let t = now();
         WebSocket {
@@ -780,24 +775,7 @@ impl WebSocket {
     /// Maps a tungstenite error, closing the session where RFC 6455 says
     /// to.
     fn fail(&self, e: tungstenite::Error) -> Error {
-        use tungstenite::Error as T;
-        let (err, code) = match e {
-            T::ConnectionClosed | T::AlreadyClosed => (Error::Closed(None), None),
-            T::Io(e) => (Error::Io(e), None),
-            T::Capacity(c) => (Error::TooLarge(c.to_string()), Some(CloseCode::Size)),
-            T::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake) => {
-                (Error::Closed(None), None)
-            }
-            T::Protocol(p) => (Error::Protocol(p.to_string()), Some(CloseCode::Protocol)),
-            T::Utf8(m) => (
-                Error::Protocol(format!("invalid UTF-8: {m}")),
-                Some(CloseCode::Invalid),
-            ),
-            other => (
-                Error::Protocol(other.to_string()),
-                Some(CloseCode::Protocol),
-            ),
-        };
+        let (err, code) = classify(e);
         if let Some(code) = code {
             let _ = self.close_quietly(Some(CloseFrame {
                 code,
@@ -806,5 +784,96 @@ impl WebSocket {
         }
         self.inner.closed.set(true);
         err
+    }
+}
+
+/// tungstenite's settings for a session with these options. Sends are
+/// written at once (`send` flushes anyway): the write buffer holds one
+/// framed message, never a backlog.
+fn ws_config(opts: &Options) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(opts.read_buffer_size)
+        .write_buffer_size(0)
+        .max_message_size(Some(opts.max_message_size))
+        .max_frame_size(Some(opts.max_frame_size))
+}
+
+/// A tungstenite error as sylvan reports it, and the close code RFC 6455
+/// says to close the session with, if any.
+fn classify(e: tungstenite::Error) -> (Error, Option<CloseCode>) {
+    use tungstenite::Error as T;
+    match e {
+        T::ConnectionClosed | T::AlreadyClosed => (Error::Closed(None), None),
+        T::Io(e) => (Error::Io(e), None),
+        T::Capacity(c) => (Error::TooLarge(c.to_string()), Some(CloseCode::Size)),
+        T::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake) => {
+            (Error::Closed(None), None)
+        }
+        T::Protocol(p) => (Error::Protocol(p.to_string()), Some(CloseCode::Protocol)),
+        T::Utf8(m) => (
+            Error::Protocol(format!("invalid UTF-8: {m}")),
+            Some(CloseCode::Invalid),
+        ),
+        other => (
+            Error::Protocol(other.to_string()),
+            Some(CloseCode::Protocol),
+        ),
+    }
+}
+
+/// Entry point for the `ws_frame` fuzz target; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    use std::io::{self, Read, Write};
+
+    use tungstenite::protocol::Role;
+
+    use super::{Error, Message, Options, classify, ws_config};
+
+    /// Reads `data` as the frames a client sent to a server session with
+    /// messages of at most `max_message` bytes, answering pings into a
+    /// sink, until the bytes run out or the session fails. Returns the
+    /// lengths of the messages received and the error that ended it
+    /// (`None` when the bytes ran out mid-stream); never panics.
+    pub fn read_frames(data: &[u8], max_message: usize) -> (Vec<usize>, Option<Error>) {
+        struct Mem<'a>(&'a [u8]);
+        impl Read for Mem<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if self.0.is_empty() {
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                self.0.read(buf)
+            }
+        }
+        impl Write for Mem<'_> {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let opts = Options::new()
+            .max_message_size(max_message)
+            .max_frame_size(max_message)
+            .read_buffer_size(4096);
+        let mut ws = tungstenite::WebSocket::from_raw_socket(
+            Mem(data),
+            Role::Server,
+            Some(ws_config(&opts)),
+        );
+        let mut got = Vec::new();
+        loop {
+            match ws.read() {
+                Ok(Message::Text(t)) => got.push(t.len()),
+                Ok(Message::Binary(b)) => got.push(b.len()),
+                Ok(Message::Close(_)) => return (got, Some(Error::Closed(None))),
+                Ok(_) => {}
+                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return (got, None);
+                }
+                Err(e) => return (got, Some(classify(e).0)),
+            }
+        }
     }
 }
