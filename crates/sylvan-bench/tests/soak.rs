@@ -32,6 +32,9 @@ fn a_minute_of_soak_leaks_nothing_and_loses_nothing() {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(report.contains("PASS no acknowledged request lost"), "{report}");
+    assert!(
+        report.contains("PASS no acknowledged request lost"),
+        "{report}"
+    );
     assert!(!report.contains("FAIL"), "{report}");
 }
