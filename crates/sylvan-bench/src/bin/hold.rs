@@ -6,7 +6,7 @@
 //! ```text
 //! cargo build --release -p sylvan-bench -p sylvan-cli
 //! target/release/hold                   # 10,000 connections, 60 s each
-//! target/release/hold --conns 2000 --hold 10s
+//! target/release/hold --conns 2000 --hold 10s --only proxy
 //! ```
 //!
 //! Each server is its own process; the clients are this process (green
@@ -43,6 +43,8 @@ struct Args {
     conns: usize,
     hold: Duration,
     sylvan: Option<PathBuf>,
+    /// Measure only the servers whose name contains this.
+    only: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -50,6 +52,7 @@ fn parse_args() -> Result<Args, String> {
         conns: 10_000,
         hold: Duration::from_secs(60),
         sylvan: None,
+        only: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -72,6 +75,7 @@ fn parse_args() -> Result<Args, String> {
                     .ok_or(format!("--hold {v}: want seconds, e.g. 60s"))?;
             }
             "--sylvan" => a.sylvan = Some(PathBuf::from(value()?)),
+            "--only" => a.only = Some(value()?),
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -221,6 +225,7 @@ struct Outcome {
 fn hold(addr: SocketAddr, pid: u32, conns: usize, hold: Duration) -> Outcome {
     let rss_idle = rss(pid);
     let errors = Rc::new(Cell::new(0u64));
+    let first_error: Rc<std::cell::RefCell<Option<String>>> = Rc::default();
     let requests = Rc::new(Cell::new(0u64));
     let open = Rc::new(Cell::new(0usize));
     let ramp = Duration::from_secs(10);
@@ -228,22 +233,29 @@ fn hold(addr: SocketAddr, pid: u32, conns: usize, hold: Duration) -> Outcome {
     let gs: Vec<_> = (0..conns)
         .map(|i| {
             let (errors, requests, open) = (errors.clone(), requests.clone(), open.clone());
+            let first_error = first_error.clone();
+            let fail = move |what: &str, e: io::Error| {
+                errors.set(errors.get() + 1);
+                first_error
+                    .borrow_mut()
+                    .get_or_insert_with(|| format!("connection {i}: {what}: {e}"));
+            };
             sylvan::spawn(move || {
                 let mut rng = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
                 let _ = sylvan::sleep(ramp * i as u32 / conns as u32);
                 let Ok(s) = Connector::new()
                     .connect_timeout(Duration::from_secs(10))
                     .connect(addr)
+                    .map_err(|e| fail("connect", e))
                 else {
-                    errors.set(errors.get() + 1);
                     return;
                 };
                 let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
                 let mut c = BufReader::with_capacity(512, s);
                 open.set(open.get() + 1);
                 while Instant::now() < end {
-                    if request(&mut c).is_err() {
-                        errors.set(errors.get() + 1);
+                    if let Err(e) = request(&mut c) {
+                        fail("request", e);
                         break;
                     }
                     requests.set(requests.get() + 1);
@@ -264,6 +276,9 @@ fn hold(addr: SocketAddr, pid: u32, conns: usize, hold: Duration) -> Outcome {
     let rss_held = rss(pid);
     for g in gs {
         let _ = g.join();
+    }
+    if let Some(e) = first_error.borrow().as_ref() {
+        eprintln!("hold: first error: {e}");
     }
     Outcome {
         held,
@@ -314,6 +329,13 @@ fn run(args: &Args) -> io::Result<bool> {
     let mut ok = true;
     let mut proxy_missing = false;
     let mut measure = |name: &str, p: &Proc, n: usize| {
+        if args
+            .only
+            .as_ref()
+            .is_some_and(|o| !name.contains(o.as_str()))
+        {
+            return;
+        }
         eprintln!("hold: {name}: {n} connections for {:?}", args.hold);
         let o = hold(p.addr, p.child.id(), n, args.hold);
         ok &= o.errors == 0 && o.held == n;
