@@ -198,10 +198,10 @@ fn request(c: &mut BufReader<TcpStream>) -> io::Result<()> {
         if line == "\r\n" {
             break;
         }
-        if let Some((n, v)) = line.split_once(':') {
-            if n.eq_ignore_ascii_case("content-length") {
-                len = v.trim().parse::<usize>().ok();
-            }
+        if let Some((n, v)) = line.split_once(':')
+            && n.eq_ignore_ascii_case("content-length")
+        {
+            len = v.trim().parse::<usize>().ok();
         }
     }
     let mut body = vec![0; len.ok_or_else(|| io::Error::other("no Content-Length"))?];
