@@ -9,14 +9,14 @@
 # printed at the end.
 set -euo pipefail
 cd "$(dirname "$0")"
+command -v cargo-fuzz >/dev/null ||
+    { echo "fuzz/run.sh: needs cargo-fuzz (run: cargo install cargo-fuzz)" >&2; exit 2; }
 secs="${1:-60}"
 shift || true
 targets=("$@")
 if ((${#targets[@]} == 0)); then
     mapfile -t targets < <(cargo +nightly fuzz list)
 fi
-command -v cargo-fuzz >/dev/null ||
-    { echo "fuzz/run.sh: needs cargo-fuzz (run: cargo install cargo-fuzz)" >&2; exit 2; }
 summary=()
 for t in "${targets[@]}"; do
     mkdir -p "corpus/$t" "seeds/$t"
@@ -24,7 +24,7 @@ for t in "${targets[@]}"; do
     echo "fuzz/run.sh: $t for ${secs}s" >&2
     status=0
     cargo +nightly fuzz run "$t" "corpus/$t" "seeds/$t" -- \
-        -max_total_time="$secs" -jobs=1 -workers=1 -print_final_stats=1 >"$log" 2>&1 || status=$?
+        -max_total_time="$secs" -print_final_stats=1 >"$log" 2>&1 || status=$?
     stats="$(grep -E '^#[0-9]+.*(DONE|pulse|NEW|REDUCE)' "$log" | tail -1 || true)"
     eps="$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)"
     summary+=("$t: ${eps:-?} exec/s; $stats")

@@ -3,7 +3,11 @@
 //! address on each end, and the kernel's faults on demand: a true
 //! blackhole (nftables DROP both ways inside the namespace, so no RST is
 //! ever sent), random packet loss (nftables `numgen`), and the link set
-//! down. Everything is removed when the `NetNs` drops, on every path.
+//! down. Everything is removed when the `NetNs` drops, on every path
+//! (a test that fails unwinds through it); what a test process killed
+//! outright leaves behind is removed by the next run's first `NetNs`.
+//! Names carry the process id, and each link's /24 is claimed through the
+//! kernel, so tests in parallel and overlapping runs never collide.
 //!
 //! Needs root, iproute2 (`ip`) and nftables (`nft`); `scripts/test.sh`
 //! installs both. A test run without them fails with one line naming what
@@ -16,7 +20,10 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{IpAddr, Ipv4Addr};
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixListener};
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Once;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Set in the environment of a test binary re-run inside a namespace.
@@ -77,25 +84,152 @@ pub struct NetNs {
     pub host_ip: Ipv4Addr,
     /// The address of the namespace's end.
     pub ns_ip: Ipv4Addr,
+    /// Holds the link's /24 for this process (see [`claim_subnet`]);
+    /// released when the `NetNs` drops, after the namespace is gone.
+    _claim: UnixListener,
+}
+
+/// How many /24s the links are taken from: 10.100.0.0 to 10.199.255.0.
+const SUBNETS: u32 = 100 * 256;
+
+/// The first address of subnet `k`: 10.(100 + k / 256).(k % 256).0.
+fn subnet(k: u32) -> [u8; 3] {
+    [10, (100 + k / 256) as u8, (k % 256) as u8]
+}
+
+/// Claims a /24 no other live process is using for a link, starting the
+/// search at `start`: the claim is an abstract Unix socket named after
+/// the subnet, which the kernel gives to one process at a time and frees
+/// when the process exits however it exits, so parallel tests and
+/// overlapping test runs never put two links on one subnet (their routes
+/// would cross). A subnet still on a link left by a run that was killed
+/// before its `Drop` ran has that link removed first.
+fn claim_subnet(start: u32) -> (u32, UnixListener) {
+    for i in 0..SUBNETS {
+        let k = (start + i) % SUBNETS;
+        let name = format!("sylvan-netns-subnet-{k}");
+        let Ok(addr) = SocketAddr::from_abstract_name(name.as_bytes()) else {
+            continue;
+        };
+        let Ok(claim) = UnixListener::bind_addr(&addr) else {
+            continue; // another live NetNs has it
+        };
+        let [a, b, c] = subnet(k);
+        let out = Command::new("ip")
+            .args([
+                "-o",
+                "-4",
+                "addr",
+                "show",
+                "to",
+                &format!("{a}.{b}.{c}.0/24"),
+            ])
+            .output()
+            .expect("ip addr show");
+        // `3: s1a2bn0h    inet 10.1.2.1/24 ...`: the interface's name,
+        // with `@peer` for a veth.
+        let users: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .map(|n| n.split('@').next().unwrap_or(n).to_string())
+            .collect();
+        if users.iter().any(|n| !is_our_link(n)) {
+            continue; // the machine's own network: not ours to touch
+        }
+        for n in users {
+            let _ = run(Command::new("ip").args(["link", "del", &n]));
+        }
+        return (k, claim);
+    }
+    panic!("every test subnet in 10.100.0.0/16-10.199.255.0/24 is in use");
+}
+
+/// The process id in a name a `NetNs` gave: `s<pid in hex>n<counter>`
+/// followed by `suffix` (`h` for the test's end of a link).
+fn owner(name: &str, suffix: &str) -> Option<u32> {
+    let rest = name.strip_prefix('s')?.strip_suffix(suffix)?;
+    let (pid, n) = rest.split_once('n')?;
+    n.parse::<u32>().ok()?;
+    u32::from_str_radix(pid, 16).ok()
+}
+
+/// Whether `name` is the test's end of a link a `NetNs` made.
+fn is_our_link(name: &str) -> bool {
+    owner(name, "h").is_some()
+}
+
+/// Whether the process that made a name is gone.
+fn dead(pid: u32) -> bool {
+    !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Removes the namespaces (with the processes left in them) and links
+/// that a test process which no longer exists made and could not remove:
+/// one killed before its `Drop` ran. (A namespace outlives `ip netns del`
+/// while a socket in it is still retransmitting into a blackhole, and so
+/// does its link: that is deleted by name.) Runs once per process.
+fn sweep_stale() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let list = |args: &[&str]| {
+            Command::new("ip")
+                .args(args)
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default()
+        };
+        for line in list(&["netns", "list"]).lines() {
+            let Some(name) = line.split_whitespace().next() else {
+                continue;
+            };
+            if !name
+                .strip_prefix("sylvan-")
+                .and_then(|n| owner(n, ""))
+                .is_some_and(dead)
+            {
+                continue;
+            }
+            for p in list(&["netns", "pids", name]).split_whitespace() {
+                let _ = Command::new("kill").args(["-9", p]).status();
+            }
+            let _ = run(Command::new("ip").args(["netns", "del", name]));
+        }
+        // `3: s1a2bn0h@if2: <...`
+        for line in list(&["-o", "link"]).lines() {
+            let Some(name) = line.split_whitespace().nth(1) else {
+                continue;
+            };
+            let name = name.trim_end_matches(':');
+            let name = name.split('@').next().unwrap_or(name);
+            if owner(name, "h").is_some_and(dead) {
+                let _ = run(Command::new("ip").args(["link", "del", name]));
+            }
+        }
+    });
 }
 
 impl NetNs {
     /// Creates the namespace, the link and its addresses, with an empty
     /// nftables table `inet sylvan` (chains `in` and `out`) for faults.
+    /// Names carry the process id and a counter (`sylvan-s<pid>n<n>`), and
+    /// each link gets a /24 of its own, so tests in parallel and
+    /// overlapping runs never meet.
     pub fn new() -> NetNs {
         require();
+        sweep_stale();
         static N: AtomicU32 = AtomicU32::new(0);
         let n = N.fetch_add(1, Ordering::Relaxed);
         let pid = std::process::id();
         let base = format!("s{pid:x}n{n}");
-        // A /24 of its own per namespace: 10.(100 + pid % 100).(n).0.
-        let net = [10, 100 + (pid % 100) as u8, n as u8];
+        let (k, claim) = claim_subnet(pid.wrapping_mul(97).wrapping_add(n) % SUBNETS);
+        let [a, b, c] = subnet(k);
         let ns = NetNs {
             name: format!("sylvan-{base}"),
             host_if: format!("{base}h"),
             ns_if: format!("{base}i"),
-            host_ip: Ipv4Addr::new(net[0], net[1], net[2], 1),
-            ns_ip: Ipv4Addr::new(net[0], net[1], net[2], 2),
+            host_ip: Ipv4Addr::new(a, b, c, 1),
+            ns_ip: Ipv4Addr::new(a, b, c, 2),
+            _claim: claim,
         };
         // From here on, Drop cleans up whatever was made.
         if let Err(e) = ns.setup() {
@@ -133,6 +267,11 @@ impl NetNs {
     /// The namespace's end of the link, as a socket address's IP.
     pub fn ip(&self) -> IpAddr {
         IpAddr::V4(self.ns_ip)
+    }
+
+    /// The test's end of the link.
+    pub fn host_if(&self) -> &str {
+        &self.host_if
     }
 
     /// Runs an nftables script (statements one a line) in the namespace.
@@ -251,6 +390,14 @@ pub struct ChildGuard {
     stdin: Option<ChildStdin>,
     /// What the child printed after its ready line (its address).
     pub addr: String,
+}
+
+impl ChildGuard {
+    /// The child's process id (`ip netns exec` execs the test binary in
+    /// its own process).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for ChildGuard {
