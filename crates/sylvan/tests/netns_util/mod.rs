@@ -189,9 +189,12 @@ fn sweep_stale() {
             {
                 continue;
             }
-            for p in list(&["netns", "pids", name]).split_whitespace() {
-                let _ = Command::new("kill").args(["-9", p]).status();
-            }
+            // The shell's own `kill`: a bare Debian has no /bin/kill.
+            let pids = list(&["netns", "pids", name]);
+            let _ = Command::new("sh")
+                .args(["-c", "[ $# = 0 ] || kill -9 \"$@\"", "sh"])
+                .args(pids.split_whitespace())
+                .status();
             let _ = run(Command::new("ip").args(["netns", "del", name]));
         }
         // `3: s1a2bn0h@if2: <...`
