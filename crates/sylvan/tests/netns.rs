@@ -158,37 +158,28 @@ fn connect_deadline_into_a_blackhole() {
         .unwrap_err();
     assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}");
 
+    let deadline = Duration::from_millis(1500);
+    let times_out_at_its_deadline = || {
+        let t0 = Instant::now();
+        let e = Connector::new()
+            .connect_timeout(deadline)
+            .connect(target)
+            .unwrap_err();
+        let took = t0.elapsed();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
+        assert!(
+            took >= deadline,
+            "gave up after {took:?}, before its deadline"
+        );
+        assert!(took <= deadline + SLACK, "gave up after {took:?}");
+    };
     // Blackholed: the SYNs vanish, so only the deadline ends the attempt.
     ns.blackhole();
-    let deadline = Duration::from_millis(1500);
-    let t0 = Instant::now();
-    let e = Connector::new()
-        .connect_timeout(deadline)
-        .connect(target)
-        .unwrap_err();
-    let took = t0.elapsed();
-    assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
-    assert!(
-        took >= deadline,
-        "gave up after {took:?}, before its deadline"
-    );
-    assert!(took <= deadline + SLACK, "gave up after {took:?}");
-
+    times_out_at_its_deadline();
     // The far end's link down instead: the same silence, the same deadline.
     ns.heal();
     ns.link(false);
-    let t0 = Instant::now();
-    let e = Connector::new()
-        .connect_timeout(deadline)
-        .connect(target)
-        .unwrap_err();
-    let took = t0.elapsed();
-    assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
-    assert!(
-        took >= deadline,
-        "gave up after {took:?}, before its deadline"
-    );
-    assert!(took <= deadline + SLACK, "gave up after {took:?}");
+    times_out_at_its_deadline();
 }
 
 /// Connects to the line server and proves the path works.
