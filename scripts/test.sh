@@ -8,7 +8,9 @@
 # (tests/redis.rs), PostgreSQL's initdb and postgres (the sylvan-postgres
 # tests start private servers), ZooKeeper and a JRE (tests/zk*.rs, the
 # CLI's discovery tests), Python 3 with websocket-client (tests/websocket.rs),
-# websockets (tests/websocket_client.rs) and toxiproxy-python (sylvan-cli tests/chaos.rs). A test whose program is
+# websockets (tests/websocket_client.rs) and toxiproxy-python (sylvan-cli
+# tests/chaos.rs), iproute2 and nftables (tests/netns.rs: network
+# namespaces, run as root). A test whose program is
 # missing fails with one line naming it and the command that installs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +26,8 @@ command -v redis-server >/dev/null || apt_pkgs+=(redis-server)
 { compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || command -v initdb >/dev/null; } || apt_pkgs+=(postgresql)
 { command -v java >/dev/null && [ -e /usr/share/java/zookeeper.jar ]; } || apt_pkgs+=(zookeeper)
 command -v python3 >/dev/null || apt_pkgs+=(python3 python3-pip)
+command -v ip >/dev/null || apt_pkgs+=(iproute2)
+command -v nft >/dev/null || apt_pkgs+=(nftables)
 if ((${#apt_pkgs[@]})); then
     sudo=()
     if [ "$(id -u)" != 0 ]; then

@@ -13,10 +13,10 @@
 //! server), permessage-deflate (bit 1), the limits (bit 2: 1 MiB, else
 //! 1 KiB), no_context_takeover (bit 3) and the compressor's window (the
 //! high bits); the rest is the byte stream received. Decoding must never
-//! panic or consume more than it was given, a message never exceeds the
-//! limit, and every message decoded survives being encoded by the peer's
-//! side (masked from a client, compressed when deflate is on) and decoded
-//! again.
+//! panic or consume more than it was given, a message (text or binary)
+//! never exceeds the limit, and every message decoded survives being
+//! encoded by the peer's side (masked from a client, compressed when
+//! deflate is on) and decoded again.
 
 #![no_main]
 

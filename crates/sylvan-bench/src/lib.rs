@@ -402,3 +402,71 @@ mod tests {
         assert_eq!(fmt_target("≤ 1 ns", true), "≤ 1 ns (met)");
     }
 }
+
+/// The keep-alive hello-world servers the HTTP benchmarks run as child
+/// processes: sylvan's and hyper's, answering every request with
+/// `Hello, World!` (13 bytes, with `Date` and `Content-Type`).
+pub mod hello {
+    use std::process::ExitCode;
+
+    /// The body of every response.
+    pub const BODY: &str = "Hello, World!";
+
+    /// Serves the hello world with sylvan's HTTP server on a free loopback
+    /// port, at most `max_connections` at once; prints `PORT <n>` first.
+    pub fn serve_sylvan(max_connections: usize) -> ExitCode {
+        let server = match sylvan::http::Server::bind("127.0.0.1:0") {
+            Ok(s) => s.max_connections(max_connections),
+            Err(e) => {
+                eprintln!("bind: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        println!("PORT {}", server.local_addr().unwrap().port());
+        let handle = server.serve(|_req| sylvan::http::Response::text(BODY));
+        let _ = handle.wait();
+        ExitCode::SUCCESS
+    }
+
+    /// Serves the same hello world with hyper 1.x on tokio's `current_thread`
+    /// runtime; prints `PORT <n>` first.
+    pub fn serve_hyper() -> ExitCode {
+        use http_body_util::Full;
+        use hyper::body::Bytes;
+        use hyper::server::conn::http1;
+        use hyper::service::service_fn;
+        use hyper_util::rt::TokioIo;
+
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            println!("PORT {}", listener.local_addr().unwrap().port());
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(async move {
+                    let service = service_fn(|_req| async {
+                        Ok::<_, std::convert::Infallible>(
+                            hyper::Response::builder()
+                                .header("Content-Type", "text/plain; charset=utf-8")
+                                .body(Full::new(Bytes::from_static(BODY.as_bytes())))
+                                .unwrap(),
+                        )
+                    });
+                    let _ = http1::Builder::new()
+                        .keep_alive(true)
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        ExitCode::SUCCESS
+    }
+}

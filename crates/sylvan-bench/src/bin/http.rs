@@ -20,15 +20,13 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::Duration;
 
-const BODY: &str = "Hello, World!";
-
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     if args.get(1).map(String::as_str) == Some("--serve") {
         return match args.get(2).map(String::as_str) {
-            Some("sylvan") => serve_sylvan(),
-            Some("hyper") => serve_hyper(),
+            Some("sylvan") => sylvan_bench::hello::serve_sylvan(4096),
+            Some("hyper") => sylvan_bench::hello::serve_hyper(),
             other => {
                 eprintln!("unknown server {other:?}");
                 ExitCode::FAILURE
@@ -47,60 +45,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn serve_sylvan() -> ExitCode {
-    let server = match sylvan::http::Server::bind("127.0.0.1:0") {
-        Ok(s) => s.max_connections(4096),
-        Err(e) => {
-            eprintln!("bind: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    println!("PORT {}", server.local_addr().unwrap().port());
-    let handle = server.serve(|_req| sylvan::http::Response::text(BODY));
-    let _ = handle.wait();
-    ExitCode::SUCCESS
-}
-
-fn serve_hyper() -> ExitCode {
-    use http_body_util::Full;
-    use hyper::body::Bytes;
-    use hyper::server::conn::http1;
-    use hyper::service::service_fn;
-    use hyper_util::rt::TokioIo;
-
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        println!("PORT {}", listener.local_addr().unwrap().port());
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            tokio::spawn(async move {
-                let service = service_fn(|_req| async {
-                    Ok::<_, std::convert::Infallible>(
-                        hyper::Response::builder()
-                            .header("Content-Type", "text/plain; charset=utf-8")
-                            .body(Full::new(Bytes::from_static(BODY.as_bytes())))
-                            .unwrap(),
-                    )
-                });
-                let _ = http1::Builder::new()
-                    .keep_alive(true)
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    ExitCode::SUCCESS
 }
 
 fn have(tool: &str) -> bool {

@@ -128,7 +128,9 @@ impl Connector {
 
     /// Turns on TCP keepalive: first probe after `idle`, then every
     /// `interval`, dropping the connection after `count` unanswered probes
-    /// (default off).
+    /// (default off). Whole seconds: see
+    /// [`TcpStream::set_keepalive`](crate::net::TcpStream::set_keepalive),
+    /// whose error a connect with times under a second returns.
     pub fn keepalive(mut self, idle: Duration, interval: Duration, count: u32) -> Connector {
         self.keepalive = Some((idle, interval, count));
         self

@@ -432,6 +432,9 @@ impl TcpStream {
     /// Turns on TCP keepalive probes: first after `idle`, then every
     /// `interval`, giving up after `retries` unanswered probes.
     ///
+    /// The kernel counts both times in whole seconds: fractions of a
+    /// second are dropped, and a time under one second is refused.
+    ///
     /// # Examples
     ///
     /// ```
@@ -440,13 +443,28 @@ impl TcpStream {
     /// let l = sylvan::listen("127.0.0.1:0").unwrap();
     /// let s = sylvan::connect(l.local_addr().unwrap()).unwrap();
     /// s.set_keepalive(Duration::from_secs(30), Duration::from_secs(5), 3).unwrap();
+    /// let e = s.set_keepalive(Duration::from_secs(1), Duration::from_millis(500), 3);
+    /// assert_eq!(e.unwrap_err().kind(), std::io::ErrorKind::InvalidInput);
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` naming the value when `idle` or `interval` is under
+    /// one second (the kernel's own error would be a bare `EINVAL`).
     pub fn set_keepalive(
         &self,
         idle: Duration,
         interval: Duration,
         retries: u32,
     ) -> io::Result<()> {
+        for (what, d) in [("idle time", idle), ("interval", interval)] {
+            if d < Duration::from_secs(1) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("TCP keepalive {what} {d:?} is under the kernel's minimum of 1 s"),
+                ));
+            }
+        }
         let ka = socket2::TcpKeepalive::new()
             .with_time(idle)
             .with_interval(interval)

@@ -323,8 +323,9 @@ fn close_frame(payload: &[u8]) -> Result<Option<CloseFrame>, CodecError> {
 
 /// The fuzz target's entry: decodes `data` as a stream of frames (the
 /// first byte picks the side, permessage-deflate and small or large
-/// limits), then checks that every message decoded survives an encode and
-/// a decode by the other side. Panics only on a broken invariant.
+/// limits), then checks that no text or binary message passes the limit
+/// and that every message decoded survives an encode and a decode by the
+/// other side. Panics only on a broken invariant.
 #[doc(hidden)]
 pub fn fuzz_decode(data: &[u8]) {
     use super::deflate::Agreed;
@@ -358,9 +359,15 @@ pub fn fuzz_decode(data: &[u8]) {
                 assert!(n <= data.len(), "consumed more than given");
                 data = &data[n..];
                 if let Some(msg) = msg {
-                    if let Message::Text(t) = &msg {
-                        assert!(t.len() <= limit);
-                    }
+                    let len = match &msg {
+                        Message::Text(t) => t.len(),
+                        Message::Binary(b) => b.len(),
+                        _ => 0,
+                    };
+                    assert!(
+                        len <= limit,
+                        "a {len}-byte message passed a {limit}-byte limit"
+                    );
                     let mut wire = Vec::new();
                     if tx.encode(&msg, &mut wire).is_ok() {
                         let back = rx.decode(&wire);

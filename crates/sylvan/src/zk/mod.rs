@@ -83,3 +83,14 @@ pub use recipes::{Discovery, Member, Registration, discover, register};
 pub use types::{Acl, CreateMode, Stat};
 pub use url::ZkUrl;
 pub use watch::{EventKind, WatchEvent};
+
+/// Entry point for the `zk_decode` fuzz target; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    /// Decodes `data` as everything a server sends one client (see
+    /// `proto::decode_server_stream`): the number of frames decoded, or
+    /// the error that stopped it. Never panics.
+    pub fn decode_server_stream(data: &[u8], max_frame: usize) -> Result<usize, super::Error> {
+        super::proto::decode_server_stream(data, max_frame)
+    }
+}

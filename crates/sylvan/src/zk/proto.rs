@@ -335,9 +335,83 @@ pub(crate) fn read_frame(mut r: impl Read, max: usize) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// Reads `data` as everything a server sends one client: frames of at
+/// most `max_frame` bytes, the first a ConnectResponse, then replies,
+/// each decoded as the reply to a request chosen by its xid (create,
+/// exists, getData, setData, getChildren), or as a watch notification
+/// dispatched to a watch on its path. Returns how many frames decoded, or
+/// the first error; the fuzz target's entry point (`zk::__private`).
+pub(crate) fn decode_server_stream(mut data: &[u8], max_frame: usize) -> Result<usize, Error> {
+    use super::watch::{WatchKind, Watches};
+    let frame = read_frame(&mut data, max_frame).map_err(|e| Error::Protocol(e.to_string()))?;
+    ConnectResponse::decode(&frame)?;
+    let mut watches = Watches::default();
+    let mut n = 1;
+    while !data.is_empty() {
+        let frame = read_frame(&mut data, max_frame).map_err(|e| Error::Protocol(e.to_string()))?;
+        let mut d = Dec::new(&frame, "reply");
+        let h = ReplyHeader::decode(&mut d)?;
+        if h.xid == xid::NOTIFICATION {
+            let ev = WatcherEvent::decode(&mut Dec::new(&frame[16..], "watch notification"))?;
+            let q = crate::sync::Queue::unbounded();
+            watches.add(WatchKind::Data, &ev.path, q.clone());
+            watches.dispatch(&ev);
+            while q.try_get().is_some() {}
+        } else if h.err == 0 {
+            match h.xid.rem_euclid(5) {
+                0 => {
+                    Dec::new(&frame[16..], "CreateResponse").string()?;
+                }
+                1 => {
+                    Dec::new(&frame[16..], "ExistsResponse").stat()?;
+                }
+                2 => {
+                    let mut d = Dec::new(&frame[16..], "GetDataResponse");
+                    d.buffer()?;
+                    d.stat()?;
+                }
+                3 => {
+                    Dec::new(&frame[16..], "SetDataResponse").stat()?;
+                }
+                _ => {
+                    Dec::new(&frame[16..], "GetChildrenResponse").strings()?;
+                }
+            }
+        } else {
+            let _ = Error::server(h.err, "/fuzz").to_string();
+        }
+        n += 1;
+    }
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_server_stream_decodes_frame_by_frame() {
+        let mut e = Enc::new();
+        e.int(0).int(4000).long(42).buffer(&[1; 16]);
+        let mut bytes = e.finish();
+        let mut e = Enc::new();
+        e.int(xid::NOTIFICATION)
+            .long(0)
+            .int(0)
+            .int(3)
+            .int(3)
+            .string("/a");
+        bytes.extend(e.finish());
+        let mut e = Enc::new();
+        e.int(5).long(9).int(0).string("/created");
+        bytes.extend(e.finish());
+        assert_eq!(decode_server_stream(&bytes, 1 << 10).unwrap(), 3);
+        // Cut anywhere, it is an error, never a panic.
+        for cut in 0..bytes.len() {
+            let _ = decode_server_stream(&bytes[..cut], 1 << 10);
+        }
+        assert!(decode_server_stream(&bytes[..bytes.len() - 1], 1 << 10).is_err());
+    }
 
     #[test]
     fn connect_request_layout() {

@@ -71,6 +71,10 @@ struct Running {
 /// One ZooKeeper server process (standalone or an ensemble member).
 pub struct ZkServer {
     pub port: u16,
+    /// The address it listens on (loopback unless in a namespace).
+    host: String,
+    /// The network namespace it runs in (`ip netns exec`), if any.
+    netns: Option<String>,
     dir: PathBuf,
     running: Option<Running>,
 }
@@ -80,9 +84,29 @@ impl ZkServer {
     pub fn standalone() -> ZkServer {
         let port = free_port();
         let dir = temp_dir("standalone");
-        write_cfg(&dir, port, "");
+        write_cfg(&dir, "127.0.0.1", port, "");
         let mut s = ZkServer {
             port,
+            host: "127.0.0.1".into(),
+            netns: None,
+            dir,
+            running: None,
+        };
+        s.start();
+        s.wait_serving();
+        s
+    }
+
+    /// A standalone server inside the network namespace `netns`, listening
+    /// on `ip:2181` there, started and serving.
+    pub fn standalone_in_netns(netns: &str, ip: &str) -> ZkServer {
+        let port = 2181;
+        let dir = temp_dir("netns");
+        write_cfg(&dir, ip, port, "");
+        let mut s = ZkServer {
+            port,
+            host: ip.into(),
+            netns: Some(netns.into()),
             dir,
             running: None,
         };
@@ -93,7 +117,7 @@ impl ZkServer {
 
     /// `host:port` of its client port.
     pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.host, self.port)
     }
 
     pub fn is_running(&self) -> bool {
@@ -114,7 +138,15 @@ impl ZkServer {
              -Dzookeeper.jmx.log4j.disable=true \
              -cp \"$1\" org.apache.zookeeper.server.quorum.QuorumPeerMain \"$2\" & \
              pid=$!; read _ignored; kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null; exit 0";
-        let mut wrapper = Command::new("sh")
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "sh"]);
+                c
+            }
+            None => Command::new("sh"),
+        };
+        let mut wrapper = cmd
             .args(["-c", script, "zk-wrapper", JAR])
             .arg(&cfg)
             .stdin(Stdio::piped())
@@ -181,14 +213,14 @@ impl Drop for ZkServer {
     }
 }
 
-fn write_cfg(dir: &Path, port: u16, extra: &str) {
+fn write_cfg(dir: &Path, host: &str, port: u16, extra: &str) {
     let cfg = format!(
         "tickTime={TICK_MS}\n\
          initLimit=50\n\
          syncLimit=20\n\
          dataDir={}\n\
          clientPort={port}\n\
-         clientPortAddress=127.0.0.1\n\
+         clientPortAddress={host}\n\
          minSessionTimeout={}\n\
          maxSessionTimeout=60000\n\
          admin.enableServer=false\n\
@@ -234,9 +266,11 @@ impl Ensemble {
         for (i, (client, _, _)) in ports.iter().enumerate() {
             let dir = temp_dir(&format!("ens{}", i + 1));
             std::fs::write(dir.join("data").join("myid"), format!("{}\n", i + 1)).unwrap();
-            write_cfg(&dir, *client, &members);
+            write_cfg(&dir, "127.0.0.1", *client, &members);
             let mut s = ZkServer {
                 port: *client,
+                host: "127.0.0.1".into(),
+                netns: None,
                 dir,
                 running: None,
             };
