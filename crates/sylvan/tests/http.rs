@@ -12,7 +12,7 @@ use http_util::{Client, roundtrip};
 use sylvan::http::{Body, Response, Server};
 use sylvan::sync::Queue;
 
-fn echo_server(server: Server) -> sylvan::http::ServerHandle {
+fn echo_server(server: Server) -> sylvan::http::RunningServer {
     server.serve(|mut req| {
         let mut body = Vec::new();
         if let Err(e) = req.read_to_end(&mut body) {
@@ -28,7 +28,7 @@ fn echo_server(server: Server) -> sylvan::http::ServerHandle {
     })
 }
 
-fn start() -> sylvan::http::ServerHandle {
+fn start() -> sylvan::http::RunningServer {
     echo_server(Server::bind("127.0.0.1:0").unwrap())
 }
 
@@ -384,7 +384,7 @@ fn header_timeout_gives_408_on_virtual_time() {
     sylvan::time::resume();
 }
 
-fn start_with(server: Server) -> sylvan::http::ServerHandle {
+fn start_with(server: Server) -> sylvan::http::RunningServer {
     echo_server(server)
 }
 

@@ -329,7 +329,7 @@ fn no_proxy_hosts_bypass_the_proxy() {
 
 // --- Through ChaosProxy ----------------------------------------------------
 
-fn chaos_backend() -> sylvan::http::ServerHandle {
+fn chaos_backend() -> sylvan::http::RunningServer {
     Server::bind("127.0.0.1:0").unwrap().serve(|mut req| {
         let mut body = Vec::new();
         let _ = req.read_to_end(&mut body);

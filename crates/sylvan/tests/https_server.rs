@@ -13,11 +13,11 @@ use std::process::Command;
 use std::time::Duration;
 
 use http_util::{run, stderr, stdout};
-use sylvan::http::{Response, Server, ServerHandle};
+use sylvan::http::{Response, RunningServer, Server};
 use sylvan::net::tls::TlsConnector;
 use tls_util::Pki;
 
-fn https_server(pki: &Pki, tweak: impl FnOnce(Server) -> Server) -> ServerHandle {
+fn https_server(pki: &Pki, tweak: impl FnOnce(Server) -> Server) -> RunningServer {
     let server = Server::bind("127.0.0.1:0")
         .unwrap()
         .tls_pem(pki.chain_pem.as_bytes(), pki.key_pem.as_bytes())
@@ -35,7 +35,7 @@ fn https_server(pki: &Pki, tweak: impl FnOnce(Server) -> Server) -> ServerHandle
     })
 }
 
-fn curl(pki: &Pki, server: &ServerHandle, name: &str, extra: &[&str]) -> std::process::Output {
+fn curl(pki: &Pki, server: &RunningServer, name: &str, extra: &[&str]) -> std::process::Output {
     util::require(util::have_program("curl"), "curl", "apt-get install curl");
     let port = server.local_addr().port();
     let ca = pki.ca_file(name);
@@ -204,7 +204,7 @@ fn a_garbage_handshake_is_closed_and_the_server_goes_on() {
 /// A TLS client connection made with sylvan's own connector.
 fn tls_client(
     pki: &Pki,
-    server: &ServerHandle,
+    server: &RunningServer,
 ) -> sylvan::net::tls::TlsStream<sylvan::net::tls::rustls::ClientConnection> {
     let tcp = sylvan::connect(server.local_addr()).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use sylvan::http::{Response, Server, ServerHandle};
+use sylvan::http::{Response, RunningServer, Server};
 use sylvan::net::TcpListener;
 
 use super::Shared;
@@ -16,7 +16,7 @@ pub fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
     listen: Option<SocketAddr>,
-) -> ServerHandle {
+) -> RunningServer {
     Server::from_listener(listener)
         .max_connections(64)
         .serve(move |req| respond(&shared, listen, req.method(), req.path()))

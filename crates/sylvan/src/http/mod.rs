@@ -124,7 +124,9 @@ pub use client::{Client, ClientBuilder, ClientResponse, RequestBuilder, Response
 pub use headers::{Headers, Version};
 pub use request::{Request, RequestBody};
 pub use response::{Response, reason};
-pub use server::{Server, ServerHandle};
+#[allow(deprecated)]
+pub use server::ServerHandle;
+pub use server::{RunningServer, Server};
 pub use upgrade::Upgraded;
 pub(crate) use upgrade::UpgradedIo;
 

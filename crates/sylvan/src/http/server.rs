@@ -437,7 +437,7 @@ impl Server {
     /// let server = Server::bind("127.0.0.1:0").unwrap().serve(|_req| Response::text("ok"));
     /// assert_eq!(server.active(), 0);
     /// ```
-    pub fn serve<F>(self, handler: F) -> ServerHandle
+    pub fn serve<F>(self, handler: F) -> RunningServer
     where
         F: Fn(Request) -> Response + 'static,
     {
@@ -477,7 +477,7 @@ impl Server {
                 serve_conn(stream, &cfg, &reg, &*handler, peer);
                 Ok::<(), io::Error>(())
             });
-        ServerHandle {
+        RunningServer {
             net,
             registry,
             local_addr,
@@ -602,16 +602,46 @@ impl Drop for EntryGuard {
 
 /// A running [`Server`]: its address, and graceful [`stop`](Self::stop).
 ///
-/// Dropping the handle leaves the server running.
-pub struct ServerHandle {
+/// Dropping the handle leaves the server running. (Called `ServerHandle`
+/// before; the old name is a deprecated alias. The accept loop of
+/// [`net::serve`](crate::net::serve) returns a [`net::ServerHandle`](crate::net::ServerHandle).)
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use sylvan::http::{Response, RunningServer, Server};
+///
+/// let server: RunningServer = Server::bind("127.0.0.1:0")
+///     .unwrap()
+///     .serve(|_req| Response::text("hi"));
+/// assert_eq!(server.active(), 0);
+/// let report = server.stop(Duration::from_secs(1));
+/// assert_eq!(report.killed, 0);
+/// ```
+pub struct RunningServer {
     net: crate::net::ServerHandle,
     registry: Rc<Registry>,
     local_addr: SocketAddr,
 }
 
-impl fmt::Debug for ServerHandle {
+/// The former name of [`RunningServer`].
+///
+/// # Examples
+///
+/// ```
+/// #![allow(deprecated)]
+/// let server: sylvan::http::ServerHandle = sylvan::http::Server::bind("127.0.0.1:0")
+///     .unwrap()
+///     .serve(|_req| sylvan::http::Response::text("hi"));
+/// # drop(server);
+/// ```
+#[deprecated(note = "renamed `http::RunningServer`, distinct from `net::ServerHandle`")]
+pub type ServerHandle = RunningServer;
+
+impl fmt::Debug for RunningServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServerHandle")
+        f.debug_struct("RunningServer")
             .field("local_addr", &self.local_addr)
             .field("active", &self.active())
             .field("draining", &self.registry.draining.get())
@@ -619,7 +649,7 @@ impl fmt::Debug for ServerHandle {
     }
 }
 
-impl ServerHandle {
+impl RunningServer {
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
