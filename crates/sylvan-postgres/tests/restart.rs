@@ -59,7 +59,8 @@ fn committed_rows_survive_three_kills_and_nothing_is_applied_twice() {
                     .jitter(Jitter::Full),
             ),
     )
-    .build();
+    .build()
+    .unwrap();
 
     let stop = Rc::new(Cell::new(false));
     let progress: Queue<()> = Queue::unbounded();

@@ -281,6 +281,7 @@ pub mod process;
 pub mod resilience;
 mod runtime;
 mod scope;
+mod settings;
 pub mod signal;
 pub mod sync;
 mod sys;

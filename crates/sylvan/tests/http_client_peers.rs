@@ -256,6 +256,7 @@ fn a_circuit_breaker_per_host() {
                 .wait_in_open(Duration::from_secs(10))
                 .half_open_calls(1)
                 .build()
+                .unwrap()
         })
         .build();
     let bad = format!("http://{}/", failing.local_addr());

@@ -689,7 +689,7 @@ impl ClientBuilder {
     /// let url = format!("http://{}/", server.local_addr());
     /// let client = Client::builder()
     ///     .circuit_breaker(|_host| {
-    ///         CircuitBreaker::builder().count_window(4).minimum_calls(4).wait_in_open(Duration::from_secs(30)).build()
+    ///         CircuitBreaker::builder().count_window(4).minimum_calls(4).wait_in_open(Duration::from_secs(30)).build().unwrap()
     ///     })
     ///     .build();
     /// for _ in 0..4 {
