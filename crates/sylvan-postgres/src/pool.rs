@@ -193,7 +193,7 @@ impl PgPoolBuilder {
     /// use sylvan::resilience::Retry;
     ///
     /// let b = sylvan_postgres::PgPool::builder(sylvan_postgres::Config::new())
-    ///     .retry(Retry::new().max_attempts(10).deadline(Duration::from_secs(30)));
+    ///     .retry(Retry::new().max_attempts(10).unwrap().deadline(Duration::from_secs(30)));
     /// # let _ = b;
     /// ```
     pub fn retry(mut self, policy: Retry<Error>) -> Self {
@@ -248,13 +248,19 @@ impl PgPool {
             idle_timeout: Some(Duration::from_secs(600)),
             max_lifetime: Some(Duration::from_secs(1800)),
             ping: false,
-            retry: Retry::new().max_attempts(5).backoff(
-                Backoff::new()
-                    .initial(Duration::from_millis(50))
-                    .multiplier(2.0)
-                    .max(Duration::from_secs(2))
-                    .jitter(Jitter::Full),
-            ),
+            // Constants that the setters accept, so nothing can fail here.
+            retry: Retry::new()
+                .max_attempts(5)
+                .expect("5 attempts is valid")
+                .backoff(
+                    Backoff::new()
+                        .initial(Duration::from_millis(50))
+                        .multiplier(2.0)
+                        .expect("2.0 is a valid multiplier")
+                        .max(Duration::from_secs(2))
+                        .jitter(Jitter::Full)
+                        .expect("full jitter is valid"),
+                ),
         }
     }
 

@@ -241,7 +241,9 @@ fn idle_timeout_and_lifetime_on_virtual_time() {
     let s = Server::bind("127.0.0.1:0")
         .unwrap()
         .keep_alive_timeout(Duration::from_secs(3600))
+        .unwrap()
         .header_timeout(Duration::from_secs(3600))
+        .unwrap()
         .serve(|_| Response::text("ok"));
     let c = Client::builder()
         .idle_timeout(Some(Duration::from_secs(90)))

@@ -837,11 +837,12 @@ fn a_retry_policy_retries_what_is_safe_to_send_again() {
             });
         }
     });
-    let budget = RetryBudget::token_bucket(100, 0.1);
+    let budget = RetryBudget::token_bucket(100, 0.1).unwrap();
     let c = Client::builder()
         .retry(
             Retry::new()
                 .max_attempts(3)
+                .unwrap()
                 .retry_if(is_transient)
                 .backoff(Backoff::new().initial(Duration::from_millis(1)))
                 .budget(budget.clone()),

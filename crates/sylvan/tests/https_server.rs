@@ -142,7 +142,7 @@ fn curl_rejects_a_certificate_from_another_ca() {
 fn a_silent_client_is_dropped_at_the_handshake_timeout() {
     let pki = Pki::new();
     let server = https_server(&pki, |s| {
-        s.tls_handshake_timeout(Duration::from_millis(200))
+        s.tls_handshake_timeout(Duration::from_millis(200)).unwrap()
     });
     // Says nothing at all.
     let mut silent = sylvan::connect(server.local_addr()).unwrap();
@@ -224,6 +224,7 @@ fn header_timeout_and_limits_apply_over_tls() {
     let pki = Pki::new();
     let server = https_server(&pki, |s| {
         s.header_timeout(Duration::from_millis(200))
+            .unwrap()
             .max_body_size(10)
             .max_request_line(64)
             .unwrap()
@@ -250,7 +251,9 @@ fn header_timeout_and_limits_apply_over_tls() {
 #[test]
 fn keep_alive_timeout_closes_an_idle_tls_connection_with_close_notify() {
     let pki = Pki::new();
-    let server = https_server(&pki, |s| s.keep_alive_timeout(Duration::from_millis(100)));
+    let server = https_server(&pki, |s| {
+        s.keep_alive_timeout(Duration::from_millis(100)).unwrap()
+    });
     let mut c = tls_client(&pki, &server);
     c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     // read_to_end returns Ok only after a clean close_notify; without one

@@ -50,13 +50,14 @@ fn main() -> ExitCode {
 }
 
 fn serve_sylvan() -> ExitCode {
-    let server = match sylvan::http::Server::bind("127.0.0.1:0") {
-        Ok(s) => s.max_connections(4096),
-        Err(e) => {
-            eprintln!("bind: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let server =
+        match sylvan::http::Server::bind("127.0.0.1:0").and_then(|s| s.max_connections(4096)) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("bind: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
     println!("PORT {}", server.local_addr().unwrap().port());
     let handle = server.serve(|_req| sylvan::http::Response::text(BODY));
     let _ = handle.wait();

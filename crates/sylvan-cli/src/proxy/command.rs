@@ -259,7 +259,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         TcpListener::from_std(l)?,
                         shared.clone(),
                         Some(bound),
-                    ));
+                    )?);
                 }
                 let _ = stop.recv();
                 let open = shared.active.load(std::sync::atomic::Ordering::Relaxed);

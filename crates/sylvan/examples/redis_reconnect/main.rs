@@ -36,7 +36,7 @@ fn main() -> io::Result<()> {
         .wait_for_ready(true)
         .build();
     let policy = Retry::<io::Error>::new()
-        .max_attempts(20)
+        .max_attempts(20)?
         .deadline(Duration::from_secs(30))
         .idempotent(true);
 

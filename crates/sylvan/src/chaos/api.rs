@@ -138,7 +138,10 @@ impl ApiServer {
     /// use std::time::Duration;
     /// use sylvan::chaos::api::ApiServer;
     ///
-    /// let server = sylvan::http::Server::bind("127.0.0.1:0").unwrap().keep_alive_timeout(Duration::from_secs(5));
+    /// let server = sylvan::http::Server::bind("127.0.0.1:0")
+    ///     .unwrap()
+    ///     .keep_alive_timeout(Duration::from_secs(5))
+    ///     .unwrap();
     /// let api = ApiServer::serve(server, Default::default());
     /// assert!(api.registry().proxies().is_empty());
     /// ```
