@@ -415,10 +415,12 @@ pub mod hello {
     /// Serves the hello world with sylvan's HTTP server on a free loopback
     /// port, at most `max_connections` at once; prints `PORT <n>` first.
     pub fn serve_sylvan(max_connections: usize) -> ExitCode {
-        let server = match sylvan::http::Server::bind("127.0.0.1:0") {
-            Ok(s) => s.max_connections(max_connections),
+        let server = match sylvan::http::Server::bind("127.0.0.1:0")
+            .and_then(|s| s.max_connections(max_connections))
+        {
+            Ok(s) => s,
             Err(e) => {
-                eprintln!("bind: {e}");
+                eprintln!("server: {e}");
                 return ExitCode::FAILURE;
             }
         };

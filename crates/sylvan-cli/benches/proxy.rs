@@ -57,6 +57,7 @@ fn http_server(addr: &str) {
     let server = sylvan::http::Server::bind(addr)
         .expect("bind the HTTP server")
         .max_connections(20_000)
+        .expect("20000 connections")
         .serve(|_req| sylvan::http::Response::text("hello, world\n"));
     eprintln!("listening on {}", server.local_addr());
     let _ = server.wait();

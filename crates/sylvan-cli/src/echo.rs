@@ -35,24 +35,72 @@ pub struct Args {
     pub zk_session_timeout: Duration,
 }
 
+/// The flags of `sylvan echo`, validated; see [`Args`] for each.
+#[derive(Debug)]
+pub struct Settings {
+    /// `--listen`.
+    pub listen: SocketAddr,
+    /// `--threads`: 1 ..= [`MAX_THREADS`].
+    pub threads: usize,
+    /// `--idle-timeout`, more than 0.
+    pub idle_timeout: Duration,
+    /// `--grace`.
+    pub grace: Duration,
+    /// `--register`.
+    pub register: Option<sylvan::zk::ZkUrl>,
+    /// `--zk-session-timeout`, more than 0.
+    pub zk_session_timeout: Duration,
+}
+
+impl Settings {
+    /// Checks the flags; a bad one is a one-line usage error (exit 2).
+    pub fn from_args(args: &Args) -> anyhow::Result<Settings> {
+        let listen: SocketAddr = args.listen.parse().map_err(|_| {
+            usage(format!(
+                "--listen {:?} is not an IP:PORT address",
+                args.listen
+            ))
+        })?;
+        if args.threads == 0 {
+            return Err(usage("--threads must be at least 1"));
+        }
+        if args.threads > MAX_THREADS {
+            return Err(usage(format!("--threads must be at most {MAX_THREADS}")));
+        }
+        if args.idle_timeout.is_zero() {
+            return Err(usage("--idle-timeout must be more than 0"));
+        }
+        let register = match &args.register {
+            Some(u) => Some(u.parse().map_err(|e| usage(format!("--register: {e}")))?),
+            None => None,
+        };
+        if args.zk_session_timeout.is_zero() {
+            return Err(usage("--zk-session-timeout must be more than 0"));
+        }
+        Ok(Settings {
+            listen,
+            threads: args.threads,
+            idle_timeout: args.idle_timeout,
+            grace: args.grace,
+            register,
+            zk_session_timeout: args.zk_session_timeout,
+        })
+    }
+}
+
+/// Most hubs `--threads` may ask for: far more than cores, few enough that
+/// starting them cannot exhaust the process.
+pub const MAX_THREADS: usize = 1024;
+
 /// Runs the echo server until SIGINT/SIGTERM.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let addr: SocketAddr = args.listen.parse().map_err(|_| {
-        usage(format!(
-            "--listen {:?} is not an IP:PORT address",
-            args.listen
-        ))
-    })?;
-    if args.threads == 0 {
-        return Err(usage("--threads must be at least 1"));
-    }
-    let register: Option<sylvan::zk::ZkUrl> = match &args.register {
-        Some(u) => Some(u.parse().map_err(|e| usage(format!("--register: {e}")))?),
-        None => None,
-    };
-    if args.zk_session_timeout.is_zero() {
-        return Err(usage("--zk-session-timeout must be more than 0"));
-    }
+    serve(Settings::from_args(&args)?)
+}
+
+/// Serves with validated settings until SIGINT/SIGTERM.
+fn serve(args: Settings) -> anyhow::Result<ExitCode> {
+    let addr = args.listen;
+    let register = &args.register;
     let reuse = args.threads > 1;
     // Bind once up front so a port in use is reported before anything starts.
     let first = sylvan::net::ListenOptions::new()
@@ -131,4 +179,49 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         r?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Settings;
+
+    /// The flags after `sylvan echo`, validated.
+    fn settings(flags: &[&str]) -> Result<Settings, String> {
+        let cli = crate::cli::Cli::try_parse_from(["sylvan", "echo"].iter().chain(flags))
+            .map_err(|e| e.to_string())?;
+        let crate::cli::Command::Echo(args) = cli.command else {
+            unreachable!("parsed as echo")
+        };
+        Settings::from_args(&args).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:7000");
+        assert_eq!(s.threads, 1);
+    }
+
+    #[test]
+    fn each_bad_flag_is_named() {
+        for (flags, want) in [
+            (
+                &["--listen", "nowhere"][..],
+                "--listen \"nowhere\" is not an IP:PORT",
+            ),
+            (&["--threads", "0"], "--threads must be at least 1"),
+            (&["--threads", "100000"], "--threads must be at most"),
+            (
+                &["--idle-timeout", "0s"],
+                "--idle-timeout must be more than 0",
+            ),
+            (&["--register", "http://x/y"], "--register"),
+            (&["--zk-session-timeout", "0s"], "--zk-session-timeout"),
+        ] {
+            let e = settings(flags).unwrap_err();
+            assert!(e.contains(want), "{flags:?}: {e}");
+        }
+    }
 }

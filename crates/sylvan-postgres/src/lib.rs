@@ -42,7 +42,7 @@
 //!         .query_timeout(Duration::from_secs(3)),
 //! )
 //! .max_size(16)
-//! .build();
+//! .build().unwrap();
 //!
 //! let workers: Vec<_> = (0..100)
 //!     .map(|i| {

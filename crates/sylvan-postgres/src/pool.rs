@@ -53,7 +53,7 @@ use crate::{Client, Config, Error, Transaction, TxStatus};
 /// let pool = PgPool::builder(Config::new().query_timeout(Duration::from_secs(5)))
 ///     .max_size(8)
 ///     .checkout_timeout(Duration::from_secs(2))
-///     .build();
+///     .build().unwrap();
 /// pool.get()?.batch_execute("CREATE TABLE IF NOT EXISTS orders (id text PRIMARY KEY, n int)")?;
 ///
 /// // Replayed only if it never reached COMMIT.
@@ -94,7 +94,7 @@ impl fmt::Debug for PgPool {
 ///     .min_idle(0)
 ///     .checkout_timeout(Duration::from_secs(1))
 ///     .max_lifetime(Some(Duration::from_secs(600)))
-///     .build();
+///     .build().unwrap();
 /// assert_eq!(pool.state().size, 0); // connects lazily
 /// ```
 #[derive(Debug)]
@@ -193,7 +193,7 @@ impl PgPoolBuilder {
     /// use sylvan::resilience::Retry;
     ///
     /// let b = sylvan_postgres::PgPool::builder(sylvan_postgres::Config::new())
-    ///     .retry(Retry::new().max_attempts(10).deadline(Duration::from_secs(30)));
+    ///     .retry(Retry::new().max_attempts(10).unwrap().deadline(Duration::from_secs(30)));
     /// # let _ = b;
     /// ```
     pub fn retry(mut self, policy: Retry<Error>) -> Self {
@@ -204,10 +204,15 @@ impl PgPoolBuilder {
     /// Builds the pool; sessions are opened on demand (and `min_idle` of
     /// them in the background).
     ///
+    /// # Errors
+    ///
+    /// `ErrorKind::InvalidInput` for a `max_size` of 0 or a `min_idle`
+    /// above `max_size`, as [`resilience::PoolBuilder::build`](sylvan::resilience::PoolBuilder::build).
+    ///
     /// # Examples
     ///
     /// See [`PgPoolBuilder`].
-    pub fn build(self) -> PgPool {
+    pub fn build(self) -> std::io::Result<PgPool> {
         let config = self.config;
         let ping = self.ping;
         let pool = Pool::builder(move || Client::connect(&config).map_err(Into::into))
@@ -220,11 +225,11 @@ impl PgPoolBuilder {
             .is_broken(|c: &mut Client| {
                 c.is_broken() || (c.tx_status() != TxStatus::Idle && !c.rollback_pending)
             })
-            .build();
-        PgPool {
+            .build()?;
+        Ok(PgPool {
             pool,
             retry: self.retry.retry_if(Error::is_retryable),
-        }
+        })
     }
 }
 
@@ -243,13 +248,19 @@ impl PgPool {
             idle_timeout: Some(Duration::from_secs(600)),
             max_lifetime: Some(Duration::from_secs(1800)),
             ping: false,
-            retry: Retry::new().max_attempts(5).backoff(
-                Backoff::new()
-                    .initial(Duration::from_millis(50))
-                    .multiplier(2.0)
-                    .max(Duration::from_secs(2))
-                    .jitter(Jitter::Full),
-            ),
+            // Constants that the setters accept, so nothing can fail here.
+            retry: Retry::new()
+                .max_attempts(5)
+                .expect("5 attempts is valid")
+                .backoff(
+                    Backoff::new()
+                        .initial(Duration::from_millis(50))
+                        .multiplier(2.0)
+                        .expect("2.0 is a valid multiplier")
+                        .max(Duration::from_secs(2))
+                        .jitter(Jitter::Full)
+                        .expect("full jitter is valid"),
+                ),
         }
     }
 
@@ -269,7 +280,7 @@ impl PgPool {
     /// # Examples
     ///
     /// ```no_run
-    /// let pool = sylvan_postgres::PgPool::builder(sylvan_postgres::Config::new()).build();
+    /// let pool = sylvan_postgres::PgPool::builder(sylvan_postgres::Config::new()).build().unwrap();
     /// let mut c = pool.get()?;
     /// c.ping()?;
     /// # Ok::<(), sylvan_postgres::Error>(())

@@ -57,7 +57,8 @@ fn pool_is_bounded_and_leaks_no_slot_while_the_server_is_down() {
     let pool = PgPool::builder(pg.config().query_timeout(Duration::from_secs(5)))
         .max_size(SIZE)
         .checkout_timeout(Duration::from_secs(2))
-        .build();
+        .build()
+        .unwrap();
     let max_seen = Rc::new(Cell::new(0));
 
     // Up: everything succeeds through at most SIZE sessions.
@@ -112,7 +113,8 @@ fn checkout_timeout_and_max_lifetime() {
         .max_size(1)
         .checkout_timeout(Duration::from_millis(100))
         .max_lifetime(Some(Duration::from_millis(300)))
-        .build();
+        .build()
+        .unwrap();
     let held = pool.get().unwrap();
     let pid = held.backend_pid();
     let e = pool.get().unwrap_err();
@@ -130,7 +132,7 @@ fn checkout_timeout_and_max_lifetime() {
 #[test]
 fn idle_sessions_of_a_restarted_server_are_replaced_on_checkout() {
     let mut pg = util::server();
-    let pool = PgPool::builder(pg.config()).max_size(2).build();
+    let pool = PgPool::builder(pg.config()).max_size(2).build().unwrap();
     let pid = pool.get().unwrap().backend_pid();
     assert_eq!(pool.state().idle, 1);
     pg.kill();

@@ -51,15 +51,18 @@ fn committed_rows_survive_three_kills_and_nothing_is_applied_twice() {
     .retry(
         Retry::new()
             .max_attempts(40)
+            .unwrap()
             .deadline(Duration::from_secs(30))
             .backoff(
                 Backoff::new()
                     .initial(Duration::from_millis(20))
                     .max(Duration::from_millis(300))
-                    .jitter(Jitter::Full),
+                    .jitter(Jitter::Full)
+                    .unwrap(),
             ),
     )
-    .build();
+    .build()
+    .unwrap();
 
     let stop = Rc::new(Cell::new(false));
     let progress: Queue<()> = Queue::unbounded();

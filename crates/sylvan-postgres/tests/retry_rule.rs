@@ -15,7 +15,8 @@ use sylvan_postgres::PgPool;
 fn pool(pg: &sylvan_postgres::test_server::TempServer, query_timeout: Duration) -> PgPool {
     let pool = PgPool::builder(pg.config().query_timeout(query_timeout))
         .max_size(2)
-        .build();
+        .build()
+        .unwrap();
     pool.get()
         .unwrap()
         .batch_execute("CREATE TABLE t (k text PRIMARY KEY)")

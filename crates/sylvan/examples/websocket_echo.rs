@@ -35,7 +35,7 @@ fn main() -> std::io::Result<()> {
         .max_frame_size(1 << 20);
     // 1 MiB messages: at most 256 sessions keep the worst case near 512 MiB.
     let server = Server::bind(addr.as_str())?
-        .max_connections(256)
+        .max_connections(256)?
         .serve(move |req| {
             if !websocket::is_upgrade(&req) {
                 return Response::html(PAGE);

@@ -58,6 +58,51 @@
 //!
 //! [eventlet]: https://github.com/sylvan-rs/sylvan/blob/main/docs/eventlet.md
 //!
+//! # Invalid settings
+//!
+//! One policy for every builder and settings type: a setting that makes
+//! no sense — a zero where zero means nothing (a pool of no connections,
+//! a zero window, zero attempts), a minimum above its maximum, a rate or
+//! fraction out of its range, NaN — is an error, never a panic and never
+//! silently changed into a valid one. The error is an
+//! [`io::Error`](std::io::Error) of kind `InvalidInput` whose message
+//! names the setting and the value (`invalid setting Pool min_idle(3):
+//! more than max_size (2)`). It comes from:
+//!
+//! - **`build()`**, for builders that have one:
+//!   [`CircuitBreakerBuilder`](resilience::CircuitBreakerBuilder),
+//!   [`PoolBuilder`](resilience::PoolBuilder), [`RuntimeBuilder`];
+//!   settings that are only wrong together (`min_idle` above `max_size`)
+//!   are always checked there;
+//! - **the setter or constructor itself**, for types that are their own
+//!   settings and have no build step: [`http::Server`] (its limits and
+//!   timeouts; it is made by `bind`, then configured, then served),
+//!   [`net::ServeOptions`], [`Backoff`](resilience::Backoff),
+//!   [`Retry`](resilience::Retry), [`RetryBudget`](resilience::RetryBudget),
+//!   [`websocket::Options`].
+//!
+//! Every other setting accepts every value of its type, with a documented
+//! meaning: a [`GreenPool`] of size 0 admits no green thread until
+//! resized, `None` timeouts mean none, and timeouts longer than a year
+//! count as a year (as good as never). [`http::ClientBuilder`] and
+//! [`websocket::ClientBuilder`](websocket::ClientBuilder) have no invalid
+//! values, so their `build` (or the value itself) cannot fail on settings.
+//! [`net::Connector`] hands its keepalive and user-timeout values to the
+//! kernel on each `connect`, which fails with the kernel's error for a
+//! value it refuses.
+//!
+//! ```
+//! use sylvan::resilience::{CircuitBreaker, Retry};
+//!
+//! let e = CircuitBreaker::builder().minimum_calls(0).build().unwrap_err();
+//! assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+//! assert_eq!(
+//!     e.to_string(),
+//!     "invalid setting CircuitBreaker minimum_calls(0): at least 1 call must be seen before the breaker can open"
+//! );
+//! assert!(Retry::<std::io::Error>::new().max_attempts(0).is_err());
+//! ```
+//!
 //! # Overview
 //!
 //! sylvan carries Python Eventlet's model — green threads, a hub, `Timeout`,
@@ -284,6 +329,7 @@ pub mod process;
 pub mod resilience;
 mod runtime;
 pub mod select;
+mod settings;
 pub mod signal;
 pub mod sync;
 mod sys;

@@ -33,7 +33,7 @@ fn close(a: Duration, b: Duration) -> bool {
 
 #[test]
 fn defaults_are_grpc_connection_backoff() {
-    let mut b = Backoff::new().jitter(Jitter::None);
+    let mut b = Backoff::new().jitter(Jitter::None).unwrap();
     let got: Vec<Duration> = b.by_ref().take(15).collect();
     let want = exponential(secs(1), 1.6, secs(120), 15);
     for (g, w) in got.iter().zip(&want) {
@@ -63,8 +63,10 @@ fn grows_by_multiplier_until_the_cap() {
     let b = Backoff::new()
         .initial(ms(100))
         .multiplier(2.0)
+        .unwrap()
         .max(secs(2))
-        .jitter(Jitter::None);
+        .jitter(Jitter::None)
+        .unwrap();
     let got: Vec<u128> = b.take(8).map(|d| d.as_millis()).collect();
     assert_eq!(got, [100, 200, 400, 800, 1600, 2000, 2000, 2000]);
 }
@@ -74,7 +76,8 @@ fn initial_above_max_is_capped() {
     let mut b = Backoff::new()
         .initial(secs(10))
         .max(secs(3))
-        .jitter(Jitter::None);
+        .jitter(Jitter::None)
+        .unwrap();
     assert_eq!(b.next_delay(), secs(3));
     assert_eq!(b.next_delay(), secs(3));
 }
@@ -84,7 +87,9 @@ fn reset_starts_over() {
     let mut b = Backoff::new()
         .initial(ms(10))
         .multiplier(3.0)
-        .jitter(Jitter::None);
+        .unwrap()
+        .jitter(Jitter::None)
+        .unwrap();
     let first: Vec<Duration> = b.by_ref().take(5).collect();
     assert_eq!(b.attempts(), 5);
     b.reset();
@@ -97,6 +102,7 @@ fn reset_starts_over() {
         .initial(ms(10))
         .max(secs(60))
         .jitter(Jitter::Decorrelated)
+        .unwrap()
         .seed(3);
     for _ in 0..30 {
         b.next_delay();
@@ -118,12 +124,19 @@ fn iterator_never_ends_and_matches_next_delay() {
 
 #[test]
 fn seeded_clones_repeat_unseeded_clones_differ() {
-    let seeded = Backoff::new().initial(secs(1)).jitter(Jitter::Full).seed(5);
+    let seeded = Backoff::new()
+        .initial(secs(1))
+        .jitter(Jitter::Full)
+        .unwrap()
+        .seed(5);
     let a: Vec<Duration> = seeded.clone().take(20).collect();
     let b: Vec<Duration> = seeded.clone().take(20).collect();
     assert_eq!(a, b);
 
-    let template = Backoff::new().initial(secs(1)).jitter(Jitter::Full);
+    let template = Backoff::new()
+        .initial(secs(1))
+        .jitter(Jitter::Full)
+        .unwrap();
     let a: Vec<Duration> = template.clone().take(20).collect();
     let b: Vec<Duration> = template.clone().take(20).collect();
     assert_ne!(
@@ -155,7 +168,9 @@ fn sleep_waits_each_delay_on_virtual_time() {
     let mut b = Backoff::new()
         .initial(ms(100))
         .multiplier(2.0)
-        .jitter(Jitter::None);
+        .unwrap()
+        .jitter(Jitter::None)
+        .unwrap();
     let t0 = sylvan::time::now();
     for _ in 0..4 {
         b.sleep().unwrap();
@@ -166,7 +181,10 @@ fn sleep_waits_each_delay_on_virtual_time() {
 #[test]
 fn sleep_is_cancellable() {
     sylvan::time::pause();
-    let mut b = Backoff::new().initial(secs(60)).jitter(Jitter::None);
+    let mut b = Backoff::new()
+        .initial(secs(60))
+        .jitter(Jitter::None)
+        .unwrap();
     let t0 = sylvan::time::now();
     let r = sylvan::timeout(secs(1), || b.sleep());
     assert!(r.is_err());
@@ -182,16 +200,27 @@ fn sleep_is_cancellable() {
     assert_eq!(g.join().unwrap(), Err(sylvan::Cancelled::Killed));
 }
 
+/// The policy of the crate docs' `# Invalid settings`: an error naming
+/// the setting and the value, not a panic.
 #[test]
-#[should_panic(expected = "fraction in [0, 1]")]
-fn proportional_jitter_out_of_range_panics() {
-    let _ = Backoff::new().jitter(Jitter::Proportional(1.5));
+fn proportional_jitter_out_of_range_is_an_error() {
+    for f in [1.5, -0.1, f64::NAN] {
+        let e = Backoff::new().jitter(Jitter::Proportional(f)).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+        assert!(e.to_string().contains("Backoff::jitter"), "{e}");
+        assert!(e.to_string().contains("[0, 1]"), "{e}");
+    }
+    assert!(Backoff::new().jitter(Jitter::Proportional(1.0)).is_ok());
 }
 
 #[test]
-#[should_panic(expected = "multiplier must be")]
-fn multiplier_below_one_panics() {
-    let _ = Backoff::new().multiplier(0.5);
+fn multiplier_below_one_is_an_error() {
+    for m in [0.5, f64::NAN, f64::INFINITY] {
+        let e = Backoff::new().multiplier(m).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+        assert!(e.to_string().contains("Backoff::multiplier"), "{e}");
+    }
+    assert!(Backoff::new().multiplier(1.0).is_ok());
 }
 
 /// Standard deviation, in seconds.
@@ -211,7 +240,7 @@ fn std_dev(xs: &[Duration]) -> f64 {
 fn at_the_cap(jitter: Jitter, warmup: usize) -> Vec<Duration> {
     (0..1000)
         .map(|seed| {
-            let mut b = Backoff::new().jitter(jitter).seed(seed);
+            let mut b = Backoff::new().jitter(jitter).unwrap().seed(seed);
             for _ in 0..warmup {
                 b.next_delay();
             }
@@ -283,9 +312,9 @@ proptest! {
         let (initial, max) = (ms(initial_ms), ms(max_ms));
         let mut b = Backoff::new()
             .initial(initial)
-            .multiplier(multiplier)
+            .multiplier(multiplier).unwrap()
             .max(max)
-            .jitter(jitter)
+            .jitter(jitter).unwrap()
             .seed(seed);
         let bases = exponential(initial, multiplier, max, n);
         let mut previous = initial.min(max);
@@ -323,8 +352,8 @@ proptest! {
     /// The same seed gives the same delays.
     #[test]
     fn seeded_is_reproducible(seed in any::<u64>(), jitter in jitter_kind()) {
-        let a: Vec<Duration> = Backoff::new().jitter(jitter).seed(seed).take(30).collect();
-        let b: Vec<Duration> = Backoff::new().jitter(jitter).seed(seed).take(30).collect();
+        let a: Vec<Duration> = Backoff::new().jitter(jitter).unwrap().seed(seed).take(30).collect();
+        let b: Vec<Duration> = Backoff::new().jitter(jitter).unwrap().seed(seed).take(30).collect();
         prop_assert_eq!(a, b);
     }
 }

@@ -43,6 +43,7 @@ fn breaker(window: u32, minimum: u32, probes: u32) -> CircuitBreaker {
         .wait_in_open(secs(30))
         .half_open_calls(probes)
         .build()
+        .unwrap()
 }
 
 #[test]
@@ -290,7 +291,8 @@ fn slow_calls_are_counted_and_can_open_the_breaker() {
         .slow_call_duration(secs(1))
         .slow_call_rate_threshold(50.0)
         .failure_rate_threshold(100.0)
-        .build();
+        .build()
+        .unwrap();
     let slow_ok = || b.call(|| sylvan::sleep(secs(2)).map_err(|_| "cancelled"));
     let fast_ok = || b.call(|| sylvan::sleep(ms(500)).map_err(|_| "cancelled"));
     let slow_fail = || {
@@ -328,7 +330,8 @@ fn slow_probes_reopen_the_breaker() {
         .slow_call_duration(secs(1))
         .wait_in_open(secs(5))
         .half_open_calls(2)
-        .build();
+        .build()
+        .unwrap();
     let seen = record_transitions(&b);
     for _ in 0..2 {
         b.call(|| sylvan::sleep(secs(2)).map_err(|_| "cancelled"))
@@ -357,6 +360,7 @@ fn time_window_drops_old_calls() {
             .minimum_calls(3)
             .failure_rate_threshold(50.0)
             .build()
+            .unwrap()
     };
     let b = make();
     let _ = fail(&b);

@@ -62,7 +62,8 @@ impl Client {
             Backoff::new()
                 .initial(Duration::from_millis(10))
                 .max(Duration::from_millis(100))
-                .jitter(Jitter::Full),
+                .jitter(Jitter::Full)
+                .unwrap(),
         )
         .min_connect_timeout(Duration::from_millis(500))
         .first_reconnect_jitter(false)
@@ -70,6 +71,7 @@ impl Client {
         .build();
         let policy = Retry::new()
             .max_attempts(100)
+            .unwrap()
             .deadline(DEADLINE)
             .backoff(
                 Backoff::new()

@@ -45,7 +45,7 @@ fn counting_create(
 #[test]
 fn reuses_connections_and_never_exceeds_max_size() {
     let (create, made, _) = counting_create(0);
-    let pool = Pool::builder(create).max_size(3).build();
+    let pool = Pool::builder(create).max_size(3).build().unwrap();
     let a = pool.get().unwrap();
     let b = pool.get().unwrap();
     let c = pool.get().unwrap();
@@ -71,7 +71,7 @@ fn reuses_connections_and_never_exceeds_max_size() {
 #[test]
 fn a_failed_create_never_leaks_its_slot() {
     let (create, made, _) = counting_create(5);
-    let pool = Pool::builder(create).max_size(2).build();
+    let pool = Pool::builder(create).max_size(2).build().unwrap();
     for _ in 0..5 {
         assert!(matches!(pool.get(), Err(PoolError::Create(_))));
         assert_eq!(pool.state().size, 0, "the slot was freed");
@@ -96,7 +96,8 @@ fn a_failed_create_hands_its_slot_to_a_waiter() {
         Ok(n.get())
     })
     .max_size(1)
-    .build();
+    .build()
+    .unwrap();
     let held = pool.get().unwrap();
     let waiter = {
         let pool = pool.clone();
@@ -115,7 +116,7 @@ fn a_failed_create_hands_its_slot_to_a_waiter() {
 #[test]
 fn waiters_are_served_in_order() {
     let (create, _, _) = counting_create(0);
-    let pool = Pool::builder(create).max_size(1).build();
+    let pool = Pool::builder(create).max_size(1).build().unwrap();
     let held = pool.get().unwrap();
     let order = Rc::new(RefCell::new(Vec::new()));
     let waiters: Vec<_> = (0..5)
@@ -144,7 +145,8 @@ fn checkout_times_out() {
     let pool = Pool::builder(create)
         .max_size(1)
         .checkout_timeout(Duration::from_secs(2))
-        .build();
+        .build()
+        .unwrap();
     let _held = pool.get().unwrap();
     let t0 = sylvan::time::now();
     assert!(matches!(pool.get(), Err(PoolError::Timeout(_))));
@@ -155,7 +157,7 @@ fn checkout_times_out() {
 #[test]
 fn a_cancelled_waiter_loses_nothing() {
     let (create, made, _) = counting_create(0);
-    let pool = Pool::builder(create).max_size(1).build();
+    let pool = Pool::builder(create).max_size(1).build().unwrap();
     let held = pool.get().unwrap();
     let w = {
         let pool = pool.clone();
@@ -180,7 +182,8 @@ fn health_check_on_checkout_replaces_dead_connections() {
     let pool = Pool::builder(create)
         .max_size(2)
         .health_check(|c: &mut Conn| c.healthy.get())
-        .build();
+        .build()
+        .unwrap();
     drop(pool.get().unwrap());
     healthy.set(false);
     let h2 = healthy.clone();
@@ -201,7 +204,8 @@ fn health_check_on_checkout_replaces_dead_connections() {
         }
     })
     .health_check(|c: &mut (u32, Rc<Cell<bool>>)| !c.1.get())
-    .build();
+    .build()
+    .unwrap();
     let first = pool2.get().unwrap().0;
     bad_flag.set(true);
     // Every connection now fails the check... until a fresh one is made:
@@ -214,7 +218,7 @@ fn health_check_on_checkout_replaces_dead_connections() {
 #[test]
 fn broken_connections_are_discarded_on_return() {
     let (create, made, _) = counting_create(0);
-    let pool = Pool::builder(create).max_size(2).build();
+    let pool = Pool::builder(create).max_size(2).build().unwrap();
     let mut c = pool.get().unwrap();
     c.mark_broken();
     drop(c);
@@ -225,7 +229,8 @@ fn broken_connections_are_discarded_on_return() {
     let (create, _, healthy) = counting_create(0);
     let pool = Pool::builder(create)
         .is_broken(|c: &mut Conn| !c.healthy.get())
-        .build();
+        .build()
+        .unwrap();
     let c = pool.get().unwrap();
     healthy.set(false);
     drop(c);
@@ -239,7 +244,8 @@ fn idle_timeout_and_max_lifetime() {
     let pool = Pool::builder(create)
         .idle_timeout(Some(Duration::from_secs(60)))
         .max_lifetime(Some(Duration::from_secs(300)))
-        .build();
+        .build()
+        .unwrap();
     drop(pool.get().unwrap());
     sylvan::time::advance(Duration::from_secs(61));
     assert_eq!(
@@ -268,7 +274,11 @@ fn idle_timeout_and_max_lifetime() {
 fn min_idle_is_kept_ready() {
     sylvan::time::pause();
     let (create, made, _) = counting_create(0);
-    let pool = Pool::builder(create).min_idle(2).max_size(4).build();
+    let pool = Pool::builder(create)
+        .min_idle(2)
+        .max_size(4)
+        .build()
+        .unwrap();
     sylvan::time::advance(Duration::from_secs(1));
     assert_eq!(pool.state().idle, 2);
     assert_eq!(made.get(), 2);
@@ -299,7 +309,8 @@ fn a_panicking_create_never_leaks_its_slot() {
     })
     .max_size(1)
     .checkout_timeout(Duration::from_secs(1))
-    .build();
+    .build()
+    .unwrap();
     let p = pool.clone();
     assert_eq!(panics_with(move || p.get().map(|_| ())), "create blew up");
     assert_eq!(pool.state().size, 0, "the slot was given back");
@@ -323,7 +334,8 @@ fn a_panicking_health_check_never_leaks_its_slot() {
             }
             true
         })
-        .build();
+        .build()
+        .unwrap();
     drop(pool.get().unwrap()); // one idle connection
     check_panics.set(true);
     let p = pool.clone();
@@ -351,7 +363,8 @@ fn a_panicking_return_check_never_leaks_its_slot() {
             }
             false
         })
-        .build();
+        .build()
+        .unwrap();
     let p = pool.clone();
     assert_eq!(
         panics_with(move || drop(p.get().unwrap())),
@@ -380,7 +393,8 @@ fn a_panicking_create_hands_its_slot_to_a_waiter() {
     })
     .max_size(1)
     .checkout_timeout(Duration::from_secs(3600))
-    .build();
+    .build()
+    .unwrap();
     let p = pool.clone();
     let creator = sylvan::spawn(move || p.get().map(|_| ()));
     sylvan::yield_now(); // creating, holding the only slot
@@ -404,7 +418,8 @@ fn a_checkout_killed_during_create_never_leaks_its_slot() {
         Ok(1)
     })
     .max_size(1)
-    .build();
+    .build()
+    .unwrap();
     let p = pool.clone();
     let creator = sylvan::spawn(move || p.get().map(|_| ()));
     sylvan::yield_now(); // creating, holding the only slot

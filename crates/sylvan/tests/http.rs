@@ -12,7 +12,7 @@ use http_util::{Client, roundtrip};
 use sylvan::http::{Body, Response, Server};
 use sylvan::sync::Queue;
 
-fn echo_server(server: Server) -> sylvan::http::ServerHandle {
+fn echo_server(server: Server) -> sylvan::http::RunningServer {
     server.serve(|mut req| {
         let mut body = Vec::new();
         if let Err(e) = req.read_to_end(&mut body) {
@@ -28,7 +28,7 @@ fn echo_server(server: Server) -> sylvan::http::ServerHandle {
     })
 }
 
-fn start() -> sylvan::http::ServerHandle {
+fn start() -> sylvan::http::RunningServer {
     echo_server(Server::bind("127.0.0.1:0").unwrap())
 }
 
@@ -304,6 +304,7 @@ fn limits_give_the_right_status_and_close() {
             .max_request_line(64)
             .unwrap()
             .max_headers(2)
+            .unwrap()
             .max_header_size(100)
             .unwrap(),
     );
@@ -368,7 +369,8 @@ fn header_timeout_gives_408_on_virtual_time() {
     let server = start_with(
         Server::bind("127.0.0.1:0")
             .unwrap()
-            .header_timeout(Duration::from_secs(10)),
+            .header_timeout(Duration::from_secs(10))
+            .unwrap(),
     );
     let mut c = Client::connect(server.local_addr());
     let t0 = sylvan::time::now();
@@ -384,7 +386,7 @@ fn header_timeout_gives_408_on_virtual_time() {
     sylvan::time::resume();
 }
 
-fn start_with(server: Server) -> sylvan::http::ServerHandle {
+fn start_with(server: Server) -> sylvan::http::RunningServer {
     echo_server(server)
 }
 
@@ -394,7 +396,8 @@ fn slow_but_steady_header_still_times_out() {
     let server = start_with(
         Server::bind("127.0.0.1:0")
             .unwrap()
-            .header_timeout(Duration::from_secs(5)),
+            .header_timeout(Duration::from_secs(5))
+            .unwrap(),
     );
     let mut c = Client::connect(server.local_addr());
     let t0 = sylvan::time::now();
@@ -424,7 +427,9 @@ fn idle_keep_alive_connection_closes_silently() {
         Server::bind("127.0.0.1:0")
             .unwrap()
             .keep_alive_timeout(Duration::from_secs(30))
-            .header_timeout(Duration::from_secs(5)),
+            .unwrap()
+            .header_timeout(Duration::from_secs(5))
+            .unwrap(),
     );
     let mut c = Client::connect(server.local_addr());
     c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -570,6 +575,7 @@ fn max_connections_queues_in_the_backlog() {
     let server = Server::bind("127.0.0.1:0")
         .unwrap()
         .max_connections(2)
+        .unwrap()
         .serve(move |_| {
             ih.set(ih.get() + 1);
             let _ = g2.get();
@@ -683,8 +689,10 @@ fn the_largest_size_settings_serve_requests() {
                 .max_header_size(1 << 30)
                 .unwrap()
                 .max_headers(max_headers)
+                .unwrap()
                 .max_body_size(u64::MAX)
-                .max_connections(usize::MAX),
+                .max_connections(usize::MAX)
+                .unwrap(),
         );
         let fields: String = (0..300).map(|i| format!("X-{i}: {i}\r\n")).collect();
         let mut c = Client::connect(server.local_addr());
@@ -707,7 +715,9 @@ fn the_longest_timeouts_serve_requests() {
         Server::bind("127.0.0.1:0")
             .unwrap()
             .header_timeout(Duration::MAX)
+            .unwrap()
             .keep_alive_timeout(Duration::MAX)
+            .unwrap()
             .io_timeout(Some(Duration::MAX))
             .linger(Duration::MAX),
     );

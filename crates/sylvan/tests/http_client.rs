@@ -12,7 +12,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use sylvan::Cancelled;
-use sylvan::http::{Body, Client, Response, Server, ServerHandle};
+use sylvan::http::{Body, Client, Response, RunningServer, Server};
 use sylvan::net::TcpStream;
 use sylvan::sync::Queue;
 
@@ -24,7 +24,7 @@ fn checksum(data: &[u8]) -> u64 {
 const BIG: u64 = 20 << 20;
 
 /// The test application: echoes requests, redirects, streams.
-fn app(other: Option<SocketAddr>) -> ServerHandle {
+fn app(other: Option<SocketAddr>) -> RunningServer {
     Server::bind("127.0.0.1:0")
         .unwrap()
         .max_body_size(64 << 20)
@@ -65,7 +65,7 @@ fn app(other: Option<SocketAddr>) -> ServerHandle {
         })
 }
 
-fn url(s: &ServerHandle, path: &str) -> String {
+fn url(s: &RunningServer, path: &str) -> String {
     format!("http://{}{path}", s.local_addr())
 }
 
@@ -241,7 +241,9 @@ fn idle_timeout_and_lifetime_on_virtual_time() {
     let s = Server::bind("127.0.0.1:0")
         .unwrap()
         .keep_alive_timeout(Duration::from_secs(3600))
+        .unwrap()
         .header_timeout(Duration::from_secs(3600))
+        .unwrap()
         .serve(|_| Response::text("ok"));
     let c = Client::builder()
         .idle_timeout(Some(Duration::from_secs(90)))

@@ -256,6 +256,7 @@ fn a_circuit_breaker_per_host() {
                 .wait_in_open(Duration::from_secs(10))
                 .half_open_calls(1)
                 .build()
+                .unwrap()
         })
         .build();
     let bad = format!("http://{}/", failing.local_addr());
@@ -329,7 +330,7 @@ fn no_proxy_hosts_bypass_the_proxy() {
 
 // --- Through ChaosProxy ----------------------------------------------------
 
-fn chaos_backend() -> sylvan::http::ServerHandle {
+fn chaos_backend() -> sylvan::http::RunningServer {
     Server::bind("127.0.0.1:0").unwrap().serve(|mut req| {
         let mut body = Vec::new();
         let _ = req.read_to_end(&mut body);
@@ -836,11 +837,12 @@ fn a_retry_policy_retries_what_is_safe_to_send_again() {
             });
         }
     });
-    let budget = RetryBudget::token_bucket(100, 0.1);
+    let budget = RetryBudget::token_bucket(100, 0.1).unwrap();
     let c = Client::builder()
         .retry(
             Retry::new()
                 .max_attempts(3)
+                .unwrap()
                 .retry_if(is_transient)
                 .backoff(Backoff::new().initial(Duration::from_millis(1)))
                 .budget(budget.clone()),

@@ -9,11 +9,11 @@ use std::io::Read;
 use std::process::Command;
 
 use http_util::{run, stderr, stdout};
-use sylvan::http::{Response, Server, ServerHandle};
+use sylvan::http::{Response, RunningServer, Server};
 
 /// Echoes facts about each request: method, path, body length and a
 /// checksum, and whether it was chunked.
-fn start() -> ServerHandle {
+fn start() -> RunningServer {
     Server::bind("127.0.0.1:0")
         .unwrap()
         .max_body_size(64 << 20)

@@ -40,7 +40,9 @@ fn slowloris_does_not_starve_normal_clients() {
     let server = Server::bind("127.0.0.1:0")
         .unwrap()
         .max_connections(SLOW + 100)
+        .unwrap()
         .header_timeout(header_timeout)
+        .unwrap()
         .linger(Duration::from_millis(10))
         .serve(|req| Response::text(format!("hello {}", req.path())));
     let addr = server.local_addr();

@@ -13,11 +13,11 @@ use std::process::Command;
 use std::time::Duration;
 
 use http_util::{run, stderr, stdout};
-use sylvan::http::{Response, Server, ServerHandle};
+use sylvan::http::{Response, RunningServer, Server};
 use sylvan::net::tls::TlsConnector;
 use tls_util::Pki;
 
-fn https_server(pki: &Pki, tweak: impl FnOnce(Server) -> Server) -> ServerHandle {
+fn https_server(pki: &Pki, tweak: impl FnOnce(Server) -> Server) -> RunningServer {
     let server = Server::bind("127.0.0.1:0")
         .unwrap()
         .tls_pem(pki.chain_pem.as_bytes(), pki.key_pem.as_bytes())
@@ -35,7 +35,7 @@ fn https_server(pki: &Pki, tweak: impl FnOnce(Server) -> Server) -> ServerHandle
     })
 }
 
-fn curl(pki: &Pki, server: &ServerHandle, name: &str, extra: &[&str]) -> std::process::Output {
+fn curl(pki: &Pki, server: &RunningServer, name: &str, extra: &[&str]) -> std::process::Output {
     util::require(util::have_program("curl"), "curl", "apt-get install curl");
     let port = server.local_addr().port();
     let ca = pki.ca_file(name);
@@ -142,7 +142,7 @@ fn curl_rejects_a_certificate_from_another_ca() {
 fn a_silent_client_is_dropped_at_the_handshake_timeout() {
     let pki = Pki::new();
     let server = https_server(&pki, |s| {
-        s.tls_handshake_timeout(Duration::from_millis(200))
+        s.tls_handshake_timeout(Duration::from_millis(200)).unwrap()
     });
     // Says nothing at all.
     let mut silent = sylvan::connect(server.local_addr()).unwrap();
@@ -204,7 +204,7 @@ fn a_garbage_handshake_is_closed_and_the_server_goes_on() {
 /// A TLS client connection made with sylvan's own connector.
 fn tls_client(
     pki: &Pki,
-    server: &ServerHandle,
+    server: &RunningServer,
 ) -> sylvan::net::tls::TlsStream<sylvan::net::tls::rustls::ClientConnection> {
     let tcp = sylvan::connect(server.local_addr()).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -224,6 +224,7 @@ fn header_timeout_and_limits_apply_over_tls() {
     let pki = Pki::new();
     let server = https_server(&pki, |s| {
         s.header_timeout(Duration::from_millis(200))
+            .unwrap()
             .max_body_size(10)
             .max_request_line(64)
             .unwrap()
@@ -250,7 +251,9 @@ fn header_timeout_and_limits_apply_over_tls() {
 #[test]
 fn keep_alive_timeout_closes_an_idle_tls_connection_with_close_notify() {
     let pki = Pki::new();
-    let server = https_server(&pki, |s| s.keep_alive_timeout(Duration::from_millis(100)));
+    let server = https_server(&pki, |s| {
+        s.keep_alive_timeout(Duration::from_millis(100)).unwrap()
+    });
     let mut c = tls_client(&pki, &server);
     c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     // read_to_end returns Ok only after a clean close_notify; without one

@@ -321,7 +321,8 @@ fn reconnecting_with_heartbeat_survives_a_partition_without_losing_or_replaying(
         Backoff::new()
             .initial(Duration::from_millis(100))
             .max(Duration::from_millis(300))
-            .jitter(Jitter::None),
+            .jitter(Jitter::None)
+            .expect("valid backoff"),
     )
     .first_reconnect_jitter(false)
     .build();
@@ -476,7 +477,8 @@ fn http_servers_behind_jitter() {
         let server = Server::bind("127.0.0.1:0")
             .unwrap()
             .header_timeout(header)
-            .keep_alive_timeout(keep_alive);
+            .and_then(|s| s.keep_alive_timeout(keep_alive))
+            .expect("valid timeouts");
         let upstream = server.local_addr().unwrap();
         let h = server.serve(|req| Response::text(req.path().trim_start_matches('/').to_string()));
         let proxy = ChaosProxy::start(SocketAddr::new(ip, port), upstream).unwrap();

@@ -59,7 +59,7 @@ fn states_follow_grpc_transitions() {
     sylvan::time::pause();
     let server = FakeServer::default();
     let r = Reconnecting::builder(server.connector())
-        .backoff(Backoff::new().jitter(Jitter::None))
+        .backoff(Backoff::new().jitter(Jitter::None).unwrap())
         .build();
     let mut w = r.watch();
     assert_eq!(r.state(), ConnState::Idle);
@@ -138,7 +138,7 @@ fn backoff_is_not_reset_by_a_connection_that_dies_at_once() {
     sylvan::time::pause();
     let server = FakeServer::default();
     let r = Reconnecting::builder(server.connector())
-        .backoff(Backoff::new().jitter(Jitter::None))
+        .backoff(Backoff::new().jitter(Jitter::None).unwrap())
         .healthy_after(Duration::from_secs(5))
         .wait_for_ready(true)
         .build();
@@ -161,7 +161,7 @@ fn backoff_resets_after_a_healthy_connection() {
     sylvan::time::pause();
     let server = FakeServer::default();
     let r = Reconnecting::builder(server.connector())
-        .backoff(Backoff::new().jitter(Jitter::None))
+        .backoff(Backoff::new().jitter(Jitter::None).unwrap())
         .healthy_after(Duration::from_secs(5))
         .first_reconnect_jitter(false)
         .wait_for_ready(true)
@@ -274,7 +274,8 @@ fn on_connect_restores_subscriptions_after_reconnect() {
         .backoff(
             Backoff::new()
                 .initial(Duration::from_millis(1))
-                .jitter(Jitter::None),
+                .jitter(Jitter::None)
+                .unwrap(),
         )
         .first_reconnect_jitter(false)
         .wait_for_ready(true)
@@ -343,7 +344,8 @@ fn dns_is_resolved_again_on_every_attempt() {
         .backoff(
             Backoff::new()
                 .initial(Duration::from_millis(1))
-                .jitter(Jitter::None),
+                .jitter(Jitter::None)
+                .unwrap(),
         )
         .first_reconnect_jitter(false)
         .wait_for_ready(true)
@@ -418,7 +420,7 @@ fn a_panicking_op_breaks_the_connection_and_later_calls_reconnect() {
     sylvan::time::pause();
     let server = FakeServer::default();
     let r = Reconnecting::builder(server.connector())
-        .backoff(Backoff::new().jitter(Jitter::None))
+        .backoff(Backoff::new().jitter(Jitter::None).unwrap())
         .first_reconnect_jitter(false)
         .wait_for_ready(true)
         .build();
@@ -530,7 +532,9 @@ fn every_attempt_gets_at_least_the_current_backoff() {
         Backoff::new()
             .initial(Duration::from_secs(5))
             .multiplier(2.0)
-            .jitter(Jitter::None),
+            .unwrap()
+            .jitter(Jitter::None)
+            .unwrap(),
     )
     .min_connect_timeout(Duration::from_secs(1))
     .eager(true)
@@ -559,7 +563,7 @@ fn a_panicking_connect_is_a_failed_attempt_not_a_dead_reconnector() {
         }
         Ok(FakeConn)
     })
-    .backoff(Backoff::new().jitter(Jitter::None))
+    .backoff(Backoff::new().jitter(Jitter::None).unwrap())
     .build();
     let out = sylvan::timeout(Duration::from_secs(3600), || r.call(|_| Ok(())));
     match out.expect("the fail-fast call is answered") {

@@ -114,6 +114,7 @@ fn backoff() -> Backoff {
         .initial(Duration::from_millis(20))
         .max(Duration::from_millis(200))
         .jitter(Jitter::Full)
+        .unwrap()
 }
 
 #[test]
@@ -134,6 +135,7 @@ fn acknowledged_writes_and_resubscribed_messages_survive_kill_and_restart() {
         sylvan::spawn(move || {
             let policy = Retry::<io::Error>::new()
                 .max_attempts(50)
+                .unwrap()
                 .deadline(Duration::from_secs(20))
                 .backoff(backoff())
                 .idempotent(true);

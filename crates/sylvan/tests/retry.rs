@@ -29,7 +29,9 @@ fn fixed(delay: Duration) -> Backoff {
     Backoff::new()
         .initial(delay)
         .multiplier(1.0)
+        .unwrap()
         .jitter(Jitter::None)
+        .unwrap()
 }
 
 #[test]
@@ -37,11 +39,13 @@ fn stops_after_max_attempts() {
     sylvan::time::pause();
     let t0 = sylvan::time::now();
     let calls = Cell::new(0);
-    let policy = Retry::new().max_attempts(5).backoff(
+    let policy = Retry::new().max_attempts(5).unwrap().backoff(
         Backoff::new()
             .initial(ms(100))
             .multiplier(2.0)
-            .jitter(Jitter::None),
+            .unwrap()
+            .jitter(Jitter::None)
+            .unwrap(),
     );
     let r: Result<(), _> = policy.run(|a| {
         calls.set(calls.get() + 1);
@@ -61,9 +65,10 @@ fn stops_after_max_attempts() {
 #[test]
 fn succeeds_on_a_later_attempt() {
     sylvan::time::pause();
-    let budget = RetryBudget::new(10, 0.5);
+    let budget = RetryBudget::new(10, 0.5).unwrap();
     let policy = Retry::new()
         .max_attempts(3)
+        .unwrap()
         .backoff(fixed(ms(10)))
         .budget(budget.clone());
     let v = retry(&policy, |a| {
@@ -81,7 +86,7 @@ fn succeeds_on_a_later_attempt() {
 #[test]
 fn max_attempts_one_means_no_retry() {
     let calls = Cell::new(0);
-    let r: Result<(), _> = Retry::new().max_attempts(1).run(|_| {
+    let r: Result<(), _> = Retry::new().max_attempts(1).unwrap().run(|_| {
         calls.set(calls.get() + 1);
         Err(refused())
     });
@@ -97,6 +102,7 @@ fn overall_deadline_is_respected() {
     let starts = RefCell::new(Vec::new());
     let policy = Retry::new()
         .max_attempts(u32::MAX)
+        .unwrap()
         .deadline(deadline)
         .backoff(fixed(ms(150)));
     let r = policy.run(|a| -> io::Result<()> {
@@ -131,6 +137,7 @@ fn no_attempt_starts_when_the_next_delay_ends_past_the_deadline() {
     let calls = Cell::new(0);
     let r: Result<(), _> = Retry::new()
         .max_attempts(10)
+        .unwrap()
         .deadline(secs(3))
         .backoff(fixed(secs(2)))
         .run(|_| {
@@ -168,6 +175,7 @@ fn an_outer_deadline_is_cancellation_not_the_policy_deadline() {
     sylvan::time::pause();
     let policy = Retry::new()
         .max_attempts(u32::MAX)
+        .unwrap()
         .deadline(secs(10))
         .backoff(fixed(ms(100)));
     let reason = Cell::new(None);
@@ -186,6 +194,7 @@ fn an_outer_deadline_is_cancellation_not_the_policy_deadline() {
     let outer = sylvan::timeout(secs(10), || {
         let r: Result<(), _> = Retry::new()
             .max_attempts(u32::MAX)
+            .unwrap()
             .deadline(secs(1))
             .backoff(fixed(ms(100)))
             .run(|_| -> io::Result<()> {
@@ -201,10 +210,11 @@ fn an_outer_deadline_is_cancellation_not_the_policy_deadline() {
 fn non_retryable_error_stops_at_once() {
     sylvan::time::pause();
     let t0 = sylvan::time::now();
-    let budget = RetryBudget::new(10, 0.1);
+    let budget = RetryBudget::new(10, 0.1).unwrap();
     let calls = Cell::new(0);
     let r: Result<(), _> = Retry::new()
         .max_attempts(10)
+        .unwrap()
         .retry_if(is_transient)
         .budget(budget.clone())
         .run(|_| {
@@ -225,6 +235,7 @@ fn predicate_sees_each_error() {
     let answers = RefCell::new(vec!["fatal", "busy", "busy"]);
     let r: Result<(), _> = Retry::new()
         .max_attempts(10)
+        .unwrap()
         .backoff(fixed(ms(1)))
         .retry_if(|e: &&str| *e == "busy")
         .run(|_| Err(answers.borrow_mut().pop().unwrap()));
@@ -239,7 +250,7 @@ fn predicate_sees_each_error() {
 fn non_idempotent_request_is_not_replayed_after_it_was_sent() {
     sylvan::time::pause();
     let sent = Cell::new(0);
-    let r: Result<(), _> = Retry::new().max_attempts(5).run(|a| {
+    let r: Result<(), _> = Retry::new().max_attempts(5).unwrap().run(|a| {
         a.mark_sent();
         sent.set(sent.get() + 1);
         Err(io::Error::from(io::ErrorKind::ConnectionReset))
@@ -256,6 +267,7 @@ fn connect_failures_are_retried_even_when_not_idempotent() {
     let sent = Cell::new(0);
     let v = Retry::new()
         .max_attempts(5)
+        .unwrap()
         .idempotent(false)
         .backoff(fixed(ms(10)))
         .run(|a| {
@@ -275,6 +287,7 @@ fn connect_failures_are_retried_even_when_not_idempotent() {
     let attempts = Cell::new(0);
     let r: Result<(), _> = Retry::new()
         .max_attempts(5)
+        .unwrap()
         .backoff(fixed(ms(10)))
         .run(|a| {
             attempts.set(attempts.get() + 1);
@@ -295,6 +308,7 @@ fn idempotent_request_is_replayed() {
     let v = Retry::new()
         .idempotent(true)
         .max_attempts(3)
+        .unwrap()
         .backoff(fixed(ms(10)))
         .run(|a| {
             a.mark_sent();
@@ -313,11 +327,12 @@ fn idempotent_request_is_replayed() {
 fn storm(budget: Option<RetryBudget>, max_attempts: u32) -> (u32, Vec<StopReason>) {
     sylvan::time::pause();
     let attempts = Rc::new(Cell::new(0u32));
-    let mut policy = Retry::new().max_attempts(max_attempts).backoff(
+    let mut policy = Retry::new().max_attempts(max_attempts).unwrap().backoff(
         Backoff::new()
             .initial(ms(100))
             .max(secs(5))
             .jitter(Jitter::Full)
+            .unwrap()
             .seed(42),
     );
     if let Some(b) = budget {
@@ -352,7 +367,7 @@ fn budget_stops_a_retry_storm() {
     // attempt, and a retry follows a failure only while more than 5 tokens
     // remain after it: at 9, 8, 7 and 6 tokens, so ceil(10/2) - 1 = 4
     // retries in all, whatever the interleaving.
-    let budget = RetryBudget::new(10, 0.1);
+    let budget = RetryBudget::new(10, 0.1).unwrap();
     let (attempts, reasons) = storm(Some(budget.clone()), 10);
     assert_eq!(attempts, 100 + 4);
     assert_eq!(budget.tokens(), 0.0);
@@ -364,14 +379,14 @@ fn budget_stops_a_retry_storm() {
     assert_eq!(exhausted, 100, "{reasons:?}");
 
     // An odd bucket: threshold 5.5, retries at 10, 9, 8, 7 and 6 tokens.
-    let budget = RetryBudget::new(11, 0.1);
+    let budget = RetryBudget::new(11, 0.1).unwrap();
     let (attempts, _) = storm(Some(budget), 10);
     assert_eq!(attempts, 100 + 5);
 }
 
 #[test]
 fn budget_refills_with_successes() {
-    let budget = RetryBudget::new(10, 0.5);
+    let budget = RetryBudget::new(10, 0.5).unwrap();
     for _ in 0..5 {
         budget.record_failure();
     }
@@ -395,7 +410,7 @@ fn budget_is_shared_by_clones_and_across_threads() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<RetryBudget>();
     assert_send_sync::<Retry<io::Error>>();
-    let budget = RetryBudget::new(1000, 1.0);
+    let budget = RetryBudget::new(1000, 1.0).unwrap();
     let threads: Vec<_> = (0..4)
         .map(|_| {
             let b = budget.clone();
@@ -421,6 +436,7 @@ fn killing_the_caller_stops_retrying_during_a_delay() {
     let g = sylvan::spawn(move || {
         Retry::new()
             .max_attempts(u32::MAX)
+            .unwrap()
             .backoff(fixed(secs(10)))
             .run(|_| -> io::Result<()> {
                 a.set(a.get() + 1);
@@ -449,6 +465,7 @@ fn killing_the_caller_stops_retrying_during_an_attempt() {
     let g = sylvan::spawn(move || {
         Retry::new()
             .max_attempts(u32::MAX)
+            .unwrap()
             .idempotent(true)
             .backoff(fixed(ms(1)))
             .run(|_| -> io::Result<()> {
@@ -473,6 +490,7 @@ fn a_timeout_around_the_caller_stops_retrying() {
     let r = sylvan::timeout(ms(2500), || {
         Retry::new()
             .max_attempts(u32::MAX)
+            .unwrap()
             .backoff(fixed(secs(1)))
             .run(|_| -> io::Result<()> {
                 attempts.set(attempts.get() + 1);
@@ -491,7 +509,7 @@ fn pleasant_with_the_question_mark() {
         let v = policy.run(|_| Err(refused()))?;
         Ok(v)
     }
-    let e = fetch(&Retry::new().max_attempts(2).backoff(fixed(ms(1)))).unwrap_err();
+    let e = fetch(&Retry::new().max_attempts(2).unwrap().backoff(fixed(ms(1)))).unwrap_err();
     assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused);
     assert!(e.to_string().contains("gave up after 2 attempts"), "{e}");
     let inner = e.get_ref().unwrap().downcast_ref::<RetryError<io::Error>>();
@@ -507,6 +525,7 @@ fn pleasant_with_the_question_mark() {
     fn parse() -> Result<u8, std::num::ParseIntError> {
         Retry::new()
             .max_attempts(2)
+            .unwrap()
             .backoff(fixed(ms(1)))
             .run(|_| "x".parse::<u8>())
             .map_err(RetryError::into_inner)
@@ -517,11 +536,13 @@ fn pleasant_with_the_question_mark() {
 #[test]
 fn each_run_starts_its_own_backoff() {
     sylvan::time::pause();
-    let policy = Retry::new().max_attempts(3).backoff(
+    let policy = Retry::new().max_attempts(3).unwrap().backoff(
         Backoff::new()
             .initial(secs(1))
             .multiplier(2.0)
-            .jitter(Jitter::None),
+            .unwrap()
+            .jitter(Jitter::None)
+            .unwrap(),
     );
     for _ in 0..3 {
         let t0: Instant = sylvan::time::now();
@@ -536,7 +557,7 @@ fn each_run_starts_its_own_backoff() {
 #[test]
 fn token_bucket_budget_is_not_refilled_by_time() {
     sylvan::time::pause();
-    let budget = RetryBudget::token_bucket(10, 0.1);
+    let budget = RetryBudget::token_bucket(10, 0.1).unwrap();
     while budget.record_failure() {}
     sylvan::time::advance(secs(3600));
     assert!(!budget.can_retry());
@@ -550,7 +571,7 @@ fn token_bucket_budget_is_not_refilled_by_time() {
 fn finagle_budget_is_restored_by_time_alone() {
     sylvan::time::pause();
     // Reserve: 1 retry/s over 10 s = 10 retries; no requests yet.
-    let budget = RetryBudget::finagle(secs(10), 1, 0.2);
+    let budget = RetryBudget::finagle(secs(10), 1, 0.2).unwrap();
     assert_eq!(budget.tokens(), 10.0);
     let mut allowed = 0;
     while budget.record_failure() {
@@ -572,7 +593,7 @@ fn finagle_budget_is_restored_by_time_alone() {
 fn finagle_budget_lets_a_percentage_of_requests_retry() {
     sylvan::time::pause();
     // No reserve: only 20 % of the requests of the last 10 s may retry.
-    let budget = RetryBudget::finagle(secs(10), 0, 0.2);
+    let budget = RetryBudget::finagle(secs(10), 0, 0.2).unwrap();
     assert!(!budget.can_retry());
     for _ in 0..10 {
         budget.record_request();
@@ -594,13 +615,15 @@ fn finagle_budget_lets_a_percentage_of_requests_retry() {
 #[test]
 fn retry_with_a_finagle_budget_recovers_after_the_ttl() {
     sylvan::time::pause();
-    let budget = RetryBudget::finagle(secs(10), 1, 0.1); // 10 in reserve
+    let budget = RetryBudget::finagle(secs(10), 1, 0.1).unwrap(); // 10 in reserve
     let policy = Retry::new()
         .max_attempts(100)
+        .unwrap()
         .backoff(
             Backoff::new()
                 .initial(ms(1))
                 .jitter(Jitter::None)
+                .unwrap()
                 .max(ms(1)),
         )
         .budget(budget.clone());

@@ -114,7 +114,7 @@ assert_value!(sylvan::net::tls::TlsStream<sylvan::net::tls::rustls::ServerConnec
 // --- Hub-bound: HTTP server and WebSocket --------------------------------
 
 assert_value!(sylvan::http::Server: !Send & !Sync);
-assert_value!(sylvan::http::ServerHandle: !Send & !Sync);
+assert_value!(sylvan::http::RunningServer: !Send & !Sync);
 assert_value!(sylvan::http::Request: !Send & !Sync);
 assert_value!(sylvan::http::RequestBody: !Send & !Sync);
 assert_value!(sylvan::http::Response: !Send & !Sync);

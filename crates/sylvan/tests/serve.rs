@@ -116,6 +116,7 @@ fn concurrency_is_bounded_and_extra_connections_wait_in_the_backlog() {
     let r = release.clone();
     let server = ServeOptions::new()
         .max_connections(2)
+        .unwrap()
         .serve(l, move |mut conn, _| {
             r.wait()?;
             conn.write_all(b"served")

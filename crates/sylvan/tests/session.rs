@@ -32,6 +32,7 @@ fn setup(timeout: Duration) -> Setup {
     .backoff(
         Backoff::new()
             .jitter(Jitter::None)
+            .unwrap()
             .max(Duration::from_secs(2)),
     )
     .first_reconnect_jitter(false)
@@ -125,7 +126,7 @@ fn a_slow_listener_does_not_stall_reconnection() {
             Ok(Conn)
         }
     })
-    .backoff(Backoff::new().jitter(Jitter::None))
+    .backoff(Backoff::new().jitter(Jitter::None).unwrap())
     .first_reconnect_jitter(false)
     .wait_for_ready(true)
     .build();

@@ -13,11 +13,11 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use http_util::{Client, run, stderr, stdout};
-use sylvan::http::{Server, ServerHandle};
+use sylvan::http::{RunningServer, Server};
 use sylvan::sync::Queue;
 use sylvan::websocket::{self, CloseCode, Error, Message, Options};
 
-fn echo_server(opts: Options) -> ServerHandle {
+fn echo_server(opts: Options) -> RunningServer {
     Server::bind("127.0.0.1:0").unwrap().serve(move |req| {
         opts.accept(&req, |ws| {
             while let Ok(m) = ws.recv() {

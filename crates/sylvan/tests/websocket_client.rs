@@ -10,11 +10,11 @@ mod util;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::time::Duration;
 
-use sylvan::http::{Response, Server, ServerHandle};
+use sylvan::http::{Response, RunningServer, Server};
 use sylvan::sync::Queue;
 use sylvan::websocket::{self, ClientBuilder, CloseCode, Error, Message, Options};
 
-fn echo_server(opts: Options) -> ServerHandle {
+fn echo_server(opts: Options) -> RunningServer {
     Server::bind("127.0.0.1:0").unwrap().serve(move |req| {
         opts.accept(&req, |ws| {
             while let Ok(m) = ws.recv() {
@@ -56,7 +56,7 @@ fn a_refused_upgrade_is_a_handshake_error_naming_the_status() {
 }
 
 /// A server whose session never reads: no pongs, no close reply.
-fn deaf_server() -> (ServerHandle, Queue<()>) {
+fn deaf_server() -> (RunningServer, Queue<()>) {
     let release: Queue<()> = Queue::unbounded();
     let r = release.clone();
     let server = Server::bind("127.0.0.1:0").unwrap().serve(move |req| {
@@ -136,7 +136,7 @@ fn an_oversized_message_is_refused_with_1009() {
 /// A raw server: answers the upgrade (computing the accept key with the
 /// library's own server code), then runs `then` on the raw upgraded
 /// connection.
-fn raw_server(then: impl Fn(&mut sylvan::http::Upgraded) + 'static) -> ServerHandle {
+fn raw_server(then: impl Fn(&mut sylvan::http::Upgraded) + 'static) -> RunningServer {
     let then = std::rc::Rc::new(then);
     Server::bind("127.0.0.1:0").unwrap().serve(move |req| {
         let key = req.header("sec-websocket-key").unwrap_or("").to_string();

@@ -87,55 +87,117 @@ pub struct Common {
     pub plot: Option<PathBuf>,
 }
 
+/// The flags of `sylvan bench`, validated; see [`Args`] for each.
+#[derive(Debug)]
+pub struct Settings {
+    /// `echo` or `http`.
+    pub mode: &'static str,
+    /// The target as given (ADDR or URL).
+    pub target: String,
+    /// `--size`, for echo.
+    pub size: Option<usize>,
+    /// The load: workload, connections, threads, duration, rate, timeout.
+    pub plan: Plan,
+    /// `--json`.
+    pub json: Option<PathBuf>,
+    /// `--plot`.
+    pub plot: Option<PathBuf>,
+}
+
+/// Largest echo payload (`--size`).
+pub const MAX_SIZE: usize = 16 << 20;
+/// Most connections (`-c`).
+pub const MAX_CONNECTIONS: usize = 1_000_000;
+/// Most hubs (`--threads`).
+pub const MAX_THREADS: usize = 1024;
+
+impl Settings {
+    /// Checks the flags; a bad one is a one-line usage error (exit 2).
+    pub fn from_args(args: &Args) -> anyhow::Result<Settings> {
+        let (mode, target, size, workload, common) = match &args.target {
+            Target::Echo { addr, size, common } => {
+                crate::proxy::command::check_host_port("ADDR", addr).map_err(usage)?;
+                if *size == 0 || *size > MAX_SIZE {
+                    return Err(usage(format!(
+                        "--size must be between 1 and {MAX_SIZE} bytes"
+                    )));
+                }
+                let payload = (0..*size).map(|i| b'a' + (i % 26) as u8).collect();
+                let w = Workload::Echo {
+                    addr: addr.clone(),
+                    payload,
+                };
+                ("echo", addr.clone(), Some(*size), w, common)
+            }
+            Target::Http { url, common } => {
+                let u = http::Url::parse(url).map_err(usage)?;
+                ("http", url.clone(), None, Workload::Http(u), common)
+            }
+        };
+        if common.connections == 0 || common.threads == 0 {
+            return Err(usage("-c and --threads must be at least 1"));
+        }
+        if common.connections > MAX_CONNECTIONS {
+            return Err(usage(format!("-c must be at most {MAX_CONNECTIONS}")));
+        }
+        if common.threads > MAX_THREADS {
+            return Err(usage(format!("--threads must be at most {MAX_THREADS}")));
+        }
+        if common.duration.is_zero() || common.timeout.is_zero() {
+            return Err(usage("-d and --timeout must be more than 0"));
+        }
+        if let Some(r) = common.rate {
+            if !(r.is_finite() && r > 0.0) {
+                return Err(usage(format!(
+                    "--rate {r:?} must be a positive number of requests/s"
+                )));
+            }
+            // Each connection sends every connections / rate seconds.
+            if Duration::try_from_secs_f64(common.connections as f64 / r).is_err() {
+                return Err(usage(format!(
+                    "--rate {r:?} is too low for {} connections",
+                    common.connections
+                )));
+            }
+        }
+        let plan = Plan {
+            workload,
+            connections: common.connections,
+            threads: common.threads,
+            duration: common.duration,
+            rate: common.rate,
+            timeout: common.timeout,
+            close: common.close,
+            interval: (common.duration / 50)
+                .clamp(Duration::from_millis(100), Duration::from_secs(1)),
+        };
+        Ok(Settings {
+            mode,
+            target,
+            size,
+            plan,
+            json: common.json.clone(),
+            plot: common.plot.clone(),
+        })
+    }
+}
+
 /// Runs the load and reports.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let (mode, target, size, workload, common) = match args.target {
-        Target::Echo { addr, size, common } => {
-            crate::proxy::command::check_host_port("ADDR", &addr).map_err(usage)?;
-            if size == 0 {
-                return Err(usage("--size must be at least 1"));
-            }
-            let payload = (0..size).map(|i| b'a' + (i % 26) as u8).collect();
-            let w = Workload::Echo {
-                addr: addr.clone(),
-                payload,
-            };
-            ("echo", addr, Some(size), w, common)
-        }
-        Target::Http { url, common } => {
-            let u = http::Url::parse(&url).map_err(usage)?;
-            ("http", url, None, Workload::Http(u), common)
-        }
-    };
-    if common.connections == 0 || common.threads == 0 {
-        return Err(usage("-c and --threads must be at least 1"));
-    }
-    if common.duration.is_zero() || common.timeout.is_zero() {
-        return Err(usage("-d and --timeout must be more than 0"));
-    }
-    if let Some(r) = common.rate
-        && !(r.is_finite() && r > 0.0)
-    {
-        return Err(usage(format!(
-            "--rate {r} must be a positive number of requests/s"
-        )));
-    }
+    let Settings {
+        mode,
+        target,
+        size,
+        plan,
+        json,
+        plot,
+    } = Settings::from_args(&args)?;
     // One connect first: an unreachable target is one clear error, not a
     // run full of failed requests.
     sylvan::net::Connector::new()
-        .connect_timeout(common.timeout)
-        .connect(workload.addr())
-        .map_err(|e| anyhow!("cannot connect to {}: {e}", workload.addr()))?;
-    let plan = Plan {
-        workload,
-        connections: common.connections,
-        threads: common.threads,
-        duration: common.duration,
-        rate: common.rate,
-        timeout: common.timeout,
-        close: common.close,
-        interval: (common.duration / 50).clamp(Duration::from_millis(100), Duration::from_secs(1)),
-    };
+        .connect_timeout(plan.timeout)
+        .connect(plan.workload.addr())
+        .map_err(|e| anyhow!("cannot connect to {}: {e}", plan.workload.addr()))?;
     let progress = Arc::new(AtomicU64::new(0));
     let stopped = Arc::new(AtomicBool::new(false));
     let bar = std::io::stderr()
@@ -147,10 +209,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let report = Report::new(mode, target, &plan, size, &rec, elapsed);
     print!("{}", report.summary());
-    if let Some(p) = &common.json {
+    if let Some(p) = &json {
         report.write_json(p)?;
     }
-    if let Some(p) = &common.plot {
+    if let Some(p) = &plot {
         report.write_plot(p)?;
     }
     if report.requests == 0 && report.errors > 0 {
@@ -194,4 +256,54 @@ fn progress_bar(
         }
         bar.finish_and_clear();
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Settings;
+
+    /// The flags after `sylvan bench`, validated.
+    fn settings(flags: &[&str]) -> Result<Settings, String> {
+        let cli = crate::cli::Cli::try_parse_from(["sylvan", "bench"].iter().chain(flags))
+            .map_err(|e| e.to_string())?;
+        let crate::cli::Command::Bench(args) = cli.command else {
+            unreachable!("parsed as bench")
+        };
+        Settings::from_args(&args).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let s = settings(&["echo", "127.0.0.1:7000"]).unwrap();
+        assert_eq!((s.mode, s.size, s.plan.connections), ("echo", Some(64), 64));
+        assert!(settings(&["http", "http://127.0.0.1:8080/"]).is_ok());
+    }
+
+    #[test]
+    fn each_bad_flag_is_named() {
+        let e = |a: &'static str| ["echo", "127.0.0.1:7000", a];
+        for (flags, want) in [
+            (
+                &["echo", "nowhere"][..],
+                "ADDR \"nowhere\" is not HOST:PORT",
+            ),
+            (&e("--size=0"), "--size must be between 1 and"),
+            (&e("--size=99999999999"), "--size must be between 1 and"),
+            (&e("-c0"), "-c and --threads must be at least 1"),
+            (&e("-c99999999"), "-c must be at most"),
+            (&e("--threads=0"), "-c and --threads must be at least 1"),
+            (&e("--threads=99999"), "--threads must be at most"),
+            (&e("-d0s"), "-d and --timeout must be more than 0"),
+            (&e("--timeout=0s"), "-d and --timeout must be more than 0"),
+            (&e("--rate=0"), "--rate 0.0 must be a positive number"),
+            (&e("--rate=NaN"), "--rate NaN must be a positive number"),
+            (&e("--rate=1e-300"), "is too low for 64 connections"),
+            (&["http", "localhost:80/"], "not a valid URL"),
+        ] {
+            let err = settings(flags).unwrap_err();
+            assert!(err.contains(want), "{flags:?}: {err}");
+        }
+    }
 }

@@ -46,7 +46,8 @@ pub fn connection(proxy: SocketAddr) -> Conn {
         Backoff::new()
             .initial(Duration::from_millis(50))
             .max(Duration::from_millis(500))
-            .jitter(Jitter::Full),
+            .jitter(Jitter::Full)
+            .expect("full jitter is valid"),
     )
     .min_connect_timeout(Duration::from_secs(1))
     .healthy_after(Duration::from_secs(1))
@@ -60,6 +61,7 @@ pub fn run(conn: Conn, log: Rc<Log>, stop: Rc<Cell<bool>>) {
     // backend is never replayed; connection failures before sending are.
     let policy = Retry::<io::Error>::new()
         .max_attempts(20)
+        .expect("20 attempts is valid")
         .deadline(Duration::from_secs(2))
         .backoff(
             Backoff::new()

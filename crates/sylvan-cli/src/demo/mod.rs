@@ -51,14 +51,54 @@ pub struct Args {
 /// The demo's latency spike.
 const SPIKE: Duration = Duration::from_millis(300);
 
+/// The flags of `sylvan demo`, validated; see [`Args`] for each.
+#[derive(Debug)]
+pub struct Settings {
+    /// `--duration`: 2 s ..= [`MAX_DURATION`].
+    pub duration: Duration,
+    /// `--clients`: 1 ..= [`MAX_CLIENTS`].
+    pub clients: usize,
+    /// `--json`.
+    pub json: Option<PathBuf>,
+    /// `--plot`.
+    pub plot: Option<PathBuf>,
+}
+
+/// Longest run: the report keeps a sample per second.
+pub const MAX_DURATION: Duration = Duration::from_secs(3600);
+/// Most client green threads.
+pub const MAX_CLIENTS: usize = 10_000;
+
+impl Settings {
+    /// Checks the flags; a bad one is a one-line usage error (exit 2).
+    pub fn from_args(args: &Args) -> anyhow::Result<Settings> {
+        if args.duration < Duration::from_secs(2) {
+            return Err(usage("--duration must be at least 2s"));
+        }
+        if args.duration > MAX_DURATION {
+            return Err(usage("--duration must be at most 1h"));
+        }
+        if args.clients == 0 || args.clients > MAX_CLIENTS {
+            return Err(usage(format!(
+                "--clients must be between 1 and {MAX_CLIENTS}"
+            )));
+        }
+        Ok(Settings {
+            duration: args.duration,
+            clients: args.clients,
+            json: args.json.clone(),
+            plot: args.plot.clone(),
+        })
+    }
+}
+
 /// Runs the demo; exit code 0 only if nothing was lost or duplicated.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    if args.duration < Duration::from_secs(2) {
-        return Err(usage("--duration must be at least 2s"));
-    }
-    if args.clients == 0 || args.clients > 10_000 {
-        return Err(usage("--clients must be between 1 and 10000"));
-    }
+    demo(Settings::from_args(&args)?)
+}
+
+/// Runs the demo with validated settings.
+fn demo(args: Settings) -> anyhow::Result<ExitCode> {
     let receipts: Receipts = Rc::default();
     let mut backends = (0..3)
         .map(|i| Backend::start(i + 1, receipts.clone()))
@@ -270,4 +310,43 @@ fn end(i: usize, backends: &mut [Backend], chaos: &[ChaosProxy]) -> anyhow::Resu
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Settings;
+
+    /// The flags after `sylvan demo`, validated.
+    fn settings(flags: &[&str]) -> Result<Settings, String> {
+        let cli = crate::cli::Cli::try_parse_from(["sylvan", "demo"].iter().chain(flags))
+            .map_err(|e| e.to_string())?;
+        let crate::cli::Command::Demo(args) = cli.command else {
+            unreachable!("parsed as demo")
+        };
+        Settings::from_args(&args).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let s = settings(&[]).unwrap();
+        assert_eq!((s.duration.as_secs(), s.clients), (20, 16));
+    }
+
+    #[test]
+    fn each_bad_flag_is_named() {
+        for (flags, want) in [
+            (&["--duration", "1s"][..], "--duration must be at least 2s"),
+            (&["--duration", "2h"], "--duration must be at most 1h"),
+            (&["--clients", "0"], "--clients must be between 1 and 10000"),
+            (
+                &["--clients", "10001"],
+                "--clients must be between 1 and 10000",
+            ),
+        ] {
+            let e = settings(flags).unwrap_err();
+            assert!(e.contains(want), "{flags:?}: {e}");
+        }
+    }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::Args;
+use super::Settings;
 use super::client::{Log, Outcome};
 use super::script::FAULTS;
 use crate::proxy::Stats;
@@ -149,7 +149,7 @@ pub struct Report {
 
 impl Report {
     pub fn build(
-        args: &Args,
+        args: &Settings,
         start: Instant,
         log: &Log,
         receipts: &HashMap<u64, u32>,

@@ -2,10 +2,11 @@
 //! `GET /stats` (JSON), `GET /metrics` (Prometheus text format), `GET
 //! /health` (`ok`, for a load balancer in front of this one).
 
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use sylvan::http::{Response, Server, ServerHandle};
+use sylvan::http::{Response, RunningServer, Server};
 use sylvan::net::TcpListener;
 
 use super::Shared;
@@ -16,10 +17,10 @@ pub fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
     listen: Option<SocketAddr>,
-) -> ServerHandle {
-    Server::from_listener(listener)
-        .max_connections(64)
-        .serve(move |req| respond(&shared, listen, req.method(), req.path()))
+) -> io::Result<RunningServer> {
+    Ok(Server::from_listener(listener)
+        .max_connections(64)?
+        .serve(move |req| respond(&shared, listen, req.method(), req.path())))
 }
 
 /// The response to `method path`.

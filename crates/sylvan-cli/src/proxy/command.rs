@@ -124,6 +124,15 @@ pub fn config(args: &Args) -> anyhow::Result<Config> {
     if args.threads == 0 {
         return Err(usage("--threads must be at least 1"));
     }
+    if args.threads > crate::echo::MAX_THREADS {
+        return Err(usage(format!(
+            "--threads must be at most {}",
+            crate::echo::MAX_THREADS
+        )));
+    }
+    if args.max_connections == 0 {
+        return Err(usage("--max-connections must be at least 1"));
+    }
     if args.rise == 0 || args.fall == 0 || args.eject_after == 0 {
         return Err(usage("--rise, --fall and --eject-after must be at least 1"));
     }
@@ -159,7 +168,7 @@ pub fn config(args: &Args) -> anyhow::Result<Config> {
     if let Some(r) = args.retries {
         c.retries = r;
     }
-    c.max_connections = args.max_connections.max(1);
+    c.max_connections = args.max_connections;
     Ok(c)
 }
 
@@ -259,7 +268,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         TcpListener::from_std(l)?,
                         shared.clone(),
                         Some(bound),
-                    ));
+                    )?);
                 }
                 let _ = stop.recv();
                 let open = shared.active.load(std::sync::atomic::Ordering::Relaxed);

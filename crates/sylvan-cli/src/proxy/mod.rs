@@ -227,8 +227,8 @@ pub struct ProxyHandle {
 ///
 /// # Errors
 ///
-/// If the listener cannot be bound (e.g. the port is in use), or
-/// ZooKeeper cannot be reached.
+/// If the listener cannot be bound (e.g. the port is in use),
+/// [`Config::max_connections`] is 0, or ZooKeeper cannot be reached.
 ///
 /// # Cancellation
 ///
@@ -258,6 +258,7 @@ pub fn start_on(
     first: bool,
 ) -> io::Result<ProxyHandle> {
     let local_addr = listener.local_addr()?;
+    let serve_options = ServeOptions::new().max_connections(shared.config.max_connections)?;
     let checks = match shared.config.health.filter(|_| first) {
         Some(h) => {
             let c = Rc::new(health::Checks::new(h));
@@ -285,12 +286,10 @@ pub fn start_on(
             .connect_timeout(shared.config.connect_timeout)
             .nodelay(true),
     };
-    let server = ServeOptions::new()
-        .max_connections(shared.config.max_connections)
-        .serve(listener, move |client, _peer| {
-            forward::handle(&local, client);
-            Ok::<(), io::Error>(())
-        });
+    let server = serve_options.serve(listener, move |client, _peer| {
+        forward::handle(&local, client);
+        Ok::<(), io::Error>(())
+    });
     Ok(ProxyHandle {
         shared,
         server,

@@ -200,7 +200,8 @@ fn stats_and_metrics() {
     let proxy = super::start(config(&[addr])).unwrap();
     let admin_l = sylvan::listen("127.0.0.1:0").unwrap();
     let admin_addr = admin_l.local_addr().unwrap();
-    let _admin = super::admin::serve(admin_l, proxy.shared().clone(), Some(proxy.local_addr()));
+    let _admin =
+        super::admin::serve(admin_l, proxy.shared().clone(), Some(proxy.local_addr())).unwrap();
     let _c = round_trip(&proxy, b"abc");
 
     let get = |path: &str| {

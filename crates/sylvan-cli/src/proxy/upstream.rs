@@ -98,8 +98,10 @@ impl Upstream {
                 backoff: Backoff::new()
                     .initial(cfg.base)
                     .multiplier(2.0)
+                    .expect("2.0 is a valid multiplier")
                     .max(cfg.max)
-                    .jitter(Jitter::None),
+                    .jitter(Jitter::None)
+                    .expect("no jitter is valid"),
             }),
             cfg,
         }

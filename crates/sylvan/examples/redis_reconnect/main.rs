@@ -36,7 +36,7 @@ fn main() -> io::Result<()> {
         .wait_for_ready(true)
         .build();
     let policy = Retry::<io::Error>::new()
-        .max_attempts(20)
+        .max_attempts(20)?
         .deadline(Duration::from_secs(30))
         .idempotent(true);
 
@@ -71,7 +71,7 @@ fn main() -> io::Result<()> {
     let a = addr.clone();
     let pool = Pool::builder(move || RespConn::connect(&a, io_timeout))
         .max_size(4)
-        .build();
+        .build()?;
 
     for i in 0u64.. {
         let key = format!("key:{i}");

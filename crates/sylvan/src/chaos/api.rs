@@ -78,7 +78,7 @@ use serde_json::{Map, Value};
 use super::registry::{ProxyConfig, ProxyState, ProxyUpdate, Registry, RegistryError};
 use super::{ChaosError, Direction, Toxic, ToxicInfo};
 use crate::Cancelled;
-use crate::http::{Request, Response, Server, ServerHandle};
+use crate::http::{Request, Response, RunningServer, Server};
 use crate::net::{StopReport, ToSocketAddrs};
 
 /// The Toxiproxy version whose API this one follows, as `GET /version`
@@ -106,7 +106,7 @@ const MAX_BODY: u64 = 1 << 20;
 /// ```
 #[derive(Debug)]
 pub struct ApiServer {
-    server: ServerHandle,
+    server: RunningServer,
     registry: Registry,
 }
 
@@ -138,7 +138,10 @@ impl ApiServer {
     /// use std::time::Duration;
     /// use sylvan::chaos::api::ApiServer;
     ///
-    /// let server = sylvan::http::Server::bind("127.0.0.1:0").unwrap().keep_alive_timeout(Duration::from_secs(5));
+    /// let server = sylvan::http::Server::bind("127.0.0.1:0")
+    ///     .unwrap()
+    ///     .keep_alive_timeout(Duration::from_secs(5))
+    ///     .unwrap();
     /// let api = ApiServer::serve(server, Default::default());
     /// assert!(api.registry().proxies().is_empty());
     /// ```
@@ -173,12 +176,12 @@ impl ApiServer {
     }
 
     /// Stops the HTTP server gracefully (see
-    /// [`ServerHandle::stop`](crate::http::ServerHandle::stop)). The
+    /// [`RunningServer::stop`](crate::http::RunningServer::stop)). The
     /// proxies keep running; [`Registry::clear`] stops them.
     ///
     /// # Cancellation
     ///
-    /// As [`ServerHandle::stop`](crate::http::ServerHandle::stop).
+    /// As [`RunningServer::stop`](crate::http::RunningServer::stop).
     ///
     /// # Examples
     ///

@@ -43,10 +43,10 @@
 //! ```
 
 mod block_on;
-mod hub;
+mod remote;
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub mod tokio;
 
 pub use block_on::block_on;
-pub use hub::{HubHandle, RemoteJoinError, RemoteJoinHandle, start_hubs};
+pub use remote::{HubHandle, RemoteJoinError, RemoteJoinHandle, start_hubs};

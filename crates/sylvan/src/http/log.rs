@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::date;
-use super::request::Version;
+use super::headers::Version;
 
 /// The `tracing` target of access-log events.
 pub(crate) const TARGET: &str = "sylvan::http::access";

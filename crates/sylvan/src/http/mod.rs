@@ -109,6 +109,7 @@ mod body;
 mod client;
 mod conn;
 mod date;
+mod headers;
 mod log;
 pub(crate) mod parse;
 mod request;
@@ -120,9 +121,12 @@ mod upgrade;
 
 pub use body::Body;
 pub use client::{Client, ClientBuilder, ClientResponse, RequestBuilder, ResponseBody, Url};
-pub use request::{Headers, Request, RequestBody, Version};
+pub use headers::{Headers, Version};
+pub use request::{Request, RequestBody};
 pub use response::{Response, reason};
-pub use server::{Server, ServerHandle};
+#[allow(deprecated)]
+pub use server::ServerHandle;
+pub use server::{RunningServer, Server};
 pub use upgrade::Upgraded;
 pub(crate) use upgrade::UpgradedIo;
 

@@ -4,7 +4,7 @@
 
 use std::mem::MaybeUninit;
 
-use super::request::{HeaderIdx, Headers, Version};
+use super::headers::{HeaderIdx, Headers, Version, list};
 
 /// Size limits of a request; see the setters of [`Server`](super::Server).
 #[derive(Debug, Clone, Copy)]
@@ -94,6 +94,17 @@ pub(crate) enum Framing {
     Chunked,
 }
 
+/// The persistence tokens of a request's `Connection` fields (RFC 9112
+/// §9.3); what they mean with each version is decided in
+/// `conn::keep_alive`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ConnectionTokens {
+    /// A `close` token.
+    pub(crate) close: bool,
+    /// A `keep-alive` token.
+    pub(crate) keep_alive: bool,
+}
+
 /// A parsed request head: owned bytes plus indexes into them.
 #[derive(Debug)]
 pub(crate) struct Head {
@@ -102,8 +113,8 @@ pub(crate) struct Head {
     pub(crate) target: (u32, u32),
     pub(crate) version: Version,
     pub(crate) framing: Framing,
-    /// The client allows the connection to stay open after this request.
-    pub(crate) keep_alive: bool,
+    /// What the request's `Connection` header said about persistence.
+    pub(crate) connection: ConnectionTokens,
     pub(crate) expect_continue: bool,
 }
 
@@ -218,7 +229,7 @@ fn parse_with<'b>(
         target,
         version,
         framing: Framing::None,
-        keep_alive: version == Version::Http11,
+        connection: ConnectionTokens::default(),
         expect_continue: false,
     };
     semantics(&mut head, limits)?;
@@ -356,32 +367,12 @@ fn bad_message(e: httparse::Error) -> &'static str {
     }
 }
 
-fn trim(v: &[u8]) -> &[u8] {
-    let s = v
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(v.len());
-    let e = v
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map_or(s, |i| i + 1);
-    &v[s..e]
-}
-
-/// The list elements of a header value (`a, b ,c`), trimmed, empty ones
-/// skipped (RFC 9110 §5.6.1).
-pub(crate) fn list(v: &[u8]) -> impl Iterator<Item = &[u8]> {
-    v.split(|&b| b == b',').map(trim).filter(|e| !e.is_empty())
-}
-
 /// Framing, connection and expectation rules of one request head.
 fn semantics(head: &mut Head, limits: &Limits) -> Result<(), Reject> {
     let mut content_length: Option<u64> = None;
     let mut te_seen = false;
     let mut chunked_last = false;
     let mut hosts = 0;
-    let mut close = false;
-    let mut keep_alive = false;
     let mut expect = None;
     for (name, value) in head.headers.iter_bytes() {
         match name.len() {
@@ -395,9 +386,9 @@ fn semantics(head: &mut Head, limits: &Limits) -> Result<(), Reject> {
             10 if name.eq_ignore_ascii_case("connection") => {
                 for t in list(value) {
                     if t.eq_ignore_ascii_case(b"close") {
-                        close = true;
+                        head.connection.close = true;
                     } else if t.eq_ignore_ascii_case(b"keep-alive") {
-                        keep_alive = true;
+                        head.connection.keep_alive = true;
                     }
                 }
             }
@@ -458,10 +449,6 @@ fn semantics(head: &mut Head, limits: &Limits) -> Result<(), Reject> {
         Some(true) => head.expect_continue = head.version == Version::Http11,
         None => {}
     }
-    head.keep_alive = match head.version {
-        Version::Http11 => !close,
-        Version::Http10 => keep_alive && !close,
-    };
     Ok(())
 }
 
@@ -638,7 +625,7 @@ mod tests {
         assert_eq!(h.version, Version::Http11);
         assert_eq!(h.headers.get("x-a"), Some("1"));
         assert_eq!(h.framing, Framing::None);
-        assert!(h.keep_alive);
+        assert_eq!(h.connection, ConnectionTokens::default());
     }
 
     #[test]
@@ -699,9 +686,21 @@ mod tests {
     #[test]
     fn connection_and_host() {
         let h = |s: &str| parse(s).unwrap().unwrap().0;
-        assert!(!h("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").keep_alive);
-        assert!(!h("GET / HTTP/1.0\r\n\r\n").keep_alive);
-        assert!(h("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").keep_alive);
+        let tokens = |close, keep_alive| ConnectionTokens { close, keep_alive };
+        let c = |s: &str| h(s).connection;
+        assert_eq!(
+            c("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+            tokens(true, false)
+        );
+        assert_eq!(c("GET / HTTP/1.0\r\n\r\n"), tokens(false, false));
+        assert_eq!(
+            c("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"),
+            tokens(false, true)
+        );
+        assert_eq!(
+            c("GET / HTTP/1.1\r\nHost: x\r\nConnection: upgrade , CLOSE\r\n\r\n"),
+            tokens(true, false)
+        );
         assert_eq!(reject("GET / HTTP/1.1\r\n\r\n").status(), 400);
         assert_eq!(
             reject("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n").status(),

@@ -14,6 +14,7 @@ use super::parse::MAX_HEAD_LIMIT;
 use super::request::Request;
 use super::response::Response;
 use crate::net::{ServeOptions, StopReport, TcpListener, TcpStream, ToSocketAddrs};
+use crate::settings::invalid;
 
 /// An HTTP/1.1 server: settings plus a bound listener; [`serve`](Self::serve)
 /// starts it. Eventlet's `wsgi.server`, with plain Rust handlers.
@@ -65,7 +66,9 @@ use crate::net::{ServeOptions, StopReport, TcpListener, TcpStream, ToSocketAddrs
 /// let server = Server::bind("127.0.0.1:0")
 ///     .unwrap()
 ///     .max_connections(100)
+///     .unwrap()
 ///     .header_timeout(Duration::from_secs(5))
+///     .unwrap()
 ///     .serve(|req| match req.path() {
 ///         "/" => Response::text("hello, world\n"),
 ///         _ => Response::status_page(404),
@@ -84,7 +87,8 @@ use crate::net::{ServeOptions, StopReport, TcpListener, TcpStream, ToSocketAddrs
 pub struct Server {
     listener: TcpListener,
     cfg: Config,
-    max_connections: usize,
+    /// At least 1 (checked by the setter).
+    max_connections: std::num::NonZeroUsize,
     #[cfg(feature = "tls")]
     tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     #[cfg(feature = "tls")]
@@ -141,7 +145,7 @@ impl Server {
         Server {
             listener,
             cfg: Config::default(),
-            max_connections: 1024,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             #[cfg(feature = "tls")]
             tls: None,
             #[cfg(feature = "tls")]
@@ -177,9 +181,19 @@ impl Server {
     /// default) and about 64 KiB of response being gathered, plus what its
     /// handler keeps; an upgraded one (a WebSocket session) what its
     /// settings allow — see [`websocket::Options`](crate::websocket::Options).
-    pub fn max_connections(mut self, n: usize) -> Server {
-        self.max_connections = n.max(1);
-        self
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput`, naming the setting, for 0.
+    pub fn max_connections(mut self, n: usize) -> io::Result<Server> {
+        self.max_connections = std::num::NonZeroUsize::new(n).ok_or_else(|| {
+            invalid(
+                "http::Server::max_connections",
+                n,
+                "a server must serve at least 1 connection",
+            )
+        })?;
+        Ok(self)
     }
 
     /// Longest request line, CRLF included (default 8 KiB; at least 16
@@ -202,7 +216,8 @@ impl Server {
     ///
     /// # Errors
     ///
-    /// `InvalidInput`, naming the setting, for more than 1 GiB.
+    /// `InvalidInput`, naming the setting, for less than 16 bytes or more
+    /// than 1 GiB.
     pub fn max_request_line(mut self, bytes: usize) -> io::Result<Server> {
         self.cfg.limits.max_request_line = head_limit("max_request_line", bytes)?;
         Ok(self)
@@ -226,7 +241,8 @@ impl Server {
     ///
     /// # Errors
     ///
-    /// `InvalidInput`, naming the setting, for more than 1 GiB.
+    /// `InvalidInput`, naming the setting, for less than 16 bytes or more
+    /// than 1 GiB.
     pub fn max_header_size(mut self, bytes: usize) -> io::Result<Server> {
         self.cfg.limits.max_header_bytes = head_limit("max_header_size", bytes)?;
         Ok(self)
@@ -236,9 +252,21 @@ impl Server {
     /// `431`. Any value is safe, `usize::MAX` included: the memory a
     /// request takes follows the fields it has, and the header section is
     /// bounded by [`max_header_size`](Self::max_header_size) anyway.
-    pub fn max_headers(mut self, n: usize) -> Server {
-        self.cfg.limits.max_headers = n.max(1);
-        self
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput`, naming the setting, for 0 (a `Host` field is
+    /// required).
+    pub fn max_headers(mut self, n: usize) -> io::Result<Server> {
+        if n == 0 {
+            return Err(invalid(
+                "http::Server::max_headers",
+                n,
+                "an HTTP/1.1 request needs at least its Host field",
+            ));
+        }
+        self.cfg.limits.max_headers = n;
+        Ok(self)
     }
 
     /// Largest request body (default 16 MiB); larger → `413`, sent at once
@@ -251,17 +279,28 @@ impl Server {
 
     /// Longest time to receive a request head (default 20 s), counted from
     /// its first byte — or from accept, for a connection's first request;
-    /// past it the client gets `408` and the connection closes.
-    pub fn header_timeout(mut self, d: Duration) -> Server {
-        self.cfg.header_timeout = d.clamp(Duration::from_millis(1), MAX_TIMEOUT);
-        self
+    /// past it the client gets `408` and the connection closes. More than
+    /// a year is taken as a year (as good as never).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput`, naming the setting, for zero.
+    pub fn header_timeout(mut self, d: Duration) -> io::Result<Server> {
+        self.cfg.header_timeout = timeout_arg("header_timeout", d)?;
+        Ok(self)
     }
 
     /// Longest wait for the next request on an idle keep-alive connection
     /// (default 60 s); past it the connection closes without a response.
-    pub fn keep_alive_timeout(mut self, d: Duration) -> Server {
-        self.cfg.keep_alive_timeout = d.clamp(Duration::from_millis(1), MAX_TIMEOUT);
-        self
+    /// More than a year is taken as a year (as good as never); to serve one
+    /// request per connection, turn [`keep_alive`](Self::keep_alive) off.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput`, naming the setting, for zero.
+    pub fn keep_alive_timeout(mut self, d: Duration) -> io::Result<Server> {
+        self.cfg.keep_alive_timeout = timeout_arg("keep_alive_timeout", d)?;
+        Ok(self)
     }
 
     /// Timeout of each socket read and write while a request is handled
@@ -401,7 +440,12 @@ impl Server {
 
     /// Longest time a TLS handshake may take, from accept (default 10 s);
     /// past it the connection is dropped. Has effect with
-    /// [`tls`](Self::tls), before or after it. Feature `tls`.
+    /// [`tls`](Self::tls), before or after it. Feature `tls`. More than a
+    /// year is taken as a year.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput`, naming the setting, for zero.
     ///
     /// # Examples
     ///
@@ -412,15 +456,16 @@ impl Server {
     /// let s = sylvan::http::Server::bind("127.0.0.1:0")
     ///     .unwrap()
     ///     .tls_handshake_timeout(Duration::from_secs(3))
+    ///     .unwrap()
     ///     .tls_pem(cert.cert.pem().as_bytes(), cert.signing_key.serialize_pem().as_bytes())
     ///     .unwrap();
     /// assert!(s.is_tls());
     /// ```
     #[cfg(feature = "tls")]
     #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
-    pub fn tls_handshake_timeout(mut self, d: Duration) -> Server {
-        self.tls_handshake_timeout = d.clamp(Duration::from_millis(1), MAX_TIMEOUT);
-        self
+    pub fn tls_handshake_timeout(mut self, d: Duration) -> io::Result<Server> {
+        self.tls_handshake_timeout = timeout_arg("tls_handshake_timeout", d)?;
+        Ok(self)
     }
 
     /// Starts serving in a green thread of this hub; returns at once.
@@ -437,7 +482,7 @@ impl Server {
     /// let server = Server::bind("127.0.0.1:0").unwrap().serve(|_req| Response::text("ok"));
     /// assert_eq!(server.active(), 0);
     /// ```
-    pub fn serve<F>(self, handler: F) -> ServerHandle
+    pub fn serve<F>(self, handler: F) -> RunningServer
     where
         F: Fn(Request) -> Response + 'static,
     {
@@ -454,9 +499,9 @@ impl Server {
         let tls = self.tls.map(|c| {
             crate::net::tls::TlsAcceptor::new(c).handshake_timeout(self.tls_handshake_timeout)
         });
-        let net = ServeOptions::new()
-            .max_connections(self.max_connections)
-            .serve(self.listener, move |stream: TcpStream, peer| {
+        let net = ServeOptions::with_max_connections(self.max_connections).serve(
+            self.listener,
+            move |stream: TcpStream, peer| {
                 let _ = stream.set_nodelay(true);
                 let _ = stream.set_write_timeout(io_timeout);
                 #[cfg(feature = "tls")]
@@ -476,8 +521,9 @@ impl Server {
                 }
                 serve_conn(stream, &cfg, &reg, &*handler, peer);
                 Ok::<(), io::Error>(())
-            });
-        ServerHandle {
+            },
+        );
+        RunningServer {
             net,
             registry,
             local_addr,
@@ -498,22 +544,36 @@ fn serve_conn<T: Transport>(
     conn::serve(sh, handler, peer, Some(&entry.state));
 }
 
+const DEFAULT_MAX_CONNECTIONS: std::num::NonZeroUsize = std::num::NonZeroUsize::new(1024).unwrap();
+
 /// The longest timeout kept; longer ones are taken as this (a year is as
 /// good as never, and deadlines computed from it cannot overflow).
 const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 
-/// Checks a request line or header section limit: at least 16 bytes (a
-/// smaller value is raised to 16), at most [`MAX_HEAD_LIMIT`].
+/// Checks a request line or header section limit: at least 16 bytes, at
+/// most [`MAX_HEAD_LIMIT`].
 fn head_limit(setting: &str, bytes: usize) -> io::Result<usize> {
-    if bytes > MAX_HEAD_LIMIT {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!(
-                "http::Server::{setting}({bytes}) is out of range: at most {MAX_HEAD_LIMIT} bytes (1 GiB)"
-            ),
+    if !(16..=MAX_HEAD_LIMIT).contains(&bytes) {
+        return Err(invalid(
+            &format!("http::Server::{setting}"),
+            bytes,
+            &format!("out of range: at least 16 bytes, at most {MAX_HEAD_LIMIT} (1 GiB)"),
         ));
     }
-    Ok(bytes.max(16))
+    Ok(bytes)
+}
+
+/// Checks a timeout that must be positive; more than [`MAX_TIMEOUT`] is
+/// taken as that.
+fn timeout_arg(setting: &str, d: Duration) -> io::Result<Duration> {
+    if d.is_zero() {
+        return Err(invalid(
+            &format!("http::Server::{setting}"),
+            "0s",
+            "a zero timeout would fail every connection at once",
+        ));
+    }
+    Ok(d.min(MAX_TIMEOUT))
 }
 
 /// What stop does to an idle connection: shut its socket down.
@@ -602,16 +662,46 @@ impl Drop for EntryGuard {
 
 /// A running [`Server`]: its address, and graceful [`stop`](Self::stop).
 ///
-/// Dropping the handle leaves the server running.
-pub struct ServerHandle {
+/// Dropping the handle leaves the server running. (Called `ServerHandle`
+/// before; the old name is a deprecated alias. The accept loop of
+/// [`net::serve`](crate::net::serve) returns a [`net::ServerHandle`](crate::net::ServerHandle).)
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use sylvan::http::{Response, RunningServer, Server};
+///
+/// let server: RunningServer = Server::bind("127.0.0.1:0")
+///     .unwrap()
+///     .serve(|_req| Response::text("hi"));
+/// assert_eq!(server.active(), 0);
+/// let report = server.stop(Duration::from_secs(1));
+/// assert_eq!(report.killed, 0);
+/// ```
+pub struct RunningServer {
     net: crate::net::ServerHandle,
     registry: Rc<Registry>,
     local_addr: SocketAddr,
 }
 
-impl fmt::Debug for ServerHandle {
+/// The former name of [`RunningServer`].
+///
+/// # Examples
+///
+/// ```
+/// #![allow(deprecated)]
+/// let server: sylvan::http::ServerHandle = sylvan::http::Server::bind("127.0.0.1:0")
+///     .unwrap()
+///     .serve(|_req| sylvan::http::Response::text("hi"));
+/// # drop(server);
+/// ```
+#[deprecated(note = "renamed `http::RunningServer`, distinct from `net::ServerHandle`")]
+pub type ServerHandle = RunningServer;
+
+impl fmt::Debug for RunningServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServerHandle")
+        f.debug_struct("RunningServer")
             .field("local_addr", &self.local_addr)
             .field("active", &self.active())
             .field("draining", &self.registry.draining.get())
@@ -619,7 +709,7 @@ impl fmt::Debug for ServerHandle {
     }
 }
 
-impl ServerHandle {
+impl RunningServer {
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr

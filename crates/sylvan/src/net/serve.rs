@@ -22,6 +22,7 @@ use crate::runtime::park::{self, WaitList};
 /// let listener = sylvan::listen("127.0.0.1:0").unwrap();
 /// let server = sylvan::net::ServeOptions::new()
 ///     .max_connections(100)
+///     .unwrap()
 ///     .serve(listener, |mut conn, _peer| conn.write_all(b"hi\n"));
 /// assert_eq!(server.active(), 0);
 /// ```
@@ -46,9 +47,39 @@ impl ServeOptions {
 
     /// How many connections are handled at once (default 1000). While that
     /// many are open, new ones wait in the kernel's accept backlog.
-    pub fn max_connections(mut self, n: usize) -> ServeOptions {
-        self.max_connections = n.max(1);
-        self
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput`, naming the setting, for 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sylvan::net::ServeOptions;
+    ///
+    /// let opts = ServeOptions::new().max_connections(10)?;
+    /// # let _ = opts;
+    /// let e = ServeOptions::new().max_connections(0).unwrap_err();
+    /// assert!(e.to_string().contains("max_connections(0)"), "{e}");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn max_connections(mut self, n: usize) -> std::io::Result<ServeOptions> {
+        if n == 0 {
+            return Err(crate::settings::invalid(
+                "net::ServeOptions::max_connections",
+                n,
+                "a server must serve at least 1 connection",
+            ));
+        }
+        self.max_connections = n;
+        Ok(self)
+    }
+
+    /// As `new().max_connections(n)`, for a count known to be valid.
+    pub(crate) fn with_max_connections(n: std::num::NonZeroUsize) -> ServeOptions {
+        ServeOptions {
+            max_connections: n.get(),
+        }
     }
 
     /// Starts serving; see [`serve`].

@@ -1,9 +1,11 @@
 //! Exponential backoff with jitter: [`Backoff`] and [`Jitter`].
 
+use std::io;
 use std::iter::FusedIterator;
 use std::time::Duration;
 
 use crate::cancel::Cancelled;
+use crate::settings::invalid;
 
 /// How [`Backoff`] randomizes each delay, so that clients which failed
 /// together do not retry together.
@@ -37,7 +39,7 @@ use crate::cancel::Cancelled;
 /// let mut b = Backoff::new()
 ///     .initial(Duration::from_millis(100))
 ///     .max(Duration::from_secs(1))
-///     .jitter(Jitter::Full);
+///     .jitter(Jitter::Full).unwrap();
 /// for _ in 0..20 {
 ///     assert!(b.next_delay() <= Duration::from_secs(1));
 /// }
@@ -103,9 +105,9 @@ pub enum Jitter {
 ///
 /// let delays: Vec<Duration> = Backoff::new()
 ///     .initial(Duration::from_millis(100))
-///     .multiplier(2.0)
+///     .multiplier(2.0).unwrap()
 ///     .max(Duration::from_millis(500))
-///     .jitter(Jitter::None)
+///     .jitter(Jitter::None).unwrap()
 ///     .take(5)
 ///     .collect();
 /// let ms: Vec<u128> = delays.iter().map(Duration::as_millis).collect();
@@ -183,7 +185,7 @@ impl Backoff {
     /// use std::time::Duration;
     /// use sylvan::resilience::{Backoff, Jitter};
     ///
-    /// let mut b = Backoff::new().initial(Duration::from_millis(50)).jitter(Jitter::None);
+    /// let mut b = Backoff::new().initial(Duration::from_millis(50)).jitter(Jitter::None).unwrap();
     /// assert_eq!(b.next_delay(), Duration::from_millis(50));
     /// ```
     pub fn initial(mut self, initial: Duration) -> Backoff {
@@ -195,9 +197,10 @@ impl Backoff {
     /// Sets the factor between consecutive delays, before jitter (default
     /// 1.6). [`Jitter::Decorrelated`] ignores it.
     ///
-    /// # Panics
+    /// # Errors
     ///
-    /// If `multiplier` is not a finite number of at least 1.0.
+    /// `InvalidInput`, naming the setting and the value, unless
+    /// `multiplier` is a finite number of at least 1.0.
     ///
     /// # Examples
     ///
@@ -205,17 +208,20 @@ impl Backoff {
     /// use std::time::Duration;
     /// use sylvan::resilience::{Backoff, Jitter};
     ///
-    /// let mut b = Backoff::new().multiplier(3.0).jitter(Jitter::None);
+    /// let mut b = Backoff::new().multiplier(3.0).unwrap().jitter(Jitter::None).unwrap();
     /// b.next_delay();
     /// assert_eq!(b.next_delay(), Duration::from_secs(3));
     /// ```
-    pub fn multiplier(mut self, multiplier: f64) -> Backoff {
-        assert!(
-            multiplier.is_finite() && multiplier >= 1.0,
-            "Backoff::multiplier must be a finite number >= 1.0, got {multiplier}"
-        );
+    pub fn multiplier(mut self, multiplier: f64) -> io::Result<Backoff> {
+        if !(multiplier.is_finite() && multiplier >= 1.0) {
+            return Err(invalid(
+                "Backoff::multiplier",
+                multiplier,
+                "must be a finite number of at least 1.0",
+            ));
+        }
         self.multiplier = multiplier;
-        self
+        Ok(self)
     }
 
     /// Sets the cap on the un-jittered delay (default 120 s). See [`Jitter`]
@@ -227,7 +233,7 @@ impl Backoff {
     /// use std::time::Duration;
     /// use sylvan::resilience::{Backoff, Jitter};
     ///
-    /// let mut b = Backoff::new().max(Duration::from_secs(2)).jitter(Jitter::None);
+    /// let mut b = Backoff::new().max(Duration::from_secs(2)).jitter(Jitter::None).unwrap();
     /// let last = b.by_ref().take(10).last().unwrap();
     /// assert_eq!(last, Duration::from_secs(2));
     /// ```
@@ -239,9 +245,10 @@ impl Backoff {
 
     /// Sets the kind of jitter (default [`Jitter::Proportional(0.2)`](Jitter::Proportional)).
     ///
-    /// # Panics
+    /// # Errors
     ///
-    /// If the fraction of [`Jitter::Proportional`] is not in `[0, 1]`.
+    /// `InvalidInput`, naming the setting and the value, if the fraction
+    /// of [`Jitter::Proportional`] is not in `[0, 1]`.
     ///
     /// # Examples
     ///
@@ -249,19 +256,32 @@ impl Backoff {
     /// use std::time::Duration;
     /// use sylvan::resilience::{Backoff, Jitter};
     ///
-    /// let mut b = Backoff::new().jitter(Jitter::Equal);
+    /// let mut b = Backoff::new().jitter(Jitter::Equal).unwrap();
     /// let d = b.next_delay();
     /// assert!(d >= Duration::from_millis(500) && d <= Duration::from_secs(1));
     /// ```
-    pub fn jitter(mut self, jitter: Jitter) -> Backoff {
+    pub fn jitter(mut self, jitter: Jitter) -> io::Result<Backoff> {
         if let Jitter::Proportional(f) = jitter {
-            assert!(
-                (0.0..=1.0).contains(&f),
-                "Jitter::Proportional needs a fraction in [0, 1], got {f}"
-            );
+            if !(0.0..=1.0).contains(&f) {
+                return Err(invalid(
+                    "Backoff::jitter",
+                    format_args!("Jitter::Proportional({f})"),
+                    "the fraction must be in [0, 1]",
+                ));
+            }
         }
         self.jitter = jitter;
-        self
+        Ok(self)
+    }
+
+    /// Retry's default: 100 ms ×2 up to 10 s, full jitter.
+    pub(crate) fn retry_default() -> Backoff {
+        let mut b = Backoff::new()
+            .initial(Duration::from_millis(100))
+            .max(Duration::from_secs(10));
+        b.multiplier = 2.0;
+        b.jitter = Jitter::Full;
+        b
     }
 
     /// Seeds the random generator, so the delays are reproducible (default:
@@ -290,7 +310,7 @@ impl Backoff {
     /// use std::time::Duration;
     /// use sylvan::resilience::{Backoff, Jitter};
     ///
-    /// let mut b = Backoff::new().jitter(Jitter::None);
+    /// let mut b = Backoff::new().jitter(Jitter::None).unwrap();
     /// assert_eq!(b.next_delay(), Duration::from_secs(1));
     /// assert_eq!(b.next_delay(), Duration::from_millis(1600));
     /// ```
@@ -337,7 +357,7 @@ impl Backoff {
     /// use std::time::Duration;
     /// use sylvan::resilience::{Backoff, Jitter};
     ///
-    /// let mut b = Backoff::new().jitter(Jitter::None);
+    /// let mut b = Backoff::new().jitter(Jitter::None).unwrap();
     /// b.next_delay();
     /// b.next_delay();
     /// b.reset();
@@ -410,7 +430,7 @@ impl Backoff {
     ///
     /// sylvan::time::pause();
     /// let t0 = sylvan::time::now();
-    /// let mut b = Backoff::new().jitter(Jitter::None);
+    /// let mut b = Backoff::new().jitter(Jitter::None).unwrap();
     /// b.sleep().unwrap();
     /// b.sleep().unwrap();
     /// assert_eq!(sylvan::time::now() - t0, Duration::from_millis(2600));

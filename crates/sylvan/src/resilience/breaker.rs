@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::window::{Counts, Window, WindowKind};
 use crate::runtime::hub::hub;
+use crate::settings::invalid;
 
 /// The state of a [`CircuitBreaker`].
 ///
@@ -69,7 +70,8 @@ impl fmt::Display for BreakerState {
 ///     .count_window(2)
 ///     .minimum_calls(2)
 ///     .wait_in_open(Duration::from_secs(30))
-///     .build();
+///     .build()
+///     .unwrap();
 /// for _ in 0..2 {
 ///     let r: Result<(), _> = breaker.call(|| Err("boom"));
 ///     assert!(matches!(r, Err(BreakerError::Inner("boom"))));
@@ -198,7 +200,8 @@ impl From<BreakerError<io::Error>> for io::Error {
 /// let breaker = CircuitBreaker::builder()
 ///     .minimum_calls(2)
 ///     .failure_rate_threshold(60.0)
-///     .build();
+///     .build()
+///     .unwrap();
 /// let _ = breaker.call(|| Ok::<(), ()>(()));
 /// let _ = breaker.call(|| Err::<(), ()>(()));
 /// let m = breaker.metrics();
@@ -273,7 +276,8 @@ impl Config {
 ///     .minimum_calls(20)
 ///     .wait_in_open(Duration::from_secs(10))
 ///     .half_open_calls(3)
-///     .build();
+///     .build()
+///     .unwrap();
 /// assert!(breaker.try_acquire().is_some());
 /// ```
 #[derive(Debug, Clone)]
@@ -285,42 +289,38 @@ impl CircuitBreakerBuilder {
     /// Sets the failure rate, in percent of the calls in the window, at or
     /// above which the breaker opens (default 50).
     ///
-    /// # Panics
-    ///
-    /// Unless `0 < percent <= 100`.
+    /// [`build`](Self::build) fails unless `0 < percent <= 100`.
     ///
     /// # Examples
     ///
     /// ```
     /// use sylvan::resilience::{BreakerState, CircuitBreaker};
     ///
-    /// let breaker = CircuitBreaker::builder().failure_rate_threshold(100.0).minimum_calls(2).build();
+    /// let breaker = CircuitBreaker::builder().failure_rate_threshold(100.0).minimum_calls(2).build().unwrap();
     /// let _ = breaker.call(|| Ok::<(), ()>(()));
     /// let _ = breaker.call(|| Err::<(), ()>(()));
     /// assert_eq!(breaker.state(), BreakerState::Closed); // 50 % < 100 %
     /// ```
     pub fn failure_rate_threshold(mut self, percent: f64) -> Self {
-        self.config.failure_rate = percent_arg("failure_rate_threshold", percent);
+        self.config.failure_rate = percent;
         self
     }
 
     /// Sets the slow-call rate, in percent of the calls in the window, at or
     /// above which the breaker opens (default 100).
     ///
-    /// # Panics
-    ///
-    /// Unless `0 < percent <= 100`.
+    /// [`build`](Self::build) fails unless `0 < percent <= 100`.
     ///
     /// # Examples
     ///
     /// ```
     /// use sylvan::resilience::CircuitBreaker;
     ///
-    /// let breaker = CircuitBreaker::builder().slow_call_rate_threshold(80.0).build();
+    /// let breaker = CircuitBreaker::builder().slow_call_rate_threshold(80.0).build().unwrap();
     /// # drop(breaker);
     /// ```
     pub fn slow_call_rate_threshold(mut self, percent: f64) -> Self {
-        self.config.slow_rate = percent_arg("slow_call_rate_threshold", percent);
+        self.config.slow_rate = percent;
         self
     }
 
@@ -334,7 +334,7 @@ impl CircuitBreakerBuilder {
     /// use sylvan::resilience::CircuitBreaker;
     ///
     /// sylvan::time::pause();
-    /// let breaker = CircuitBreaker::builder().slow_call_duration(Duration::from_secs(1)).build();
+    /// let breaker = CircuitBreaker::builder().slow_call_duration(Duration::from_secs(1)).build().unwrap();
     /// let _ = breaker.call(|| sylvan::sleep(Duration::from_secs(2)));
     /// assert_eq!(breaker.metrics().slow_calls, 1);
     /// ```
@@ -346,26 +346,20 @@ impl CircuitBreakerBuilder {
     /// Uses a sliding window of the last `calls` calls (the default, with
     /// 100).
     ///
-    /// # Panics
-    ///
-    /// If `calls` is 0.
+    /// [`build`](Self::build) fails if `calls` is 0.
     ///
     /// # Examples
     ///
     /// ```
     /// use sylvan::resilience::CircuitBreaker;
     ///
-    /// let breaker = CircuitBreaker::builder().count_window(3).minimum_calls(1).build();
+    /// let breaker = CircuitBreaker::builder().count_window(3).minimum_calls(1).build().unwrap();
     /// for _ in 0..5 {
     ///     let _ = breaker.call(|| Ok::<(), ()>(()));
     /// }
     /// assert_eq!(breaker.metrics().calls, 3);
     /// ```
     pub fn count_window(mut self, calls: u32) -> Self {
-        assert!(
-            calls > 0,
-            "CircuitBreaker count_window needs at least 1 call"
-        );
         self.config.window = WindowKind::Count(calls);
         self
     }
@@ -379,9 +373,7 @@ impl CircuitBreakerBuilder {
     /// counts for at least `0.9 × span` and at most `span` after it
     /// completed.
     ///
-    /// # Panics
-    ///
-    /// If `span` is zero.
+    /// [`build`](Self::build) fails if `span` is zero.
     ///
     /// # Examples
     ///
@@ -390,16 +382,12 @@ impl CircuitBreakerBuilder {
     /// use sylvan::resilience::CircuitBreaker;
     ///
     /// sylvan::time::pause();
-    /// let breaker = CircuitBreaker::builder().time_window(Duration::from_secs(10)).build();
+    /// let breaker = CircuitBreaker::builder().time_window(Duration::from_secs(10)).build().unwrap();
     /// let _ = breaker.call(|| Err::<(), ()>(()));
     /// sylvan::time::advance(Duration::from_secs(10));
     /// assert_eq!(breaker.metrics().calls, 0);
     /// ```
     pub fn time_window(mut self, span: Duration) -> Self {
-        assert!(
-            !span.is_zero(),
-            "CircuitBreaker time_window must not be zero"
-        );
         self.config.window = WindowKind::Time(span);
         self
     }
@@ -408,16 +396,14 @@ impl CircuitBreakerBuilder {
     /// the breaker (default 100). With a count window of `n` calls, at most
     /// `n` are required.
     ///
-    /// # Panics
-    ///
-    /// If `calls` is 0.
+    /// [`build`](Self::build) fails if `calls` is 0.
     ///
     /// # Examples
     ///
     /// ```
     /// use sylvan::resilience::{BreakerState, CircuitBreaker};
     ///
-    /// let breaker = CircuitBreaker::builder().minimum_calls(3).build();
+    /// let breaker = CircuitBreaker::builder().minimum_calls(3).build().unwrap();
     /// let _ = breaker.call(|| Err::<(), ()>(()));
     /// let _ = breaker.call(|| Err::<(), ()>(()));
     /// assert_eq!(breaker.state(), BreakerState::Closed); // only 2 calls
@@ -425,7 +411,6 @@ impl CircuitBreakerBuilder {
     /// assert_eq!(breaker.state(), BreakerState::Open);
     /// ```
     pub fn minimum_calls(mut self, calls: u32) -> Self {
-        assert!(calls > 0, "CircuitBreaker minimum_calls must be at least 1");
         self.config.minimum_calls = calls;
         self
     }
@@ -443,7 +428,8 @@ impl CircuitBreakerBuilder {
     /// let breaker = CircuitBreaker::builder()
     ///     .minimum_calls(1)
     ///     .wait_in_open(Duration::from_secs(5))
-    ///     .build();
+    ///     .build()
+    ///     .unwrap();
     /// let _ = breaker.call(|| Err::<(), ()>(()));
     /// assert_eq!(breaker.state(), BreakerState::Open);
     /// sylvan::time::advance(Duration::from_secs(5));
@@ -458,9 +444,7 @@ impl CircuitBreakerBuilder {
     /// exactly that many, concurrent or not; their outcomes, judged by the
     /// same thresholds, close the breaker or open it again.
     ///
-    /// # Panics
-    ///
-    /// If `calls` is 0.
+    /// [`build`](Self::build) fails if `calls` is 0.
     ///
     /// # Examples
     ///
@@ -473,7 +457,8 @@ impl CircuitBreakerBuilder {
     ///     .minimum_calls(1)
     ///     .wait_in_open(Duration::ZERO)
     ///     .half_open_calls(2)
-    ///     .build();
+    ///     .build()
+    ///     .unwrap();
     /// let _ = breaker.call(|| Err::<(), ()>(()));
     /// let a = breaker.try_acquire().unwrap();
     /// let b = breaker.try_acquire().unwrap();
@@ -482,32 +467,97 @@ impl CircuitBreakerBuilder {
     /// b.success();
     /// ```
     pub fn half_open_calls(mut self, calls: u32) -> Self {
-        assert!(
-            calls > 0,
-            "CircuitBreaker half_open_calls must be at least 1"
-        );
         self.config.half_open_calls = calls;
         self
     }
 
     /// Builds the breaker, `Closed`.
     ///
+    /// # Errors
+    ///
+    /// `ErrorKind::InvalidInput`, naming the setting and its value, for a
+    /// threshold outside `(0, 100]` (NaN included), a zero window, or zero
+    /// minimum or half-open calls (see the crate docs'
+    /// [`# Invalid settings`](crate#invalid-settings)).
+    ///
     /// # Examples
     ///
     /// ```
     /// use sylvan::resilience::{BreakerState, CircuitBreaker};
     ///
-    /// assert_eq!(CircuitBreaker::builder().build().state(), BreakerState::Closed);
+    /// assert_eq!(CircuitBreaker::builder().build()?.state(), BreakerState::Closed);
+    /// let e = CircuitBreaker::builder().count_window(0).build().unwrap_err();
+    /// assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    /// assert!(e.to_string().contains("count_window(0)"), "{e}");
+    /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn build(self) -> CircuitBreaker {
+    pub fn build(self) -> io::Result<CircuitBreaker> {
+        self.config.check()?;
+        Ok(CircuitBreaker::with_config(self.config))
+    }
+}
+
+impl Config {
+    /// The policy of the crate docs' `# Invalid settings`.
+    fn check(&self) -> io::Result<()> {
+        let percent = |name, p: f64| {
+            if p > 0.0 && p <= 100.0 {
+                Ok(())
+            } else {
+                Err(invalid(
+                    &format!("CircuitBreaker {name}"),
+                    p,
+                    "a rate in percent must be in (0, 100]",
+                ))
+            }
+        };
+        percent("failure_rate_threshold", self.failure_rate)?;
+        percent("slow_call_rate_threshold", self.slow_rate)?;
+        match self.window {
+            WindowKind::Count(0) => {
+                return Err(invalid(
+                    "CircuitBreaker count_window",
+                    0,
+                    "the window must hold at least 1 call",
+                ));
+            }
+            WindowKind::Time(span) if span.is_zero() => {
+                return Err(invalid(
+                    "CircuitBreaker time_window",
+                    "0s",
+                    "the window must span some time",
+                ));
+            }
+            _ => {}
+        }
+        if self.minimum_calls == 0 {
+            return Err(invalid(
+                "CircuitBreaker minimum_calls",
+                0,
+                "at least 1 call must be seen before the breaker can open",
+            ));
+        }
+        if self.half_open_calls == 0 {
+            return Err(invalid(
+                "CircuitBreaker half_open_calls",
+                0,
+                "half-open needs at least 1 probe call to close again",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl CircuitBreaker {
+    fn with_config(config: Config) -> CircuitBreaker {
         let now = crate::time::now();
         CircuitBreaker {
             inner: Rc::new(Inner {
-                config: self.config,
+                config,
                 machine: RefCell::new(Machine {
                     state: BreakerState::Closed,
                     epoch: 0,
-                    window: Window::new(self.config.window, now),
+                    window: Window::new(config.window, now),
                     opened_at: now,
                     probes_in_flight: 0,
                     probes: Counts::default(),
@@ -519,14 +569,6 @@ impl CircuitBreakerBuilder {
             }),
         }
     }
-}
-
-fn percent_arg(name: &str, percent: f64) -> f64 {
-    assert!(
-        percent > 0.0 && percent <= 100.0,
-        "CircuitBreaker {name} must be in (0, 100], got {percent}"
-    );
-    percent
 }
 
 type Listener = Rc<dyn Fn(BreakerState, BreakerState)>;
@@ -582,7 +624,8 @@ type Listener = Rc<dyn Fn(BreakerState, BreakerState)>;
 ///     .failure_rate_threshold(50.0)
 ///     .wait_in_open(Duration::from_secs(30))
 ///     .half_open_calls(2)
-///     .build();
+///     .build()
+///     .unwrap();
 /// let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
 /// let s = seen.clone();
 /// breaker.on_state_change(move |from, to| s.borrow_mut().push((from, to)));
@@ -646,7 +689,7 @@ impl CircuitBreaker {
     /// assert_eq!(breaker.call(|| Ok::<_, ()>(5)).unwrap(), 5);
     /// ```
     pub fn new() -> CircuitBreaker {
-        CircuitBreaker::builder().build()
+        CircuitBreaker::with_config(CircuitBreaker::builder().config)
     }
 
     /// A builder, with resilience4j's defaults.
@@ -656,7 +699,7 @@ impl CircuitBreaker {
     /// ```
     /// use sylvan::resilience::CircuitBreaker;
     ///
-    /// let breaker = CircuitBreaker::builder().half_open_calls(1).build();
+    /// let breaker = CircuitBreaker::builder().half_open_calls(1).build().unwrap();
     /// # drop(breaker);
     /// ```
     pub fn builder() -> CircuitBreakerBuilder {
@@ -847,7 +890,7 @@ impl CircuitBreaker {
     /// ```
     /// use sylvan::resilience::CircuitBreaker;
     ///
-    /// let breaker = CircuitBreaker::builder().minimum_calls(1).build();
+    /// let breaker = CircuitBreaker::builder().minimum_calls(1).build().unwrap();
     /// breaker.disable();
     /// for _ in 0..10 {
     ///     assert!(breaker.call(|| Err::<(), ()>(())).unwrap_err().into_inner().is_some());

@@ -2,11 +2,13 @@
 //! a storm, in gRPC's token-bucket form and Finagle's sliding-window form.
 
 use std::fmt;
+use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::runtime::hub::try_hub;
+use crate::settings::invalid;
 
 /// A retry budget shared by many retrying callers, so that retries stop
 /// when most calls are failing and cannot grow into a storm. Two forms,
@@ -42,7 +44,7 @@ use crate::runtime::hub::try_hub;
 ///
 /// sylvan::time::pause();
 /// // Finagle's defaults: 10 s window, 10 retries/s reserve, 20 % of requests.
-/// let budget = RetryBudget::finagle(Duration::from_secs(10), 10, 0.2);
+/// let budget = RetryBudget::finagle(Duration::from_secs(10), 10, 0.2).unwrap();
 /// while budget.record_failure() {} // an outage spends the reserve
 /// assert!(!budget.can_retry());
 /// sylvan::time::advance(Duration::from_secs(10));
@@ -170,7 +172,7 @@ impl fmt::Debug for RetryBudget {
 impl RetryBudget {
     /// gRPC's form; the same as [`token_bucket`](Self::token_bucket).
     ///
-    /// # Panics
+    /// # Errors
     ///
     /// As [`token_bucket`](Self::token_bucket).
     ///
@@ -179,10 +181,10 @@ impl RetryBudget {
     /// ```
     /// use sylvan::resilience::RetryBudget;
     ///
-    /// let budget = RetryBudget::new(10, 0.1);
+    /// let budget = RetryBudget::new(10, 0.1).unwrap();
     /// assert_eq!(budget.tokens(), 10.0);
     /// ```
-    pub fn new(max_tokens: u32, token_ratio: f64) -> RetryBudget {
+    pub fn new(max_tokens: u32, token_ratio: f64) -> io::Result<RetryBudget> {
         RetryBudget::token_bucket(max_tokens, token_ratio)
     }
 
@@ -202,17 +204,17 @@ impl RetryBudget {
     /// tokens), however many callers there are. Time does not refill it:
     /// only successes do.
     ///
-    /// # Panics
+    /// # Errors
     ///
-    /// If `max_tokens` is 0, or `token_ratio` is not a finite number above
-    /// zero.
+    /// `InvalidInput`, naming the setting and the value, if `max_tokens`
+    /// is 0, or `token_ratio` is not a finite number above zero.
     ///
     /// # Examples
     ///
     /// ```
     /// use sylvan::resilience::RetryBudget;
     ///
-    /// let budget = RetryBudget::token_bucket(4, 1.6); // gRPC's own test numbers
+    /// let budget = RetryBudget::token_bucket(4, 1.6).unwrap(); // gRPC's own test numbers
     /// assert!(budget.record_failure()); // 3 tokens: above 2, may retry
     /// budget.record_success(); // 4 (capped)
     /// assert!(budget.record_failure()); // 3
@@ -221,21 +223,30 @@ impl RetryBudget {
     /// assert!(budget.can_retry());
     /// assert_eq!(budget.tokens(), 3.6);
     /// ```
-    pub fn token_bucket(max_tokens: u32, token_ratio: f64) -> RetryBudget {
-        assert!(max_tokens > 0, "RetryBudget needs max_tokens > 0");
-        assert!(
-            token_ratio.is_finite() && token_ratio > 0.0,
-            "RetryBudget needs a finite token_ratio > 0, got {token_ratio}"
-        );
+    pub fn token_bucket(max_tokens: u32, token_ratio: f64) -> io::Result<RetryBudget> {
+        if max_tokens == 0 {
+            return Err(invalid(
+                "RetryBudget::token_bucket max_tokens",
+                max_tokens,
+                "the bucket must hold at least 1 token",
+            ));
+        }
+        if !(token_ratio.is_finite() && token_ratio > 0.0) {
+            return Err(invalid(
+                "RetryBudget::token_bucket token_ratio",
+                token_ratio,
+                "must be a finite number above zero",
+            ));
+        }
         let max_milli = u64::from(max_tokens) * 1000;
         let ratio_milli = ((token_ratio * 1000.0).round() as u64).clamp(1, max_milli);
-        RetryBudget {
+        Ok(RetryBudget {
             inner: Arc::new(Form::TokenBucket(Bucket {
                 max_milli,
                 ratio_milli,
                 milli: AtomicU64::new(max_milli),
             })),
-        }
+        })
     }
 
     /// Finagle's `RetryBudget(ttl, minRetriesPerSec, percentCanRetry)`
@@ -251,10 +262,11 @@ impl RetryBudget {
     /// the budget refills with time alone. A failure withdraws only when a
     /// retry is allowed; successes change nothing.
     ///
-    /// # Panics
+    /// # Errors
     ///
-    /// If `ttl` is not within 1 s ..= 60 s, or `percent_can_retry` is not
-    /// within 0 ..= 1000 (Finagle's limits).
+    /// `InvalidInput`, naming the setting and the value, if `ttl` is not
+    /// within 1 s ..= 60 s, or `percent_can_retry` is not within
+    /// 0 ..= 1000 (Finagle's limits).
     ///
     /// # Examples
     ///
@@ -263,22 +275,32 @@ impl RetryBudget {
     /// use sylvan::resilience::RetryBudget;
     ///
     /// sylvan::time::pause();
-    /// let budget = RetryBudget::finagle(Duration::from_secs(10), 0, 0.5);
+    /// let budget = RetryBudget::finagle(Duration::from_secs(10), 0, 0.5).unwrap();
     /// assert!(!budget.can_retry()); // no reserve, no requests yet
     /// budget.record_request();
     /// budget.record_request();
     /// assert!(budget.record_failure()); // 50 % of 2 requests: 1 retry
     /// assert!(!budget.record_failure());
     /// ```
-    pub fn finagle(ttl: Duration, min_retries_per_sec: u32, percent_can_retry: f64) -> RetryBudget {
-        assert!(
-            (Duration::from_secs(1)..=Duration::from_secs(60)).contains(&ttl),
-            "RetryBudget::finagle needs a ttl within 1 s ..= 60 s, got {ttl:?}"
-        );
-        assert!(
-            (0.0..=1000.0).contains(&percent_can_retry),
-            "RetryBudget::finagle needs percent_can_retry within 0 ..= 1000, got {percent_can_retry}"
-        );
+    pub fn finagle(
+        ttl: Duration,
+        min_retries_per_sec: u32,
+        percent_can_retry: f64,
+    ) -> io::Result<RetryBudget> {
+        if !(Duration::from_secs(1)..=Duration::from_secs(60)).contains(&ttl) {
+            return Err(invalid(
+                "RetryBudget::finagle ttl",
+                format_args!("{ttl:?}"),
+                "must be within 1 s ..= 60 s",
+            ));
+        }
+        if !(0.0..=1000.0).contains(&percent_can_retry) {
+            return Err(invalid(
+                "RetryBudget::finagle percent_can_retry",
+                percent_can_retry,
+                "must be within 0 ..= 1000",
+            ));
+        }
         // Finagle's arithmetic: with no percentage, requests deposit
         // nothing and a retry costs 1 unit of the reserve.
         let (deposit, withdraw) = if percent_can_retry == 0.0 {
@@ -288,7 +310,7 @@ impl RetryBudget {
             (FINAGLE_SCALE, w.max(1))
         };
         let reserve = (f64::from(min_retries_per_sec) * ttl.as_secs_f64()) as i64 * withdraw;
-        RetryBudget {
+        Ok(RetryBudget {
             inner: Arc::new(Form::Finagle(Window {
                 ttl,
                 reserve,
@@ -300,7 +322,7 @@ impl RetryBudget {
                     started: None,
                 }),
             })),
-        }
+        })
     }
 
     /// Counts one request (a run's first attempt): Finagle's form deposits
@@ -312,7 +334,7 @@ impl RetryBudget {
     /// use std::time::Duration;
     /// use sylvan::resilience::RetryBudget;
     ///
-    /// let budget = RetryBudget::finagle(Duration::from_secs(10), 0, 1.0);
+    /// let budget = RetryBudget::finagle(Duration::from_secs(10), 0, 1.0).unwrap();
     /// budget.record_request();
     /// assert_eq!(budget.tokens(), 1.0);
     /// ```
@@ -333,7 +355,7 @@ impl RetryBudget {
     /// ```
     /// use sylvan::resilience::RetryBudget;
     ///
-    /// let budget = RetryBudget::new(2, 0.5);
+    /// let budget = RetryBudget::new(2, 0.5).unwrap();
     /// assert!(!budget.record_failure()); // 1 token left: not above 1
     /// ```
     pub fn record_failure(&self) -> bool {
@@ -359,7 +381,7 @@ impl RetryBudget {
     /// ```
     /// use sylvan::resilience::RetryBudget;
     ///
-    /// let budget = RetryBudget::new(2, 0.5);
+    /// let budget = RetryBudget::new(2, 0.5).unwrap();
     /// budget.record_failure();
     /// budget.record_success();
     /// assert_eq!(budget.tokens(), 1.5);
@@ -381,7 +403,7 @@ impl RetryBudget {
     /// ```
     /// use sylvan::resilience::RetryBudget;
     ///
-    /// assert!(RetryBudget::new(10, 0.1).can_retry());
+    /// assert!(RetryBudget::new(10, 0.1).unwrap().can_retry());
     /// ```
     pub fn can_retry(&self) -> bool {
         match &*self.inner {
@@ -401,7 +423,7 @@ impl RetryBudget {
     /// ```
     /// use sylvan::resilience::RetryBudget;
     ///
-    /// let budget = RetryBudget::new(10, 0.1);
+    /// let budget = RetryBudget::new(10, 0.1).unwrap();
     /// budget.record_failure();
     /// assert_eq!(budget.tokens(), 9.0);
     /// ```

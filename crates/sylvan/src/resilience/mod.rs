@@ -40,10 +40,10 @@
 //! sylvan::time::pause();
 //! let breaker = CircuitBreaker::new();
 //! let policy = Retry::new()
-//!     .max_attempts(4)
+//!     .max_attempts(4).unwrap()
 //!     .deadline(Duration::from_secs(5))
 //!     .backoff(Backoff::new().initial(Duration::from_millis(50)))
-//!     .budget(RetryBudget::new(10, 0.1));
+//!     .budget(RetryBudget::new(10, 0.1).unwrap());
 //!
 //! let mut failures = 2;
 //! let reply: io::Result<&str> = policy

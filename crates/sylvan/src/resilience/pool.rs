@@ -13,6 +13,7 @@ use crate::cancel::Cancelled;
 use crate::green::GreenThread;
 use crate::runtime::hub::hub;
 use crate::runtime::park::{self, Parked, WakeToken};
+use crate::settings::invalid;
 
 type Create<C> = Box<dyn Fn() -> io::Result<C>>;
 type Check<C> = Box<dyn Fn(&mut C) -> bool>;
@@ -138,7 +139,7 @@ struct Inner<C> {
 /// let pool = Pool::builder(move || sylvan::connect(addr))
 ///     .max_size(4)
 ///     .checkout_timeout(Duration::from_secs(5))
-///     .build();
+///     .build().unwrap();
 /// let mut conn = pool.get().unwrap();
 /// conn.write_all(b"ping").unwrap();
 /// let mut b = [0; 4];
@@ -207,13 +208,15 @@ impl<C> fmt::Debug for PoolBuilder<C> {
 }
 
 impl<C: 'static> PoolBuilder<C> {
-    /// At most this many connections (default 10).
+    /// At most this many connections (default 10; at least 1, else
+    /// [`build`](Self::build) fails).
     pub fn max_size(mut self, n: usize) -> Self {
-        self.max_size = n.max(1);
+        self.max_size = n;
         self
     }
 
-    /// Keep at least this many idle connections ready (default 0).
+    /// Keep at least this many idle connections ready (default 0; at most
+    /// [`max_size`](Self::max_size), else [`build`](Self::build) fails).
     pub fn min_idle(mut self, n: usize) -> Self {
         self.min_idle = n;
         self
@@ -252,13 +255,47 @@ impl<C: 'static> PoolBuilder<C> {
     }
 
     /// Builds the pool (and its maintenance green thread).
-    pub fn build(self) -> Pool<C> {
+    ///
+    /// # Errors
+    ///
+    /// `ErrorKind::InvalidInput`, naming the setting and its value, for a
+    /// `max_size` of 0 or a `min_idle` above `max_size` (see the crate
+    /// docs' [`# Invalid settings`](crate#invalid-settings)); the error of
+    /// spawning the maintenance green thread if that fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sylvan::resilience::Pool;
+    ///
+    /// let pool = Pool::builder(|| Ok(0u32)).max_size(2).build()?;
+    /// assert_eq!(*pool.get().unwrap(), 0);
+    /// let e = Pool::builder(|| Ok(0u32)).max_size(2).min_idle(3).build().unwrap_err();
+    /// assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    /// assert!(e.to_string().contains("min_idle(3)"), "{e}");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn build(self) -> io::Result<Pool<C>> {
+        if self.max_size == 0 {
+            return Err(invalid(
+                "Pool max_size",
+                0,
+                "a pool needs room for at least 1 connection",
+            ));
+        }
+        if self.min_idle > self.max_size {
+            return Err(invalid(
+                "Pool min_idle",
+                self.min_idle,
+                &format!("more than max_size ({})", self.max_size),
+            ));
+        }
         let inner = Rc::new(Inner {
             create: self.create,
             health_check: self.health_check,
             is_broken: self.is_broken,
             max_size: self.max_size,
-            min_idle: self.min_idle.min(self.max_size),
+            min_idle: self.min_idle,
             checkout_timeout: self.checkout_timeout,
             idle_timeout: self.idle_timeout,
             max_lifetime: self.max_lifetime,
@@ -274,10 +311,9 @@ impl<C: 'static> PoolBuilder<C> {
         let m = crate::Builder::new()
             .name("sylvan-pool-maintenance")
             .stack_size(64 * 1024)
-            .spawn(move || maintain(weak, period))
-            .unwrap_or_else(|e| panic!("sylvan Pool: {e}"));
+            .spawn(move || maintain(weak, period))?;
         *inner.maintenance.borrow_mut() = Some(m);
-        Pool { inner }
+        Ok(Pool { inner })
     }
 }
 

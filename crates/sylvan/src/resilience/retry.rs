@@ -7,7 +7,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::backoff::{Backoff, Jitter};
+use super::backoff::Backoff;
 use super::budget::RetryBudget;
 use crate::cancel::Cancelled;
 use crate::runtime::park;
@@ -46,7 +46,7 @@ type Predicate<E> = Arc<dyn Fn(&E) -> bool + Send + Sync>;
 ///
 /// sylvan::time::pause();
 /// let policy = Retry::new()
-///     .max_attempts(5)
+///     .max_attempts(5).unwrap()
 ///     .deadline(Duration::from_secs(10))
 ///     .backoff(Backoff::new().initial(Duration::from_millis(100)));
 ///
@@ -116,7 +116,7 @@ impl<E> Default for Retry<E> {
 impl<E> Retry<E> {
     /// A policy with 3 attempts in all, no overall deadline, every error
     /// retryable, not idempotent, no budget, and a backoff of 100 ms ×2 up to
-    /// 10 s with [full jitter](Jitter::Full) (gRPC's retry backoff).
+    /// 10 s with [full jitter](super::Jitter::Full) (gRPC's retry backoff).
     ///
     /// # Examples
     ///
@@ -131,11 +131,7 @@ impl<E> Retry<E> {
         Retry {
             max_attempts: 3,
             deadline: None,
-            backoff: Backoff::new()
-                .initial(Duration::from_millis(100))
-                .multiplier(2.0)
-                .max(Duration::from_secs(10))
-                .jitter(Jitter::Full),
+            backoff: Backoff::retry_default(),
             retry_if: None,
             idempotent: false,
             budget: None,
@@ -145,9 +141,9 @@ impl<E> Retry<E> {
     /// Sets the number of attempts in all, the first one included (default
     /// 3). `1` means no retry.
     ///
-    /// # Panics
+    /// # Errors
     ///
-    /// If `n` is 0.
+    /// `InvalidInput`, naming the setting, for 0.
     ///
     /// # Examples
     ///
@@ -157,14 +153,20 @@ impl<E> Retry<E> {
     ///
     /// sylvan::time::pause();
     /// let r: Result<(), _> =
-    ///     Retry::new().max_attempts(4).run(|_| Err(io::Error::from(io::ErrorKind::ConnectionRefused)));
+    ///     Retry::new().max_attempts(4).unwrap().run(|_| Err(io::Error::from(io::ErrorKind::ConnectionRefused)));
     /// let e = r.unwrap_err();
     /// assert_eq!((e.reason(), e.attempts()), (StopReason::AttemptsExhausted, 4));
     /// ```
-    pub fn max_attempts(mut self, n: u32) -> Self {
-        assert!(n > 0, "Retry::max_attempts must be at least 1");
+    pub fn max_attempts(mut self, n: u32) -> io::Result<Self> {
+        if n == 0 {
+            return Err(crate::settings::invalid(
+                "Retry::max_attempts",
+                n,
+                "a run makes at least 1 attempt",
+            ));
+        }
         self.max_attempts = n;
-        self
+        Ok(self)
     }
 
     /// Sets an overall deadline for a run, across all attempts and delays,
@@ -189,7 +191,7 @@ impl<E> Retry<E> {
     /// sylvan::time::pause();
     /// let t0 = sylvan::time::now();
     /// let r = Retry::new()
-    ///     .max_attempts(u32::MAX)
+    ///     .max_attempts(u32::MAX).unwrap()
     ///     .deadline(Duration::from_secs(2))
     ///     .run(|_| -> io::Result<()> {
     ///         sylvan::sleep(Duration::from_millis(300))?; // a slow failure
@@ -217,8 +219,8 @@ impl<E> Retry<E> {
     /// sylvan::time::pause();
     /// let t0 = sylvan::time::now();
     /// let policy = Retry::new()
-    ///     .max_attempts(3)
-    ///     .backoff(Backoff::new().initial(Duration::from_secs(1)).multiplier(2.0).jitter(Jitter::None));
+    ///     .max_attempts(3).unwrap()
+    ///     .backoff(Backoff::new().initial(Duration::from_secs(1)).multiplier(2.0).unwrap().jitter(Jitter::None).unwrap());
     /// let _ = policy.run(|_| -> io::Result<()> { Err(io::ErrorKind::ConnectionRefused.into()) });
     /// assert_eq!(sylvan::time::now() - t0, Duration::from_secs(3)); // 1 s + 2 s
     /// ```
@@ -262,7 +264,7 @@ impl<E> Retry<E> {
     ///
     /// sylvan::time::pause();
     /// let mut sent = 0;
-    /// let r: Result<(), _> = Retry::new().idempotent(true).max_attempts(3).run(|a| {
+    /// let r: Result<(), _> = Retry::new().idempotent(true).max_attempts(3).unwrap().run(|a| {
     ///     a.mark_sent();
     ///     sent += 1;
     ///     Err(io::Error::from(io::ErrorKind::ConnectionReset))
@@ -288,8 +290,8 @@ impl<E> Retry<E> {
     /// use sylvan::resilience::{Retry, RetryBudget, StopReason};
     ///
     /// sylvan::time::pause();
-    /// let budget = RetryBudget::new(4, 0.1); // retries only while tokens > 2
-    /// let policy = Retry::new().max_attempts(10).budget(budget.clone());
+    /// let budget = RetryBudget::new(4, 0.1).unwrap(); // retries only while tokens > 2
+    /// let policy = Retry::new().max_attempts(10).unwrap().budget(budget.clone());
     /// let r: Result<(), _> = policy.run(|_| Err(io::Error::from(io::ErrorKind::ConnectionRefused)));
     /// let e = r.unwrap_err();
     /// assert_eq!(e.reason(), StopReason::BudgetExhausted);
@@ -663,7 +665,7 @@ impl fmt::Display for StopReason {
 ///
 /// sylvan::time::pause();
 /// let r: Result<(), _> = Retry::new()
-///     .max_attempts(2)
+///     .max_attempts(2).unwrap()
 ///     .run(|_| Err(io::Error::new(io::ErrorKind::ConnectionRefused, "nobody home")));
 /// let e = r.unwrap_err();
 /// assert_eq!(e.reason(), StopReason::AttemptsExhausted);

@@ -895,7 +895,11 @@ impl Drop for Switched<'_> {
 
 #[inline]
 fn set_guard(core: &Core) {
-    signal::set_current(&core.sig_guard);
+    // SAFETY: `core` is the context now running: it stays alive and in
+    // place while it runs (its name, which the record points to, is kept
+    // in `core.name`), and switching out of it (`Switched`'s drop) sets
+    // the previous context's record or clears it before `core` can go.
+    unsafe { signal::set_current(&core.sig_guard) };
 }
 
 /// Marks the root context as running scheduler code for as long as it

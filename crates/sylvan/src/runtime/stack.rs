@@ -208,8 +208,9 @@ impl SizeClass {
         if off >= self.prepared {
             let chunk = &self.chunks[ci];
             let count = ((chunk.len() - off) / self.slot_size).min(PREPARE_SLOTS);
-            chunk
-                .install_guards(off, self.slot_size, count, page)
+            // SAFETY: the slots from `off` on have never been handed out
+            // (`prepared` only grows), so their guard pages hold nothing.
+            unsafe { chunk.install_guards(off, self.slot_size, count, page) }
                 .map_err(|e| {
                     io::Error::new(
                         e.kind(),
@@ -234,9 +235,12 @@ impl SizeClass {
             match &slot.backing {
                 Backing::Chunk(ci) => {
                     let map = &self.chunks[*ci as usize];
-                    map.discard(slot.lo - map.addr() + page, self.slot_size - page);
+                    // SAFETY: a slot on the free list belongs to no green
+                    // thread: its stack holds nothing live.
+                    unsafe { map.discard(slot.lo - map.addr() + page, self.slot_size - page) };
                 }
-                Backing::Own(map) => map.discard(page, self.slot_size - page),
+                // SAFETY: as above.
+                Backing::Own(map) => unsafe { map.discard(page, self.slot_size - page) },
             }
             n += 1;
         }
@@ -248,7 +252,8 @@ impl SizeClass {
 fn own_slot(slot_size: usize) -> io::Result<Slot> {
     let page = mem::page_size();
     let map = Mapping::reserve(slot_size)
-        .and_then(|m| m.protect_none(0, page).map(|()| m))
+        // SAFETY: a fresh mapping, which no Rust value uses yet.
+        .and_then(|m| unsafe { m.protect_none(0, page) }.map(|()| m))
         .map_err(|e| {
             let near_limit = match (mem::map_count(), mem::max_map_count()) {
                 (Some(have), Some(limit)) => have as u64 + 16 >= limit,
@@ -410,7 +415,8 @@ mod tests {
             return; // one mapping per stack: mprotect guards, tested elsewhere
         }
         let probe = Mapping::reserve(2 * mem::page_size()).unwrap();
-        probe.install_guard(0, mem::page_size()).unwrap();
+        // SAFETY: a fresh mapping, which no Rust value uses.
+        unsafe { probe.install_guard(0, mem::page_size()) }.unwrap();
         if !is_guard(probe.addr()) {
             return; // pagemap shows guard regions only from Linux 6.14
         }

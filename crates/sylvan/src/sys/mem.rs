@@ -4,6 +4,11 @@
 //! `ptr`, obtained from `mmap` and released by `munmap` exactly once, on drop.
 //! Every method checks that the range it touches lies inside the mapping, so
 //! no caller can make the kernel change memory it does not own.
+//!
+//! The methods that destroy or hide the contents of a range (guard install,
+//! `mprotect(PROT_NONE)`, `MADV_DONTNEED`) are `unsafe fn`: the mapping
+//! cannot know whether Rust data still lives there (a green thread's stack
+//! frames, say), so their callers promise it does not.
 
 use std::io;
 use std::ptr::NonNull;
@@ -86,10 +91,20 @@ impl Mapping {
     /// Turns `[offset, offset + len)` into a guard region with
     /// `MADV_GUARD_INSTALL`: any access raises `SIGSEGV`, and no new kernel
     /// mapping (VMA) is created. Fails with `EINVAL` before Linux 6.13.
-    pub(crate) fn install_guard(&self, offset: usize, len: usize) -> io::Result<()> {
+    ///
+    /// # Safety
+    ///
+    /// Nothing live may be stored in the range, and no reference into it
+    /// may be used afterwards: its contents are discarded and any access
+    /// faults.
+    ///
+    /// # Panics
+    ///
+    /// If the range is not page-aligned or not inside the mapping.
+    pub(crate) unsafe fn install_guard(&self, offset: usize, len: usize) -> io::Result<()> {
         self.check(offset, len);
         // SAFETY: the range lies inside this mapping (checked above), which we
-        // own; nothing in Rust holds a reference into a stack slot's guard.
+        // own; the caller guarantees nothing live is stored there.
         let r = unsafe {
             libc::madvise(
                 self.ptr.as_ptr().add(offset).cast(),
@@ -107,14 +122,24 @@ impl Mapping {
     /// Installs guards on `count` ranges of `len` bytes, at `first`,
     /// `first + stride`, ...: one `process_madvise(2)` per [`MAX_IOV`]
     /// ranges where the kernel allows it, else one `madvise` each.
-    pub(crate) fn install_guards(
+    ///
+    /// # Safety
+    ///
+    /// As for [`install_guard`](Self::install_guard), for every range.
+    ///
+    /// # Panics
+    ///
+    /// If a range is not page-aligned or not inside the mapping.
+    pub(crate) unsafe fn install_guards(
         &self,
         first: usize,
         stride: usize,
         count: usize,
         len: usize,
     ) -> io::Result<()> {
-        self.advise_strided(first, stride, count, len, MADV_GUARD_INSTALL, false)
+        // SAFETY: the caller guarantees that nothing live is stored in
+        // these ranges.
+        unsafe { self.advise_strided(first, stride, count, len, MADV_GUARD_INSTALL, false) }
     }
 
     /// Makes the pages of `count` ranges (as in
@@ -125,11 +150,23 @@ impl Mapping {
     /// page faults do).
     pub(crate) fn populate(&self, first: usize, stride: usize, count: usize, len: usize) {
         if batching_supported() {
-            let _ = self.advise_strided(first, stride, count, len, MADV_POPULATE_WRITE, true);
+            // SAFETY: populating makes pages resident and leaves their
+            // contents as they are.
+            let _ = unsafe {
+                self.advise_strided(first, stride, count, len, MADV_POPULATE_WRITE, true)
+            };
         }
     }
 
-    fn advise_strided(
+    /// `advice` on `count` ranges of `len` bytes, `stride` apart from
+    /// `first`.
+    ///
+    /// # Safety
+    ///
+    /// The advice must be harmless to what the ranges hold: either it
+    /// keeps contents (`MADV_POPULATE_WRITE`), or nothing live is stored
+    /// there.
+    unsafe fn advise_strided(
         &self,
         first: usize,
         stride: usize,
@@ -154,9 +191,8 @@ impl Mapping {
                     iov_len: len,
                 }));
                 // SAFETY: every range lies inside this mapping (checked
-                // above), which we own; the advice is either a guard install
-                // on a stack slot's guard page or populating pages that hold
-                // no live data yet (never-used slots).
+                // above), which we own; the caller guarantees the advice is
+                // harmless to what they hold.
                 let r = unsafe {
                     libc::syscall(
                         libc::SYS_process_madvise,
@@ -207,9 +243,19 @@ impl Mapping {
 
     /// Makes `[offset, offset + len)` inaccessible with `mprotect`. This
     /// splits the kernel mapping in two (the fallback path's cost).
-    pub(crate) fn protect_none(&self, offset: usize, len: usize) -> io::Result<()> {
+    ///
+    /// # Safety
+    ///
+    /// No reference into the range may be used afterwards (any access
+    /// faults): it must hold nothing live.
+    ///
+    /// # Panics
+    ///
+    /// If the range is not page-aligned or not inside the mapping.
+    pub(crate) unsafe fn protect_none(&self, offset: usize, len: usize) -> io::Result<()> {
         self.check(offset, len);
-        // SAFETY: the range lies inside this mapping, which we own.
+        // SAFETY: the range lies inside this mapping, which we own; the
+        // caller guarantees nothing live is stored there.
         let r =
             unsafe { libc::mprotect(self.ptr.as_ptr().add(offset).cast(), len, libc::PROT_NONE) };
         if r == 0 {
@@ -223,9 +269,15 @@ impl Mapping {
     /// `MADV_DONTNEED`; they read as zero when touched again. Guard markers
     /// installed with `MADV_GUARD_INSTALL` survive this.
     ///
-    /// The caller must make sure no live data is stored in the range (it is
-    /// only used on the stacks of finished green threads).
-    pub(crate) fn discard(&self, offset: usize, len: usize) {
+    /// # Safety
+    ///
+    /// No live data may be stored in the range (it is used on the stacks
+    /// of finished green threads): its contents are replaced by zeros.
+    ///
+    /// # Panics
+    ///
+    /// If the range is not page-aligned or not inside the mapping.
+    pub(crate) unsafe fn discard(&self, offset: usize, len: usize) {
         self.check(offset, len);
         // SAFETY: the range lies inside this mapping; the caller guarantees
         // that nothing live is stored there, so zeroing it is unobservable.
@@ -270,7 +322,8 @@ pub(crate) fn guard_install_supported() -> bool {
     *SUPPORTED.get_or_init(|| {
         let page = page_size();
         match Mapping::reserve(2 * page) {
-            Ok(m) => m.install_guard(0, page).is_ok(),
+            // SAFETY: a fresh mapping, which no Rust value uses.
+            Ok(m) => unsafe { m.install_guard(0, page) }.is_ok(),
             Err(_) => false,
         }
     })

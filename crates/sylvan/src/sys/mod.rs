@@ -2,8 +2,12 @@
 //!
 //! # Contract
 //!
-//! The rest of the crate sees only safe functions from here. What each part
-//! must provide:
+//! The rest of the crate sees safe functions from here, except where
+//! soundness rests on the caller: ranges of a mapping that must hold
+//! nothing live ([`mem::Mapping::discard`] and the guard installers) and
+//! the record the fault handler reads ([`signal::set_current`]). Those are
+//! `unsafe fn` with a `# Safety` section, called only from `runtime/`.
+//! What each part must provide:
 //!
 //! - [`mem`]: page size; reserving a large `MAP_NORESERVE` region
 //!   ([`mem::Mapping`]) that is unmapped on drop; installing a guard page

@@ -29,8 +29,9 @@ pub(crate) struct Guard {
 
 impl Guard {
     /// The guard page `[lo, hi)`, name and stack size of one green thread.
-    /// `name` must outlive every [`set_current`] of this record (it is the
-    /// green thread's own name, kept with it).
+    /// Only the addresses are kept: whoever passes the record to
+    /// [`set_current`] keeps `name` alive meanwhile (it is the green
+    /// thread's own name, kept with it).
     pub(crate) fn new(
         guard_lo: usize,
         guard_hi: usize,
@@ -55,11 +56,16 @@ thread_local! {
 
 /// Records the running green thread's guard page, name and stack size.
 ///
-/// `g` (and the name it points to) must stay valid until [`clear_current`]
-/// or the next `set_current` (the hub sets it when it switches into a green
-/// thread, whose core holds `g`, and clears it when it switches out).
+/// The hub sets it when it switches into a green thread, whose core holds
+/// `g`, and clears it when it switches out.
+///
+/// # Safety
+///
+/// `g`, and the name it was made with, must stay valid and unmoved until
+/// [`clear_current`] or the next `set_current` on this thread: the fault
+/// handler reads them through a raw pointer.
 #[inline]
-pub(crate) fn set_current(g: &Guard) {
+pub(crate) unsafe fn set_current(g: &Guard) {
     GUARD.with(|c| c.set(g as *const Guard));
 }
 
@@ -215,7 +221,8 @@ pub(crate) fn ensure_altstack() -> io::Result<AltStack> {
     let page = page_size();
     let size = (64 * 1024).max(libc::SIGSTKSZ);
     let map = Mapping::reserve(size + page)?;
-    map.protect_none(0, page)?;
+    // SAFETY: a fresh mapping, which no Rust value uses.
+    unsafe { map.protect_none(0, page)? };
     let new = libc::stack_t {
         ss_sp: (map.addr() + page) as *mut libc::c_void,
         ss_flags: 0,

@@ -218,6 +218,7 @@ impl From<Error> for io::Error {
 /// let server = Server::bind("127.0.0.1:0")
 ///     .unwrap()
 ///     .max_connections(256)
+///     .unwrap()
 ///     .serve(move |req| opts.accept(&req, |_ws| {}));
 /// # let _ = server;
 /// ```
@@ -293,12 +294,26 @@ impl Options {
     /// # Examples
     ///
     /// ```
-    /// let opts = sylvan::websocket::Options::new().read_buffer_size(64 * 1024);
+    /// let opts = sylvan::websocket::Options::new().read_buffer_size(64 * 1024)?;
     /// # let _ = opts;
+    /// let e = sylvan::websocket::Options::new().read_buffer_size(0).unwrap_err();
+    /// assert!(e.to_string().contains("read_buffer_size(0)"), "{e}");
+    /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn read_buffer_size(mut self, bytes: usize) -> Options {
-        self.read_buffer_size = bytes.max(1);
-        self
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput`, naming the setting, for 0.
+    pub fn read_buffer_size(mut self, bytes: usize) -> io::Result<Options> {
+        if bytes == 0 {
+            return Err(crate::settings::invalid(
+                "websocket::Options::read_buffer_size",
+                bytes,
+                "a session reads at least 1 byte at a time",
+            ));
+        }
+        self.read_buffer_size = bytes;
+        Ok(self)
     }
 
     /// Send a ping after this long without hearing from the peer (default

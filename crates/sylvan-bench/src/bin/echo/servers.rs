@@ -72,7 +72,7 @@ fn serve_sylvan(announce: impl FnOnce(SocketAddr) -> io::Result<()>) -> io::Resu
     let listener = sylvan::net::TcpListener::from_std(bind_listener()?)?;
     announce(listener.local_addr()?)?;
     let server = sylvan::net::ServeOptions::new()
-        .max_connections(100_000)
+        .max_connections(100_000)?
         .serve(listener, |mut conn, _peer| -> io::Result<()> {
             conn.set_nodelay(true)?;
             let mut buf = [0; BUF];

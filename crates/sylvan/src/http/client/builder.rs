@@ -648,11 +648,11 @@ impl ClientBuilder {
     /// use sylvan::resilience::{Backoff, Retry, RetryBudget, is_transient};
     ///
     /// let port = sylvan::listen("127.0.0.1:0").unwrap().local_addr().unwrap().port(); // closed now
-    /// let budget = RetryBudget::token_bucket(100, 0.1); // shared by every request
+    /// let budget = RetryBudget::token_bucket(100, 0.1).unwrap(); // shared by every request
     /// let client = Client::builder()
     ///     .retry(
     ///         Retry::new()
-    ///             .max_attempts(3)
+    ///             .max_attempts(3).unwrap()
     ///             .retry_if(is_transient)
     ///             .backoff(Backoff::new().initial(Duration::from_millis(1)))
     ///             .budget(budget),
@@ -689,7 +689,7 @@ impl ClientBuilder {
     /// let url = format!("http://{}/", server.local_addr());
     /// let client = Client::builder()
     ///     .circuit_breaker(|_host| {
-    ///         CircuitBreaker::builder().count_window(4).minimum_calls(4).wait_in_open(Duration::from_secs(30)).build()
+    ///         CircuitBreaker::builder().count_window(4).minimum_calls(4).wait_in_open(Duration::from_secs(30)).build().unwrap()
     ///     })
     ///     .build();
     /// for _ in 0..4 {

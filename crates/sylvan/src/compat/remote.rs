@@ -1,5 +1,5 @@
-//! The other direction: async code runs green closures on a hub and awaits
-//! their results ([`HubHandle`], [`start_hubs`]).
+//! Remote jobs, the other direction: async code runs green closures on a
+//! hub and awaits their results ([`HubHandle`], [`start_hubs`]).
 //!
 //! A handle is the sending side of an unbounded
 //! [`sync::channel`](crate::sync::channel) of jobs. On the hub, a

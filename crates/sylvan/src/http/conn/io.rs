@@ -1,0 +1,252 @@
+//! The buffered side of a connection: its read buffer, the response bytes
+//! gathered before a write, and the guards that let the connection's green
+//! thread and a handler's body reader share them.
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::rc::Rc;
+use std::time::Duration;
+
+use super::super::body::BodyState;
+use super::{Config, Transport};
+use crate::sync::Semaphore;
+
+/// Response bytes gathered before a write.
+pub(super) const WRITE_HIGH: usize = 64 * 1024;
+const INITIAL_BUF: usize = 4096;
+
+/// The connection's read buffer: `buf[start..end]` is unread.
+#[derive(Debug)]
+pub(super) struct ReadBuf {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    max: usize,
+}
+
+impl ReadBuf {
+    fn new(max: usize) -> ReadBuf {
+        ReadBuf {
+            buf: vec![0; INITIAL_BUF.min(max)],
+            start: 0,
+            end: 0,
+            max,
+        }
+    }
+
+    /// The unread bytes (none while a read has the storage out).
+    pub(super) fn data(&self) -> &[u8] {
+        self.buf.get(self.start..self.end).unwrap_or(&[])
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    pub(super) fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Makes room after the unread bytes and lends out the storage for a
+    /// read into `storage[end..]`; [`give_back`](Self::give_back) returns it.
+    /// No `RefCell` borrow of the buffer is held while that read blocks.
+    fn lend(&mut self) -> io::Result<(Vec<u8>, usize)> {
+        if self.end == self.buf.len() {
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            } else if self.buf.len() < self.max {
+                let len = self.buf.len().saturating_mul(2).clamp(1, self.max);
+                self.buf.resize(len, 0);
+            } else {
+                return Err(io::Error::other("HTTP read buffer is full"));
+            }
+        }
+        Ok((std::mem::take(&mut self.buf), self.end))
+    }
+
+    /// Takes back the storage lent by [`lend`](Self::lend), with `n` more
+    /// bytes read into it.
+    fn give_back(&mut self, storage: Vec<u8>, n: usize) {
+        self.buf = storage;
+        self.end += n;
+    }
+
+    pub(super) fn into_rest(mut self) -> Vec<u8> {
+        self.buf.truncate(self.end);
+        self.buf.drain(..self.start);
+        self.buf
+    }
+}
+
+/// The state of one connection shared between its loop and the body of the
+/// request being handled — which a handler may read from any green thread
+/// of the hub, while the connection's green thread writes the response.
+///
+/// No `RefCell` borrow is ever held across a blocking call: the buffers are
+/// borrowed only to copy in or out, and lent out (taken, then put back)
+/// around the socket calls. Who may do those calls is decided by two
+/// guards instead:
+///
+/// - **Writing**: one writer at a time (the `writer` semaphore). A writer
+///   writes what is gathered in `wbuf` until it is empty, so bytes another
+///   green thread adds meanwhile go out after the ones in flight, in order.
+///   The response writer waits for its turn; a body reader that wants to
+///   push pending bytes out before it blocks does not (the writer in
+///   flight will write them), so it never waits on a client that waits
+///   for it.
+/// - **Reading**: one reader at a time (`reading`). A second one fails at
+///   once rather than interleave: a handler's body read while the server
+///   reads gets `ResourceBusy`; the server, finding a handler's read parked
+///   after the response, closes the connection instead of draining it.
+pub(crate) struct Shared<T> {
+    pub(crate) io: T,
+    pub(super) rbuf: RefCell<ReadBuf>,
+    pub(super) wbuf: RefCell<Vec<u8>>,
+    pub(super) body: RefCell<BodyState>,
+    pub(super) reading: Cell<bool>,
+    pub(super) writer: Semaphore,
+    /// Generation of the request being handled.
+    pub(super) seq: Cell<u64>,
+    /// Generation of the request whose body the handler may still read
+    /// (0 once the server itself reads the rest: drains it or lingers).
+    pub(super) open: Cell<u64>,
+    pub(super) continue_pending: Cell<bool>,
+    pub(super) cfg: Rc<Config>,
+}
+
+/// Holds the connection's read side; see [`Shared`].
+pub(super) struct Reading<'a>(&'a Cell<bool>);
+
+impl Drop for Reading<'_> {
+    fn drop(&mut self) {
+        self.0.set(false);
+    }
+}
+
+pub(super) fn busy_reading() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ResourceBusy,
+        "the HTTP connection is being read by another green thread",
+    )
+}
+
+impl<T: Transport> Shared<T> {
+    pub(crate) fn new(io: T, cfg: Rc<Config>) -> Shared<T> {
+        let max = cfg.limits.read_buffer_max();
+        Shared {
+            io,
+            rbuf: RefCell::new(ReadBuf::new(max)),
+            wbuf: RefCell::new(Vec::with_capacity(INITIAL_BUF)),
+            body: RefCell::new(BodyState::Done),
+            reading: Cell::new(false),
+            writer: Semaphore::new(1),
+            seq: Cell::new(0),
+            open: Cell::new(0),
+            continue_pending: Cell::new(false),
+            cfg,
+        }
+    }
+
+    /// Takes the read side, or `None` if another green thread has it.
+    pub(super) fn start_reading(&self) -> Option<Reading<'_>> {
+        if self.reading.replace(true) {
+            None
+        } else {
+            Some(Reading(&self.reading))
+        }
+    }
+
+    /// One read from the socket into the read buffer; the caller holds
+    /// [`Reading`].
+    pub(super) fn fill(&self, _: &Reading<'_>) -> io::Result<usize> {
+        let (mut storage, end) = self.rbuf.borrow_mut().lend()?;
+        let r = self.io.read(&mut storage[end..]);
+        let n = *r.as_ref().unwrap_or(&0);
+        self.rbuf.borrow_mut().give_back(storage, n);
+        r
+    }
+
+    fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.io.write(buf) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => buf = &buf[n..],
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends to what the response writer gathered.
+    pub(super) fn gather(&self, f: impl FnOnce(&mut Vec<u8>)) {
+        f(&mut self.wbuf.borrow_mut());
+    }
+
+    pub(super) fn gathered(&self) -> usize {
+        self.wbuf.borrow().len()
+    }
+
+    /// Writes out what is gathered until nothing is left; the caller holds
+    /// the writer permit.
+    fn write_gathered(&self) -> io::Result<()> {
+        loop {
+            let mut out = std::mem::take(&mut *self.wbuf.borrow_mut());
+            let r = if out.is_empty() {
+                Ok(())
+            } else {
+                self.write_all(&out)
+            };
+            let done = out.is_empty();
+            out.clear();
+            let mut w = self.wbuf.borrow_mut();
+            if w.is_empty() && w.capacity() < out.capacity() {
+                *w = out; // keep the grown buffer
+            }
+            drop(w);
+            if done || r.is_err() {
+                return r;
+            }
+        }
+    }
+
+    /// Writes out what the response writer gathered, after any write in
+    /// flight in another green thread of this connection.
+    pub(super) fn flush(&self) -> io::Result<()> {
+        if self.gathered() == 0 && self.writer.available_permits() > 0 {
+            return Ok(());
+        }
+        let _permit = self.writer.acquire()?;
+        self.write_gathered()
+    }
+
+    /// As [`flush`](Self::flush), but if another green thread is writing,
+    /// leaves the gathered bytes to it instead of waiting.
+    pub(super) fn try_flush(&self) -> io::Result<()> {
+        match self.writer.try_acquire() {
+            Some(_permit) => self.write_gathered(),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes what is gathered, then `bytes`, as one writer.
+    pub(super) fn write_through(&self, bytes: &[u8]) -> io::Result<()> {
+        let _permit = self.writer.acquire()?;
+        self.write_gathered()?;
+        self.write_all(bytes)
+    }
+
+    pub(super) fn set_read_deadline(&self, remaining: Duration) {
+        let t = match self.cfg.io_timeout {
+            Some(io) => remaining.min(io),
+            None => remaining,
+        };
+        self.io.set_read_timeout(Some(t));
+    }
+}

@@ -1,0 +1,195 @@
+//! The types a request head is made of and that both the parser and
+//! [`Request`](super::Request) use: the [`Version`], the [`Headers`] (one
+//! owned buffer plus offsets into it), and the comma-separated list rule of
+//! header values. The parser builds them, the request exposes them; neither
+//! depends on the other's module for them.
+
+use std::fmt;
+
+/// The HTTP version of a request.
+///
+/// # Examples
+///
+/// ```
+/// use sylvan::http::Version;
+///
+/// assert_eq!(Version::Http11.to_string(), "HTTP/1.1");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Version {
+    /// HTTP/1.0: the connection closes after the response unless the client
+    /// asked for `Connection: keep-alive`; no chunked bodies.
+    Http10,
+    /// HTTP/1.1: persistent connections, chunked bodies.
+    Http11,
+}
+
+impl Version {
+    /// `"HTTP/1.0"` or `"HTTP/1.1"`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(sylvan::http::Version::Http10.as_str(), "HTTP/1.0");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Version::Http10 => "HTTP/1.0",
+            Version::Http11 => "HTTP/1.1",
+        }
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Byte offsets of one header's name and value in the head buffer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HeaderIdx {
+    pub(crate) ns: u32,
+    pub(crate) ne: u32,
+    pub(crate) vs: u32,
+    pub(crate) ve: u32,
+}
+
+/// The header fields of a request, in the order received; names compare
+/// case-insensitively.
+///
+/// The bytes are those the client sent (the head is copied once out of the
+/// connection's buffer; names and values are slices of that copy).
+///
+/// # Examples
+///
+/// ```
+/// # use std::io::{Read, Write};
+/// use sylvan::http::{Response, Server};
+///
+/// let server = Server::bind("127.0.0.1:0").unwrap().serve(|req| {
+///     let h = req.headers();
+///     assert_eq!(h.get("ACCEPT"), Some("text/plain"));
+///     assert_eq!(h.get_all("x-tag").collect::<Vec<_>>(), ["a", "b"]);
+///     assert!(h.contains("host"));
+///     Response::text(format!("{} fields", h.len()))
+/// });
+/// # let mut c = sylvan::connect(server.local_addr()).unwrap();
+/// # c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nAccept: text/plain\r\nX-Tag: a\r\nX-Tag: b\r\nConnection: close\r\n\r\n").unwrap();
+/// # let mut out = String::new();
+/// # c.read_to_string(&mut out).unwrap();
+/// # assert!(out.ends_with("5 fields"), "{out}");
+/// ```
+pub struct Headers {
+    buf: Box<[u8]>,
+    index: Vec<HeaderIdx>,
+}
+
+impl fmt::Debug for Headers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(
+                self.iter_bytes()
+                    .map(|(n, v)| (n, String::from_utf8_lossy(v))),
+            )
+            .finish()
+    }
+}
+
+impl Headers {
+    pub(crate) fn new(buf: Box<[u8]>, index: Vec<HeaderIdx>) -> Headers {
+        Headers { buf, index }
+    }
+
+    /// A str of the head buffer; the parser checked it is ASCII.
+    pub(crate) fn str_at(&self, (s, e): (u32, u32)) -> &str {
+        std::str::from_utf8(&self.buf[s as usize..e as usize]).unwrap_or("")
+    }
+
+    fn name(&self, i: &HeaderIdx) -> &str {
+        self.str_at((i.ns, i.ne))
+    }
+
+    fn value(&self, i: &HeaderIdx) -> &[u8] {
+        &self.buf[i.vs as usize..i.ve as usize]
+    }
+
+    /// The value of the first field named `name` (any case), if there is
+    /// one and it is valid UTF-8 (see [`get_bytes`](Self::get_bytes)).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.get_bytes(name)
+            .and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// The raw value of the first field named `name` (any case).
+    pub fn get_bytes(&self, name: &str) -> Option<&[u8]> {
+        self.index
+            .iter()
+            .find(|i| self.name(i).eq_ignore_ascii_case(name))
+            .map(|i| self.value(i))
+    }
+
+    /// The values of every field named `name` (any case) that are valid
+    /// UTF-8, in order.
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.index
+            .iter()
+            .filter(move |i| self.name(i).eq_ignore_ascii_case(name))
+            .filter_map(|i| std::str::from_utf8(self.value(i)).ok())
+    }
+
+    /// Whether a field named `name` (any case) is present.
+    pub fn contains(&self, name: &str) -> bool {
+        self.get_bytes(name).is_some()
+    }
+
+    /// Every field as `(name, raw value)`, in the order received.
+    pub fn iter_bytes(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.index.iter().map(|i| (self.name(i), self.value(i)))
+    }
+
+    /// Every field whose value is valid UTF-8 as `(name, value)`.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.iter_bytes()
+            .filter_map(|(n, v)| Some((n, std::str::from_utf8(v).ok()?)))
+    }
+
+    /// Number of fields.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Whether there are no fields.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Whether the comma-separated list in the fields named `name`
+    /// contains `token` (any case), e.g. `Connection: keep-alive, Upgrade`.
+    pub fn has_token(&self, name: &str, token: &str) -> bool {
+        self.index
+            .iter()
+            .filter(|i| self.name(i).eq_ignore_ascii_case(name))
+            .any(|i| list(self.value(i)).any(|t| t.eq_ignore_ascii_case(token.as_bytes())))
+    }
+}
+
+/// The bytes of `v` without leading and trailing ASCII whitespace.
+fn trim(v: &[u8]) -> &[u8] {
+    let s = v
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(v.len());
+    let e = v
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(s, |i| i + 1);
+    &v[s..e]
+}
+
+/// The list elements of a header value (`a, b ,c`), trimmed, empty ones
+/// skipped (RFC 9110 §5.6.1).
+pub(crate) fn list(v: &[u8]) -> impl Iterator<Item = &[u8]> {
+    v.split(|&b| b == b',').map(trim).filter(|e| !e.is_empty())
+}
