@@ -7,7 +7,8 @@
 # (tests/redis.rs), PostgreSQL's initdb and postgres (the sylvan-postgres
 # tests start private servers), ZooKeeper and a JRE (tests/zk*.rs, the
 # CLI's discovery tests), Python 3 with websocket-client (tests/websocket.rs) and
-# toxiproxy-python (sylvan-cli tests/chaos.rs). A test whose program is
+# toxiproxy-python (sylvan-cli tests/chaos.rs), prometheus-client (tests/introspect.rs
+# parses /metrics with its parser). A test whose program is
 # missing fails with one line naming it and the command that installs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +45,7 @@ pip_install() { # module package
 if command -v python3 >/dev/null; then
     pip_install websocket websocket-client
     pip_install toxiproxy toxiproxy-python
+    pip_install prometheus_client prometheus-client
 fi
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"

@@ -337,6 +337,7 @@ impl Builder {
     /// let err = too_big.unwrap_err();
     /// assert_eq!(err.kind(), std::io::ErrorKind::OutOfMemory);
     /// ```
+    #[track_caller]
     pub fn spawn<T: 'static>(self, f: impl FnOnce() -> T + 'static) -> io::Result<GreenThread<T>> {
         self.spawn_inner(move || Some(f()))
     }
@@ -346,6 +347,7 @@ impl Builder {
     /// Closures of any size are accepted: corosensei copies the entry
     /// closure onto the new stack and refuses more than 1 KiB, so a large
     /// one is boxed first (small ones, the common case, are not).
+    #[track_caller]
     fn spawn_inner<T: 'static, F: FnOnce() -> Option<T> + 'static>(
         self,
         f: F,
@@ -360,6 +362,7 @@ impl Builder {
 
     /// [`spawn_inner`](Self::spawn_inner) for a closure small enough to
     /// copy onto the new stack.
+    #[track_caller]
     fn spawn_small<T: 'static, F: FnOnce() -> Option<T> + 'static>(
         self,
         f: F,
@@ -428,7 +431,10 @@ impl Builder {
                 // corosensei accepts; raising anything but its own payload
                 // from here would abort the process.
                 Err(_) if inner.core.unwinding.get() => return,
-                Err(p) => Err(p),
+                Err(p) => {
+                    crate::runtime::task::count_panic(&inner.core);
+                    Err(p)
+                }
             };
             pending.run(&r);
             // Its green-locals go now, before the result is stored: their
@@ -450,7 +456,7 @@ impl Builder {
             }
         });
         *cell.core.coro.borrow_mut() = Some(coro);
-        hub.insert_task(cell.clone());
+        hub.insert_task(cell.clone(), Location::caller());
         Ok(GreenThread { cell, links })
     }
 }

@@ -85,6 +85,9 @@ pub(crate) struct HubShared {
     pub(crate) threshold_ns: AtomicU64,
     /// Names of named green threads, for the watchdog's message.
     pub(crate) names: Mutex<HashMap<u64, Arc<str>>>,
+    /// What the hub publishes for snapshots and dumps
+    /// (`runtime::introspect`).
+    pub(crate) intro: super::introspect::Published,
     /// Run once when the hub's thread exits (after its green threads were
     /// leaked or ended), to fail what they would have completed.
     exit_hooks: Mutex<Vec<ExitHook>>,
@@ -157,6 +160,10 @@ pub(crate) struct Hub {
     pub(crate) io_waiters: Cell<usize>,
     /// Registered I/O sources.
     pub(crate) io: super::io::IoTable,
+    /// When the current pass of the loop began (its poll returned), and
+    /// the switch count then: for the scheduling-lag histogram.
+    pass_start: Cell<Option<std::time::Instant>>,
+    pass_switches: Cell<u64>,
     _altstack: signal::AltStack,
 }
 
@@ -271,6 +278,11 @@ fn try_init() -> std::io::Result<&'static Hub> {
     // SAFETY: `p` is valid until HubOwner drops it at thread exit.
     let hub = unsafe { &*p };
     watchdog::register(&hub.shared);
+    hub.root
+        .rec
+        .set(super::introspect::root_record(&hub.shared));
+    super::introspect::register(&hub.shared);
+    crate::debug::dump_from_env();
     Ok(hub)
 }
 
@@ -300,6 +312,7 @@ impl Hub {
             location: AtomicPtr::new(ptr::null_mut()),
             threshold_ns: AtomicU64::new(threshold.map_or(0, nanos)),
             names: Mutex::new(HashMap::new()),
+            intro: super::introspect::Published::new(),
             exit_hooks: Mutex::new(Vec::new()),
         });
         Ok(Hub {
@@ -321,6 +334,8 @@ impl Hub {
             remote_inflight: Cell::new(0),
             io_waiters: Cell::new(0),
             io: super::io::IoTable::default(),
+            pass_start: Cell::new(None),
+            pass_switches: Cell::new(0),
             _altstack: altstack,
         })
     }
@@ -355,13 +370,21 @@ impl Hub {
         f(self.poll.borrow().registry())
     }
 
+    /// Publishes the number of registered I/O sources.
+    pub(crate) fn publish_io_sources(&self) {
+        self.shared
+            .intro
+            .io_sources
+            .store(self.io.len() as u64, Ordering::Relaxed);
+    }
+
     /// Number of green threads alive on this hub.
     pub(crate) fn live_tasks(&self) -> usize {
         self.tasks.borrow().len() - self.free_slots.borrow().len()
     }
 
-    /// Adds a new green thread and queues it to run.
-    pub(crate) fn insert_task(&self, task: Rc<dyn Task>) {
+    /// Adds a new green thread (spawned at `at`) and queues it to run.
+    pub(crate) fn insert_task(&self, task: Rc<dyn Task>, at: &'static Location<'static>) {
         let slot = {
             let mut tasks = self.tasks.borrow_mut();
             match self.free_slots.borrow_mut().pop() {
@@ -377,6 +400,11 @@ impl Hub {
         };
         let core = task.core();
         core.slot.set(slot);
+        core.rec.set(
+            self.shared
+                .intro
+                .spawned(slot, core.id, self.current_core().id, at),
+        );
         if let Some(name) = &core.name {
             self.shared
                 .names
@@ -415,7 +443,10 @@ impl Hub {
 
     /// Kills a context: sticky, and wakes it if it is parked.
     pub(crate) fn kill(&self, core: &Core) {
-        core.killed.set(true);
+        if !core.killed.replace(true) {
+            let k = &self.shared.intro.killed;
+            k.store(k.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        }
         let seq = core.parked.get();
         if seq != 0 {
             self.wake(
@@ -591,6 +622,7 @@ impl Hub {
             Ok(CoroutineResult::Return(())) => true,
             Ok(CoroutineResult::Yield(())) => false,
             Err(p) => {
+                super::task::count_panic(core);
                 super::task::log_panic(core, p.as_ref());
                 super::task::drop_payload(core, p);
                 true
@@ -608,6 +640,7 @@ impl Hub {
     fn finish(&self, slot: u32, task: &Rc<dyn Task>) {
         let core = task.core();
         core.finished.set(true);
+        self.shared.intro.finished(core.rec.get());
         self.tasks.borrow_mut()[slot as usize] = None;
         self.free_slots.borrow_mut().push(slot);
         if core.name.is_some() {
@@ -641,16 +674,49 @@ impl Hub {
         if timeout.is_none() {
             self.check_deadlock();
         }
+        let now = self.publish_turn(next_timer, paused);
         if idle && timeout != Some(Duration::ZERO) {
             self.stacks.trim(super::stack::WARM_SLOTS);
         }
         let got_events = self.poll_events(timeout);
+        self.pass_start
+            .set(Some(if timeout == Some(Duration::ZERO) {
+                now
+            } else {
+                std::time::Instant::now()
+            }));
         if idle && auto_advance && !got_events && self.ready.borrow().is_empty() {
             if let Some(t) = next_timer {
                 self.clock.advance_to(t);
             }
         }
         self.fire_timers();
+    }
+
+    /// Publishes the timers and the clock, and counts the scheduling lag of
+    /// the pass that ends here: the time from the poll that began it to now,
+    /// when it ran green threads (the longest any green thread made ready
+    /// by that poll waited to run).
+    /// Returns the time it read.
+    fn publish_turn(&self, next_timer: Option<u64>, paused: bool) -> std::time::Instant {
+        let now = std::time::Instant::now();
+        let switches = self.shared.switches.load(Ordering::Relaxed);
+        if let Some(start) = self.pass_start.get() {
+            if switches != self.pass_switches.get() {
+                self.shared
+                    .intro
+                    .record_lag(now.saturating_duration_since(start));
+            }
+        }
+        self.pass_switches.set(switches);
+        self.shared.intro.turn(
+            now,
+            self.timers.borrow().len(),
+            next_timer,
+            self.clock.now_at(now),
+            paused,
+        );
+        now
     }
 
     fn poll_events(&self, timeout: Option<Duration>) -> bool {
@@ -786,6 +852,7 @@ impl Hub {
                 let coro = core.coro.borrow_mut().take();
                 self.unwind_coroutine(core, coro);
                 core.finished.set(true);
+                self.shared.intro.finished(core.rec.get());
                 if core.name.is_some() {
                     self.shared
                         .names
@@ -947,6 +1014,7 @@ fn wake_core(core: &Core, seq: u64, reason: Wake) -> bool {
         return false;
     }
     core.parked.set(0);
+    super::introspect::unparked(core.rec.get());
     core.wake.set(reason);
     true
 }

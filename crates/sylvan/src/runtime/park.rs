@@ -101,6 +101,19 @@ pub(crate) fn park_at(
     };
     guard.timer = effective.map(|when| hub.timers.borrow_mut().insert(when, token));
     core.last_block.set(Some(location));
+    let governing = match scope {
+        Some((s, id)) if effective == Some(s) => id,
+        _ => 0,
+    };
+    super::introspect::parked(
+        &hub.shared,
+        core.rec.get(),
+        token.slot,
+        seq,
+        location,
+        effective,
+        governing,
+    );
     hub.suspend_current(core);
     let reason = core.wake.replace(Wake::None);
     if reason == Wake::Timer {
@@ -133,7 +146,10 @@ struct ParkGuard<'a> {
 
 impl Drop for ParkGuard<'_> {
     fn drop(&mut self) {
-        self.core.parked.set(0);
+        if self.core.parked.replace(0) != 0 {
+            // Not ended by a wake (which publishes the end itself).
+            super::introspect::unparked(self.core.rec.get());
+        }
         if let Some(k) = self.timer.take() {
             if let Ok(mut timers) = self.hub.timers.try_borrow_mut() {
                 timers.cancel(k);

@@ -55,6 +55,9 @@ pub(crate) struct Core {
     pub(crate) locals: std::cell::OnceCell<Box<super::local::Locals>>,
     /// The `tracing` span entered whenever it runs, if any.
     pub(crate) span: Option<Box<tracing::Span>>,
+    /// Where its hub publishes its state for other threads
+    /// (`runtime::introspect`); the spare record until published.
+    pub(crate) rec: Cell<*const super::introspect::Record>,
 }
 
 impl std::fmt::Debug for Core {
@@ -95,6 +98,7 @@ impl Core {
             scopes: RefCell::new(Vec::new()),
             locals: std::cell::OnceCell::new(),
             span,
+            rec: Cell::new(super::introspect::spare()),
         }
     }
 
@@ -206,6 +210,17 @@ pub(crate) fn clear_locals(core: &Core) {
             log_panic(core, p.as_ref());
             drop_payload(core, p);
         }
+    }
+}
+
+/// Counts a panic of a green thread in its hub's published counters.
+pub(crate) fn count_panic(_core: &Core) {
+    if let Some(hub) = super::hub::try_hub() {
+        let p = &hub.shared.intro.panicked;
+        p.store(
+            p.load(std::sync::atomic::Ordering::Relaxed) + 1,
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 }
 
