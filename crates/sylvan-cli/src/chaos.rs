@@ -27,6 +27,9 @@ pub struct Args {
     /// How long to let API requests finish on Ctrl-C / SIGTERM.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub grace: Duration,
+    /// sylvan's admin endpoint (not Toxiproxy's API).
+    #[command(flatten)]
+    pub admin: crate::common::AdminArgs,
 }
 
 /// Serves the API until SIGINT/SIGTERM, then stops every proxy.
@@ -57,7 +60,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         None => (Vec::new(), String::new()),
     };
+    args.admin.addr()?; // checked before anything starts
     let stop = shutdown_signal()?;
+    args.admin
+        .start("chaos", sylvan::debug::admin::Builder::new())?;
     let server = sylvan::http::Server::bind(addr.as_str())
         .map_err(|e| usage(format!("cannot listen on {addr}: {e}")))?
         .max_body_size(1 << 20);

@@ -33,6 +33,9 @@ pub struct Args {
     /// clamp it): how long after this process dies its registration goes.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub zk_session_timeout: Duration,
+    /// The admin endpoint.
+    #[command(flatten)]
+    pub admin: crate::common::AdminArgs,
 }
 
 /// Runs the echo server until SIGINT/SIGTERM.
@@ -53,6 +56,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.zk_session_timeout.is_zero() {
         return Err(usage("--zk-session-timeout must be more than 0"));
     }
+    args.admin.addr()?; // checked before anything starts
     let reuse = args.threads > 1;
     // Bind once up front so a port in use is reported before anything starts.
     let first = sylvan::net::ListenOptions::new()
@@ -64,6 +68,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Listen for SIGINT/SIGTERM before saying we are up, so a signal sent
     // as soon as the line appears is not lost.
     let stop = shutdown_signal()?;
+    args.admin
+        .start("echo", sylvan::debug::admin::Builder::new())?;
     eprintln!(
         "sylvan echo: listening on {bound} ({} thread(s))",
         args.threads

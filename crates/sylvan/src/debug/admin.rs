@@ -10,6 +10,7 @@
 //! | `/hubs` | JSON: one object per hub, green threads counted by state, without the list |
 //! | `/metrics` | Prometheus text ([`Snapshot::to_prometheus`](super::Snapshot::to_prometheus)) |
 //! | `/x/NAME` | JSON from a [`Builder::json`] callback |
+//! | others | from [`Builder::route`] callbacks |
 //!
 //! # Access
 //!
@@ -48,6 +49,8 @@ type JsonFn = Arc<dyn Fn() -> String + Send + Sync>;
 pub struct Builder {
     token: Option<String>,
     extra: Vec<(String, JsonFn)>,
+    routes: Vec<(String, &'static str, JsonFn)>,
+    metrics: Vec<JsonFn>,
 }
 
 impl fmt::Debug for Builder {
@@ -57,6 +60,10 @@ impl fmt::Debug for Builder {
             .field(
                 "extra",
                 &self.extra.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .field(
+                "routes",
+                &self.routes.iter().map(|(p, _, _)| p).collect::<Vec<_>>(),
             )
             .finish()
     }
@@ -144,6 +151,47 @@ impl Builder {
         self
     }
 
+    /// Serves `f()` with content type `content_type` at `path` (an exact
+    /// path, query ignored; the built-in paths win). `f` runs on the admin
+    /// thread, as for [`json`](Self::json).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let admin = sylvan::debug::admin::Builder::new()
+    ///     .route("/health", "text/plain", || "ok\n".to_string())
+    ///     .serve("127.0.0.1:0".parse().unwrap())
+    ///     .unwrap();
+    /// # let _ = admin;
+    /// ```
+    pub fn route(
+        mut self,
+        path: &str,
+        content_type: &'static str,
+        f: impl Fn() -> String + Send + Sync + 'static,
+    ) -> Builder {
+        self.routes
+            .push((path.to_string(), content_type, Arc::new(f)));
+        self
+    }
+
+    /// Appends `f()` (more Prometheus text, with metric names of its own)
+    /// to `/metrics`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let admin = sylvan::debug::admin::Builder::new()
+    ///     .metrics(|| "# TYPE my_requests_total counter\nmy_requests_total 3\n".to_string())
+    ///     .serve("127.0.0.1:0".parse().unwrap())
+    ///     .unwrap();
+    /// # let _ = admin;
+    /// ```
+    pub fn metrics(mut self, f: impl Fn() -> String + Send + Sync + 'static) -> Builder {
+        self.metrics.push(Arc::new(f));
+        self
+    }
+
     /// Starts the endpoint on `addr` (port 0 picks one; see
     /// [`Admin::local_addr`]).
     ///
@@ -214,10 +262,16 @@ impl Builder {
                 Some(_) => Response::text("format: use json or text\n").with_status(400),
             },
             "/hubs" => json(hubs_json(&super::snapshot())),
-            "/metrics" => typed(
-                Response::text(super::snapshot().to_prometheus()),
-                "text/plain; version=0.0.4; charset=utf-8",
-            ),
+            "/metrics" => {
+                let mut text = super::snapshot().to_prometheus();
+                for f in &self.metrics {
+                    text.push_str(&f());
+                }
+                typed(
+                    Response::text(text),
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )
+            }
             "/x" => {
                 let mut o = String::from("[");
                 for (i, (n, _)) in self.extra.iter().enumerate() {
@@ -229,13 +283,18 @@ impl Builder {
                 o.push(']');
                 json(o)
             }
-            p => match p
-                .strip_prefix("/x/")
-                .and_then(|n| self.extra.iter().find(|(name, _)| name == n))
-            {
-                Some((_, f)) => json(f()),
-                None => Response::status_page(404),
-            },
+            p => {
+                if let Some((_, ct, f)) = self.routes.iter().find(|(path, _, _)| path == p) {
+                    return typed(Response::text(f()), ct);
+                }
+                match p
+                    .strip_prefix("/x/")
+                    .and_then(|n| self.extra.iter().find(|(name, _)| name == n))
+                {
+                    Some((_, f)) => json(f()),
+                    None => Response::status_page(404),
+                }
+            }
         }
     }
 }
