@@ -8,7 +8,7 @@
 # tests start private servers), ZooKeeper and a JRE (tests/zk*.rs, the
 # CLI's discovery tests), Python 3 with websocket-client (tests/websocket.rs) and
 # toxiproxy-python (sylvan-cli tests/chaos.rs), prometheus-client (tests/introspect.rs
-# parses /metrics with its parser). A test whose program is
+# parses /metrics with its parser), tmux (sylvan-cli tests/top.rs drives `sylvan top` in it). A test whose program is
 # missing fails with one line naming it and the command that installs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +23,7 @@ command -v redis-server >/dev/null || apt_pkgs+=(redis-server)
 { compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || command -v initdb >/dev/null; } || apt_pkgs+=(postgresql)
 { command -v java >/dev/null && [ -e /usr/share/java/zookeeper.jar ]; } || apt_pkgs+=(zookeeper)
 command -v python3 >/dev/null || apt_pkgs+=(python3 python3-pip)
+command -v tmux >/dev/null || apt_pkgs+=(tmux)
 if ((${#apt_pkgs[@]})); then
     sudo=()
     if [ "$(id -u)" != 0 ]; then

@@ -142,9 +142,10 @@ impl AdminArgs {
             Some(t) => builder.token(t.clone()),
             None => builder,
         };
-        let admin = builder
-            .serve(addr)
-            .map_err(|e| usage(format!("--admin {addr}: {e}")))?;
+        let admin = builder.serve(addr).map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidInput => usage(format!("--admin: {e}")),
+            _ => usage(format!("cannot listen on {addr} (--admin): {e}")),
+        })?;
         eprintln!(
             "sylvan {cmd}: admin on http://{}/ (/threads, /hubs, /metrics)",
             admin.local_addr()
