@@ -74,11 +74,18 @@ fn the_admin_page_shows_upstreams_change_when_one_is_killed() {
         }
     });
     let hang_guard = Duration::from_secs(90);
-    let ready = rx.recv_timeout(hang_guard).expect("the page showed both upstreams up");
+    let ready = rx
+        .recv_timeout(hang_guard)
+        .expect("the page showed both upstreams up");
     assert!(ready.starts_with("READY hubs="), "{ready}");
-    assert!(!ready.contains("hubs=0"), "the hubs table has rows: {ready}");
+    assert!(
+        !ready.contains("hubs=0"),
+        "the hubs table has rows: {ready}"
+    );
     b.signal("KILL");
-    let changed = rx.recv_timeout(hang_guard).expect("the page showed the change");
+    let changed = rx
+        .recv_timeout(hang_guard)
+        .expect("the page showed the change");
     let done = rx.recv_timeout(hang_guard).unwrap_or_default();
     let status = node.wait().unwrap();
     assert!(changed.starts_with("CHANGED "), "{changed}");
@@ -87,10 +94,16 @@ fn the_admin_page_shows_upstreams_change_when_one_is_killed() {
     let row = |addr: &str| rows.iter().find(|r| r.contains(addr)).unwrap().clone();
     assert!(row(&a_addr.to_string()).contains(" up "), "{rows:?}");
     let killed = row(&b_addr.to_string());
-    assert!(killed.contains(" down ") || killed.contains(" ejected "), "{rows:?}");
+    assert!(
+        killed.contains(" down ") || killed.contains(" ejected "),
+        "{rows:?}"
+    );
     assert_eq!(done, "DONE", "the page fetched nothing from another origin");
     assert!(status.success());
     let png = std::fs::read(&shot).expect("the screenshot was saved");
-    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "a real screenshot");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "a real screenshot"
+    );
     eprintln!("screenshot: {}", shot.display());
 }
