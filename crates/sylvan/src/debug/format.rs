@@ -311,18 +311,6 @@ impl Snapshot {
             .iter()
             .map(|h| format!("hub=\"{}\",thread=\"{}\"", h.id, label(&h.thread)))
             .collect();
-        let gauge = |o: &mut String, name: &str, help: &str, f: &dyn Fn(&HubSnapshot) -> u64| {
-            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge");
-            for (h, l) in self.hubs.iter().zip(&labels) {
-                let _ = writeln!(o, "{name}{{{l}}} {}", f(h));
-            }
-        };
-        let counter = |o: &mut String, name: &str, help: &str, f: &dyn Fn(&HubSnapshot) -> u64| {
-            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter");
-            for (h, l) in self.hubs.iter().zip(&labels) {
-                let _ = writeln!(o, "{name}{{{l}}} {}", f(h));
-            }
-        };
         let _ = writeln!(
             o,
             "# HELP sylvan_green_threads Green threads by state (root contexts excluded).\n# TYPE sylvan_green_threads gauge"
@@ -337,55 +325,69 @@ impl Snapshot {
                 let _ = writeln!(o, "sylvan_green_threads{{{l},state=\"{s}\"}} {n}");
             }
         }
-        gauge(
-            &mut o,
-            "sylvan_ready",
-            "Green threads ready to run.",
-            &|h| h.ready as u64,
+        type Metric = (
+            &'static str,
+            &'static str,
+            &'static str,
+            fn(&HubSnapshot) -> u64,
         );
-        gauge(&mut o, "sylvan_timers", "Armed timers.", &|h| h.timers);
-        gauge(
-            &mut o,
-            "sylvan_io_sources",
-            "I/O sources registered with the hub.",
-            &|h| h.io_sources,
-        );
-        counter(
-            &mut o,
-            "sylvan_switches_total",
-            "Switches into a green thread.",
-            &|h| h.counters.switches,
-        );
-        counter(
-            &mut o,
-            "sylvan_spawned_total",
-            "Green threads spawned.",
-            &|h| h.counters.spawned,
-        );
-        counter(
-            &mut o,
-            "sylvan_finished_total",
-            "Green threads finished.",
-            &|h| h.counters.finished,
-        );
-        counter(
-            &mut o,
-            "sylvan_panicked_total",
-            "Green threads that panicked.",
-            &|h| h.counters.panicked,
-        );
-        counter(
-            &mut o,
-            "sylvan_killed_total",
-            "Green threads killed.",
-            &|h| h.counters.killed,
-        );
-        counter(
-            &mut o,
-            "sylvan_watchdog_warnings_total",
-            "Blocking warnings logged by the watchdog.",
-            &|h| h.counters.watchdog_warnings,
-        );
+        let per_hub: [Metric; 9] = [
+            (
+                "sylvan_ready",
+                "gauge",
+                "Green threads ready to run.",
+                |h| h.ready as u64,
+            ),
+            ("sylvan_timers", "gauge", "Armed timers.", |h| h.timers),
+            (
+                "sylvan_io_sources",
+                "gauge",
+                "I/O sources registered with the hub.",
+                |h| h.io_sources,
+            ),
+            (
+                "sylvan_switches_total",
+                "counter",
+                "Switches into a green thread.",
+                |h| h.counters.switches,
+            ),
+            (
+                "sylvan_spawned_total",
+                "counter",
+                "Green threads spawned.",
+                |h| h.counters.spawned,
+            ),
+            (
+                "sylvan_finished_total",
+                "counter",
+                "Green threads finished.",
+                |h| h.counters.finished,
+            ),
+            (
+                "sylvan_panicked_total",
+                "counter",
+                "Green threads that panicked.",
+                |h| h.counters.panicked,
+            ),
+            (
+                "sylvan_killed_total",
+                "counter",
+                "Green threads killed.",
+                |h| h.counters.killed,
+            ),
+            (
+                "sylvan_watchdog_warnings_total",
+                "counter",
+                "Blocking warnings logged by the watchdog.",
+                |h| h.counters.watchdog_warnings,
+            ),
+        ];
+        for (name, kind, help, f) in per_hub {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (h, l) in self.hubs.iter().zip(&labels) {
+                let _ = writeln!(o, "{name}{{{l}}} {}", f(h));
+            }
+        }
         let _ = writeln!(
             o,
             "# HELP sylvan_scheduling_lag_seconds Per loop pass: time from the poll that readied green threads to the next poll.\n# TYPE sylvan_scheduling_lag_seconds histogram"
