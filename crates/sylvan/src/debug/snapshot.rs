@@ -15,6 +15,10 @@ use crate::runtime::introspect::{self, LAG_BOUNDS_US, RawGreen, RawHub};
 /// while they change may be a moment stale, never wrong in a way that is
 /// unsafe.
 ///
+/// A green thread that finished is gone from the snapshot at once, even
+/// while its handle has not been joined (its record is reused): the
+/// counters say how many finished.
+///
 /// Its [`Display`](fmt::Display) is a Go-style dump (what
 /// [`dump_on_signal`](super::dump_on_signal) prints);
 /// [`to_json`](Self::to_json) and [`to_prometheus`](Self::to_prometheus)
@@ -45,7 +49,9 @@ pub struct Snapshot {
     pub hubs: Vec<HubSnapshot>,
     /// The blocking-work pool ([`tpool`](crate::tpool)).
     pub tpool: TpoolSnapshot,
-    /// The process's open descriptors (from `/proc/self/fd`).
+    /// The process's open descriptors (from `/proc/self/fd`), sockets with
+    /// their addresses. Process-wide: each hub counts its own registered
+    /// ones in [`HubSnapshot::io_sources`].
     pub descriptors: Vec<Descriptor>,
 }
 
@@ -114,7 +120,9 @@ pub struct LagHistogram {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum GreenState {
-    /// Running on its hub now.
+    /// Running on its hub now. For a root context: not inside a sylvan
+    /// blocking call (it may be computing, or blocked in something that
+    /// is not sylvan's, such as joining an OS thread).
     Running,
     /// Ready to run, waiting for its turn.
     Ready,
