@@ -3,7 +3,8 @@
 # not bring (real programs the integration tests drive), then runs every
 # test. `.ci/run` calls it after the format and lint checks.
 #
-# Programs: curl and wrk (tests/http_clients.rs), redis-server
+# Programs: curl and wrk (tests/http_clients.rs), nginx
+# (tests/http_client_peers.rs), redis-server
 # (tests/redis.rs), PostgreSQL's initdb and postgres (the sylvan-postgres
 # tests start private servers), ZooKeeper and a JRE (tests/zk*.rs, the
 # CLI's discovery tests), Python 3 with websocket-client (tests/websocket.rs) and
@@ -20,6 +21,7 @@ ulimit -n "$(ulimit -Hn)" || true
 apt_pkgs=()
 command -v curl >/dev/null || apt_pkgs+=(curl)
 command -v wrk >/dev/null || apt_pkgs+=(wrk)
+{ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; } || apt_pkgs+=(nginx)
 command -v redis-server >/dev/null || apt_pkgs+=(redis-server)
 { compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || command -v initdb >/dev/null; } || apt_pkgs+=(postgresql)
 { command -v java >/dev/null && [ -e /usr/share/java/zookeeper.jar ]; } || apt_pkgs+=(zookeeper)

@@ -9,6 +9,9 @@
 //! settings by each subcommand; errors go to stderr as one line, with exit
 //! code 2 for bad input and 1 for failures at run time.
 
+#![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+#![forbid(unsafe_code)]
+
 mod bench;
 mod chaos;
 mod cli;

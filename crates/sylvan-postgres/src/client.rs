@@ -667,17 +667,18 @@ impl Client {
             Error::Io(io) => {
                 let cancelled = io.kind() == io::ErrorKind::TimedOut
                     || sylvan::Cancelled::from_io(io).is_some();
-                if cancelled && self.broken.is_none() {
-                    if let Some(token) = self.cancel.clone() {
-                        // This green thread may be killed or past its
-                        // deadline: every blocking call of its would fail.
-                        let _ = sylvan::Builder::new()
-                            .name("sylvan-postgres-cancel")
-                            .stack_size(64 * 1024)
-                            .spawn(move || {
-                                let _ = token.cancel();
-                            });
-                    }
+                if cancelled
+                    && self.broken.is_none()
+                    && let Some(token) = self.cancel.clone()
+                {
+                    // This green thread may be killed or past its
+                    // deadline: every blocking call of its would fail.
+                    let _ = sylvan::Builder::new()
+                        .name("sylvan-postgres-cancel")
+                        .stack_size(64 * 1024)
+                        .spawn(move || {
+                            let _ = token.cancel();
+                        });
                 }
                 self.broken = Some(format!("an earlier call failed: {io}"));
             }

@@ -273,10 +273,10 @@ impl TempServer {
                         .spawn()?;
                     self.child = Some(child);
                 }
-                if let Ok(mut c) = cfg.connect() {
-                    if c.ping().is_ok() {
-                        return Ok(());
-                    }
+                if let Ok(mut c) = cfg.connect()
+                    && c.ping().is_ok()
+                {
+                    return Ok(());
                 }
                 sylvan::sleep(Duration::from_millis(20))?;
             }

@@ -16,7 +16,6 @@
 //! caught and logged with `tracing`, and the thread goes on with the next
 //! job.
 
-use std::any::Any;
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe, Location};
@@ -27,6 +26,7 @@ use std::time::Duration;
 use crate::cancel::Cancelled;
 use crate::runtime::hub::{hub, try_hub};
 use crate::runtime::park::{self, Unparker};
+use crate::runtime::task::panic_message;
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
@@ -228,16 +228,6 @@ fn run(job: Job) {
     // The payload's own `Drop` may panic as well: then leak it.
     if let Err(again) = panic::catch_unwind(AssertUnwindSafe(move || drop(payload))) {
         std::mem::forget(again);
-    }
-}
-
-fn panic_message(payload: &(dyn Any + Send)) -> &str {
-    if let Some(s) = payload.downcast_ref::<&'static str>() {
-        s
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s
-    } else {
-        "(a panic payload that is not a string)"
     }
 }
 

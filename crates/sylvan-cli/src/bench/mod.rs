@@ -113,12 +113,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if common.duration.is_zero() || common.timeout.is_zero() {
         return Err(usage("-d and --timeout must be more than 0"));
     }
-    if let Some(r) = common.rate {
-        if !(r.is_finite() && r > 0.0) {
-            return Err(usage(format!(
-                "--rate {r} must be a positive number of requests/s"
-            )));
-        }
+    if let Some(r) = common.rate
+        && !(r.is_finite() && r > 0.0)
+    {
+        return Err(usage(format!(
+            "--rate {r} must be a positive number of requests/s"
+        )));
     }
     // One connect first: an unreachable target is one clear error, not a
     // run full of failed requests.

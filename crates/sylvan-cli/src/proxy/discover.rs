@@ -106,10 +106,10 @@ fn apply(shared: &Shared, checks: Option<&Checks>, members: &[Member]) {
     for u in &removed {
         tracing::warn!(upstream = %u.addr, "discovery: upstream left");
     }
-    if let Some(c) = checks {
-        if let Err(e) = c.sync(&shared.upstreams()) {
-            tracing::error!("discovery: cannot start a health check: {e}");
-        }
+    if let Some(c) = checks
+        && let Err(e) = c.sync(&shared.upstreams())
+    {
+        tracing::error!("discovery: cannot start a health check: {e}");
     }
 }
 

@@ -150,10 +150,10 @@ fn check_loop(up: &Upstream, cfg: HealthConfig) {
     let mut state = Hysteresis::new(cfg.rise, cfg.fall);
     loop {
         let result = connector.connect(up.addr.as_str());
-        if let Err(e) = &result {
-            if sylvan::Cancelled::from_io(e).is_some() {
-                return; // killed: the proxy is stopping
-            }
+        if let Err(e) = &result
+            && sylvan::Cancelled::from_io(e).is_some()
+        {
+            return; // killed: the proxy is stopping
         }
         let ok = result.is_ok();
         drop(result);

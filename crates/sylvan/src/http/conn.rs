@@ -20,6 +20,7 @@ use super::response::{self, Parts, Response, bodiless, push_hex, push_u64, push_
 use super::upgrade::Upgraded;
 use crate::green::catch_panic;
 use crate::net::TcpStream;
+use crate::runtime::task::panic_message;
 use crate::sync::Semaphore;
 
 /// What the connection engine needs from a byte stream.
@@ -601,11 +602,7 @@ fn handle_one<T: Transport>(
     let resp = match catch_panic(|| handler(req)) {
         Ok(r) => r,
         Err(p) => {
-            let msg = p
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| p.downcast_ref::<String>().map(String::as_str))
-                .unwrap_or("Box<dyn Any>");
+            let msg = panic_message(p.as_ref());
             tracing::error!(target: "sylvan::http", %peer, "handler panicked: {msg}");
             panicked = true;
             Response::status_page(500)

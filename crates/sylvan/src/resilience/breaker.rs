@@ -8,6 +8,7 @@ use std::io;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use super::window::{Counts, Window, WindowKind};
 use crate::runtime::hub::hub;
 
 /// The state of a [`CircuitBreaker`].
@@ -225,12 +226,6 @@ pub struct BreakerMetrics {
     /// `slow_calls / calls` in percent, once the minimum number of calls
     /// was recorded.
     pub slow_call_rate: Option<f64>,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum WindowKind {
-    Count(u32),
-    Time(Duration),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -1139,153 +1134,4 @@ impl Machine {
         }
         out.push((from, to));
     }
-}
-
-/// Aggregated outcomes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Counts {
-    calls: u32,
-    failed: u32,
-    slow: u32,
-    slow_failed: u32,
-}
-
-impl Counts {
-    fn one(failed: bool, slow: bool) -> Counts {
-        Counts {
-            calls: 1,
-            failed: failed.into(),
-            slow: slow.into(),
-            slow_failed: (failed && slow).into(),
-        }
-    }
-
-    fn add(&mut self, o: Counts) {
-        self.calls += o.calls;
-        self.failed += o.failed;
-        self.slow += o.slow;
-        self.slow_failed += o.slow_failed;
-    }
-
-    fn sub(&mut self, o: Counts) {
-        self.calls -= o.calls;
-        self.failed -= o.failed;
-        self.slow -= o.slow;
-        self.slow_failed -= o.slow_failed;
-    }
-
-    /// Failure and slow-call rates in percent (0 when empty).
-    fn rates(&self) -> (f64, f64) {
-        if self.calls == 0 {
-            return (0.0, 0.0);
-        }
-        let n = f64::from(self.calls);
-        (
-            f64::from(self.failed) * 100.0 / n,
-            f64::from(self.slow) * 100.0 / n,
-        )
-    }
-}
-
-const TIME_BUCKETS: usize = 10;
-
-/// The sliding window of a closed breaker.
-#[derive(Debug)]
-enum Window {
-    /// The last `size` outcomes, and their running totals.
-    Count {
-        size: u32,
-        ring: VecDeque<Counts>,
-        totals: Counts,
-    },
-    /// `TIME_BUCKETS` buckets of `width` each; bucket `i` holds the calls
-    /// completed during `[origin + i·width, origin + (i+1)·width)`, stored
-    /// in slot `i % TIME_BUCKETS` with its `i`.
-    Time {
-        width: Duration,
-        origin: Instant,
-        buckets: Box<[(u64, Counts); TIME_BUCKETS]>,
-    },
-}
-
-impl Window {
-    fn new(kind: WindowKind, now: Instant) -> Window {
-        match kind {
-            WindowKind::Count(size) => Window::Count {
-                size,
-                ring: VecDeque::new(),
-                totals: Counts::default(),
-            },
-            WindowKind::Time(span) => Window::Time {
-                width: (span / TIME_BUCKETS as u32).max(Duration::from_nanos(1)),
-                origin: now,
-                buckets: Box::new([(0, Counts::default()); TIME_BUCKETS]),
-            },
-        }
-    }
-
-    fn record(&mut self, now: Instant, outcome: Counts) {
-        match self {
-            Window::Count { size, ring, totals } => {
-                if ring.len() >= *size as usize {
-                    if let Some(old) = ring.pop_front() {
-                        totals.sub(old);
-                    }
-                }
-                ring.push_back(outcome);
-                totals.add(outcome);
-            }
-            Window::Time {
-                width,
-                origin,
-                buckets,
-            } => {
-                let i = bucket_index(*origin, *width, now);
-                let slot = &mut buckets[(i % TIME_BUCKETS as u64) as usize];
-                if slot.0 != i {
-                    *slot = (i, Counts::default());
-                }
-                slot.1.add(outcome);
-            }
-        }
-    }
-
-    fn counts(&self, now: Instant) -> Counts {
-        match self {
-            Window::Count { totals, .. } => *totals,
-            Window::Time {
-                width,
-                origin,
-                buckets,
-            } => {
-                let current = bucket_index(*origin, *width, now);
-                let mut sum = Counts::default();
-                for (i, c) in buckets.iter() {
-                    if *i <= current && current - *i < TIME_BUCKETS as u64 {
-                        sum.add(*c);
-                    }
-                }
-                sum
-            }
-        }
-    }
-
-    fn clear(&mut self) {
-        match self {
-            Window::Count { ring, totals, .. } => {
-                ring.clear();
-                *totals = Counts::default();
-            }
-            Window::Time { buckets, .. } => {
-                for b in buckets.iter_mut() {
-                    b.1 = Counts::default();
-                }
-            }
-        }
-    }
-}
-
-fn bucket_index(origin: Instant, width: Duration, now: Instant) -> u64 {
-    let elapsed = now.saturating_duration_since(origin).as_nanos();
-    u64::try_from(elapsed / width.as_nanos()).unwrap_or(u64::MAX)
 }

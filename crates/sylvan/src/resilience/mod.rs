@@ -65,18 +65,21 @@
 
 mod backoff;
 mod breaker;
+mod budget;
 mod heartbeat;
 mod pool;
 mod reconnecting;
 mod retry;
 mod session;
+mod window;
 
 pub use backoff::{Backoff, Jitter};
 pub use breaker::{
     BreakerError, BreakerMetrics, BreakerState, CircuitBreaker, CircuitBreakerBuilder, Permit,
 };
+pub use budget::RetryBudget;
 pub use heartbeat::Heartbeat;
 pub use pool::{Pool, PoolBuilder, PoolError, PoolState, Pooled};
 pub use reconnecting::{CallError, ConnState, Reconnecting, ReconnectingBuilder};
-pub use retry::{Attempt, Retry, RetryBudget, RetryError, StopReason, is_transient, retry};
+pub use retry::{Attempt, Retry, RetryError, StopReason, is_transient, retry};
 pub use session::{Session, SessionBuilder, SessionState};

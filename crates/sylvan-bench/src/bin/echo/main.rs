@@ -266,12 +266,12 @@ fn run(cfg: Config) -> Result<(), String> {
     let progress = Progress::new();
     let nofile = raise_nofile();
     let max_conns = cfg.conns.iter().copied().max().unwrap_or(0);
-    if let Ok(limit) = nofile {
-        if (max_conns as u64) + 64 > limit {
-            return Err(format!(
-                "{max_conns} connections need more file descriptors than the limit ({limit})"
-            ));
-        }
+    if let Ok(limit) = nofile
+        && (max_conns as u64) + 64 > limit
+    {
+        return Err(format!(
+            "{max_conns} connections need more file descriptors than the limit ({limit})"
+        ));
     }
     let acct = Accounting::new();
 

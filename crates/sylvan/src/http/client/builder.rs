@@ -4,8 +4,10 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use super::pool::{Pool, PoolConfig};
-use super::{Client, Config, Inner, Url};
+use super::proxy::{NoProxy, Proxies};
+use super::{Breakers, Client, Config, Inner, Url};
 use crate::net::Connector;
+use crate::resilience::CircuitBreaker;
 
 /// Configures a [`Client`]; every setter states its default.
 ///
@@ -34,6 +36,7 @@ use crate::net::Connector;
 pub struct ClientBuilder {
     cfg: Config,
     pool: PoolConfig,
+    breakers: Breakers,
 }
 
 impl Default for ClientBuilder {
@@ -68,7 +71,11 @@ impl ClientBuilder {
                 max_headers: 100,
                 max_body: 10 * 1024 * 1024,
                 user_agent: Some(concat!("sylvan/", env!("CARGO_PKG_VERSION")).to_string()),
-                proxy: None,
+                decompress: false,
+                retry: None,
+                expect_continue: Some(1024 * 1024),
+                expect_timeout: Duration::from_secs(1),
+                proxy: Proxies::default(),
                 #[cfg(feature = "tls")]
                 tls: None,
             },
@@ -77,6 +84,7 @@ impl ClientBuilder {
                 idle_timeout: Some(Duration::from_secs(90)),
                 max_lifetime: None,
             },
+            breakers: Breakers::default(),
         }
     }
 
@@ -312,8 +320,98 @@ impl ClientBuilder {
         self
     }
 
+    /// Asks for compressed responses and decodes them (default `false`;
+    /// feature `gzip`): a request that sets no `Accept-Encoding` is sent
+    /// with `Accept-Encoding: gzip, deflate`, and a response with
+    /// `Content-Encoding: gzip` (or `x-gzip`) or `deflate` (zlib, as RFC
+    /// 9110 defines it) is decoded as it is read. The response keeps its
+    /// `Content-Encoding` header, and its
+    /// [`content_length`](super::ClientResponse::content_length) is `None`
+    /// (the length is that of the encoded bytes).
+    /// [`max_body_size`](Self::max_body_size) applies to the *decoded*
+    /// size, so a small gzip bomb is a "response too large" error, not a
+    /// gigabyte in memory. A request that sets its own `Accept-Encoding`
+    /// gets the body as sent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use sylvan::http::{Client, Response, Server};
+    ///
+    /// let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    /// gz.write_all(&b"hello ".repeat(1000)).unwrap();
+    /// let gz = gz.finish().unwrap();
+    /// let server = Server::bind("127.0.0.1:0").unwrap().serve(move |req| {
+    ///     assert_eq!(req.header("accept-encoding"), Some("gzip, deflate"));
+    ///     Response::new(200).header("Content-Encoding", "gzip").with_body(gz.clone())
+    /// });
+    /// let url = format!("http://{}/", server.local_addr());
+    /// let client = Client::builder().decompress(true).build();
+    /// assert_eq!(client.get(&url).send().unwrap().text().unwrap(), "hello ".repeat(1000));
+    ///
+    /// let small = Client::builder().decompress(true).max_body_size(100).build();
+    /// let err = small.get(&url).send().unwrap().text().unwrap_err();
+    /// assert!(err.to_string().contains("too large"), "{err}");
+    /// ```
+    #[cfg(feature = "gzip")]
+    pub fn decompress(mut self, yes: bool) -> ClientBuilder {
+        self.cfg.decompress = yes;
+        self
+    }
+
+    /// Bodies of at least this many bytes, and bodies of unknown size
+    /// (chunked readers), are sent with `Expect: 100-continue` (default
+    /// 1 MiB, as curl; `None`: never): the head goes first, and the body
+    /// only after the server's `100 Continue`, or after
+    /// [`expect_continue_timeout`](Self::expect_continue_timeout) without
+    /// an answer. A server that answers at once with a final status (a
+    /// `413`, a `401`) is spared the upload: that response is returned,
+    /// the body is left unsent and the connection is closed after it. A
+    /// request that sets its own `Expect: 100-continue` header is treated
+    /// so whatever its size.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sylvan::http::{Client, Response, Server};
+    ///
+    /// // Refuses every upload by its head alone.
+    /// let server = Server::bind("127.0.0.1:0").unwrap()
+    ///     .serve(|_| Response::new(413).header("Connection", "close"));
+    /// let url = format!("http://{}/", server.local_addr());
+    /// let client = Client::builder().expect_continue(Some(1000)).build();
+    /// let resp = client.post(&url).body(vec![0u8; 100_000_000]).send().unwrap();
+    /// assert_eq!(resp.status(), 413); // and the 100 MB were not sent
+    /// ```
+    pub fn expect_continue(mut self, min_size: Option<u64>) -> ClientBuilder {
+        self.cfg.expect_continue = min_size;
+        self
+    }
+
+    /// How long a request with `Expect: 100-continue` waits for the
+    /// server's answer before sending its body anyway (default 1 s, as
+    /// curl), for servers that ignore the header.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let client = sylvan::http::Client::builder()
+    ///     .expect_continue_timeout(Duration::from_millis(200))
+    ///     .build();
+    /// # drop(client);
+    /// ```
+    pub fn expect_continue_timeout(mut self, d: Duration) -> ClientBuilder {
+        self.cfg.expect_timeout = d;
+        self
+    }
+
     /// Sends every request through this HTTP proxy (default: none; the
-    /// `HTTP_PROXY` family of variables is not read). An `http://` target
+    /// `HTTP_PROXY` family of variables is read only by
+    /// [`proxy_from_env`](Self::proxy_from_env)), except to the hosts of
+    /// [`no_proxy`](Self::no_proxy). An `http://` target
     /// goes to the proxy in absolute form (`GET http://host/path`); an
     /// `https://` one through a `CONNECT` tunnel, with TLS end to end.
     /// Only `http://` proxies, without authentication for now (a
@@ -342,8 +440,61 @@ impl ClientBuilder {
     /// fake.join().unwrap().unwrap();
     /// ```
     pub fn proxy(mut self, proxy: Url) -> ClientBuilder {
-        self.cfg.proxy = Some(proxy);
+        self.cfg.proxy.http = Some(proxy.clone());
+        self.cfg.proxy.https = Some(proxy);
         self
+    }
+
+    /// Hosts reached directly, not through the proxy (default: none), in
+    /// curl's `NO_PROXY` syntax: a comma-separated list of host names
+    /// (each also matching its subdomains; a leading dot changes nothing),
+    /// IP addresses, CIDR ranges (`10.0.0.0/8`), or `*` for every host.
+    /// Replaces the list set so far, also one read by
+    /// [`proxy_from_env`](Self::proxy_from_env).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sylvan::http::{Client, Response, Server, Url};
+    ///
+    /// let server = Server::bind("127.0.0.1:0").unwrap().serve(|_| Response::text("direct"));
+    /// let url = format!("http://{}/", server.local_addr());
+    /// // A proxy that does not exist: every request through it would fail.
+    /// let client = Client::builder()
+    ///     .proxy(Url::parse("http://127.0.0.1:9").unwrap())
+    ///     .no_proxy("localhost, 127.0.0.0/8")
+    ///     .build();
+    /// assert_eq!(client.get(&url).send().unwrap().text().unwrap(), "direct");
+    /// ```
+    pub fn no_proxy(mut self, list: &str) -> ClientBuilder {
+        self.cfg.proxy.no_proxy = NoProxy::parse(list);
+        self
+    }
+
+    /// Reads the proxies from the environment as curl does, replacing
+    /// those set so far: `http_proxy` for `http://` (lower case only, as
+    /// curl: `HTTP_PROXY` can be set by a CGI request's `Proxy:` header),
+    /// `HTTPS_PROXY`/`https_proxy` for `https://`, `ALL_PROXY`/`all_proxy`
+    /// for a scheme without its own, and `NO_PROXY`/`no_proxy` as
+    /// [`no_proxy`](Self::no_proxy) reads it; the lower-case name wins
+    /// when both are set, an empty value counts as unset, a value without
+    /// a scheme is `http://`. Without this call the environment is not
+    /// read.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// // With no proxy variables set, requests go direct.
+    /// let client = sylvan::http::Client::builder().proxy_from_env().unwrap().build();
+    /// # drop(client);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` naming the variable if a proxy is not a valid URL.
+    pub fn proxy_from_env(mut self) -> std::io::Result<ClientBuilder> {
+        self.cfg.proxy = Proxies::from_vars(|name| std::env::var(name).ok())?;
+        Ok(self)
     }
 
     /// Enables `https://` with this rustls configuration (default: none,
@@ -373,6 +524,78 @@ impl ClientBuilder {
         self.tls_connector(crate::net::tls::TlsConnector::new(config))
     }
 
+    /// Enables `https://` trusting the system's certificate authorities,
+    /// as rustls-native-certs finds them (feature `native-roots`): the
+    /// platform's store, or the PEM file or directory named by
+    /// `SSL_CERT_FILE`/`SSL_CERT_DIR` when set. Certificates that do not
+    /// parse are skipped.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let client = sylvan::http::Client::builder().tls_native_roots().unwrap().build();
+    /// let resp = client.get("https://example.com/").send().unwrap();
+    /// # drop(resp);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` if no certificate could be loaded at all (saying what
+    /// went wrong where).
+    #[cfg(feature = "native-roots")]
+    pub fn tls_native_roots(self) -> std::io::Result<ClientBuilder> {
+        let found = rustls_native_certs::load_native_certs();
+        let mut roots = rustls::RootCertStore::empty();
+        let (added, _ignored) = roots.add_parsable_certificates(found.certs);
+        if added == 0 {
+            let why: Vec<String> = found.errors.iter().map(|e| e.to_string()).collect();
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!(
+                    "no usable certificate authority in the system's store{}",
+                    if why.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", why.join("; "))
+                    }
+                ),
+            ));
+        }
+        Ok(self.tls_roots(roots))
+    }
+
+    /// Enables `https://` trusting Mozilla's certificate authorities, as
+    /// compiled into webpki-roots (feature `webpki-roots`): the same on
+    /// every machine, whatever its system store holds.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let client = sylvan::http::Client::builder().tls_webpki_roots().build();
+    /// let resp = client.get("https://example.com/").send().unwrap();
+    /// # drop(resp);
+    /// ```
+    #[cfg(feature = "webpki-roots")]
+    pub fn tls_webpki_roots(self) -> ClientBuilder {
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        self.tls_roots(roots)
+    }
+
+    /// A rustls configuration with ring, the safe default protocol
+    /// versions and `roots`.
+    #[cfg(any(feature = "native-roots", feature = "webpki-roots"))]
+    fn tls_roots(self, roots: rustls::RootCertStore) -> ClientBuilder {
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default protocol versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        self.tls_config(std::sync::Arc::new(config))
+    }
+
     /// Enables `https://` with this [`TlsConnector`](crate::net::tls::TlsConnector)
     /// (default: none), e.g. for another handshake timeout; feature `tls`.
     ///
@@ -399,6 +622,91 @@ impl ClientBuilder {
         self
     }
 
+    /// Retries failed requests under `policy` (default: none; the
+    /// keep-alive race is retried once in any case, see
+    /// [`RequestBuilder::send`](super::RequestBuilder::send)). Each
+    /// request, and each redirect hop, runs as one
+    /// [`Retry::run`](crate::resilience::Retry::run): its attempts, backoff,
+    /// `retry_if` predicate (e.g.
+    /// [`is_transient`](crate::resilience::is_transient)), deadline and
+    /// shared [`RetryBudget`](crate::resilience::RetryBudget) apply, all
+    /// within the request's own [`timeout`](Self::timeout). A failure
+    /// before any byte of the request was written (resolve, connect, TLS,
+    /// the proxy's tunnel, an open circuit breaker) is retryable for every
+    /// request; one after that only for an idempotent request (by method,
+    /// or [`RequestBuilder::idempotent`](super::RequestBuilder::idempotent))
+    /// whose body is bytes — the policy's own `idempotent` flag is
+    /// replaced by the request's. Responses, `5xx` included, are never
+    /// retried. When more than one attempt was made, the error says
+    /// "gave up after N attempts" and why.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sylvan::http::Client;
+    /// use sylvan::resilience::{Backoff, Retry, RetryBudget, is_transient};
+    ///
+    /// let port = sylvan::listen("127.0.0.1:0").unwrap().local_addr().unwrap().port(); // closed now
+    /// let budget = RetryBudget::token_bucket(100, 0.1); // shared by every request
+    /// let client = Client::builder()
+    ///     .retry(
+    ///         Retry::new()
+    ///             .max_attempts(3)
+    ///             .retry_if(is_transient)
+    ///             .backoff(Backoff::new().initial(Duration::from_millis(1)))
+    ///             .budget(budget),
+    ///     )
+    ///     .build();
+    /// let err = client.post(format!("http://127.0.0.1:{port}/")).body("x").send().unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+    /// assert!(err.to_string().contains("gave up after 3 attempts"), "{err}"); // never sent: retried
+    /// ```
+    pub fn retry(mut self, policy: crate::resilience::Retry) -> ClientBuilder {
+        self.cfg.retry = Some(policy);
+        self
+    }
+
+    /// Guards each host (`scheme://host:port`) with its own
+    /// [`CircuitBreaker`], made by `make` on the first request to it
+    /// (default: none). A request, and each redirect hop, asks the host's
+    /// breaker first: while it is open the request fails at once, with
+    /// kind `Other` and a message naming the host and "circuit breaker",
+    /// without connecting. A transport error (connect, TLS, timeout, a
+    /// closed connection) or a `5xx` response counts as a failure; any
+    /// other response as a success; a killed request as neither. Errors
+    /// while reading a body are not counted. See
+    /// [`Client::breaker`](super::Client::breaker) to watch one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sylvan::http::{Client, Response, Server};
+    /// use sylvan::resilience::CircuitBreaker;
+    ///
+    /// let server = Server::bind("127.0.0.1:0").unwrap().serve(|_| Response::new(503));
+    /// let url = format!("http://{}/", server.local_addr());
+    /// let client = Client::builder()
+    ///     .circuit_breaker(|_host| {
+    ///         CircuitBreaker::builder().count_window(4).minimum_calls(4).wait_in_open(Duration::from_secs(30)).build()
+    ///     })
+    ///     .build();
+    /// for _ in 0..4 {
+    ///     assert_eq!(client.get(&url).send().unwrap().status(), 503);
+    /// }
+    /// let err = client.get(&url).send().unwrap_err(); // open: not even sent
+    /// assert!(err.to_string().contains("circuit breaker"), "{err}");
+    /// assert_eq!(server.accepted(), 1);
+    /// ```
+    pub fn circuit_breaker(
+        mut self,
+        make: impl Fn(&str) -> CircuitBreaker + 'static,
+    ) -> ClientBuilder {
+        self.breakers.factory = Some(std::rc::Rc::new(make));
+        self
+    }
+
     /// The client.
     ///
     /// # Examples
@@ -413,6 +721,7 @@ impl ClientBuilder {
             inner: Rc::new(Inner {
                 cfg: self.cfg,
                 pool: Pool::new(self.pool),
+                breakers: self.breakers,
             }),
         }
     }

@@ -217,6 +217,17 @@ impl Conn {
         max_head: usize,
         max_headers: usize,
     ) -> Result<ResponseHead, Failure> {
+        self.read_head_or_continue(max_head, max_headers, false)
+    }
+
+    /// As [`read_head`](Self::read_head), but also returns a
+    /// `100 Continue` when `want_continue` (other 1xx are skipped).
+    pub(crate) fn read_head_or_continue(
+        &mut self,
+        max_head: usize,
+        max_headers: usize,
+        want_continue: bool,
+    ) -> Result<ResponseHead, Failure> {
         let mut searched: usize = 0;
         loop {
             let data = self.buffered();
@@ -229,6 +240,9 @@ impl Conn {
                     Ok(Some((head, n))) => {
                         self.consume(n);
                         searched = 0;
+                        if want_continue && head.status == 100 {
+                            return Ok(head);
+                        }
                         if (100..200).contains(&head.status) && head.status != 101 {
                             continue;
                         }

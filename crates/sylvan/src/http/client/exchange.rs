@@ -12,6 +12,8 @@ use super::conn::{Conn, Failure, Stream};
 use super::pool::Key;
 use super::response::{ClientResponse, Deadline, context};
 use super::url::Url;
+use crate::Cancelled;
+use crate::http::parse::ResponseHead;
 use crate::net::TcpStream;
 
 /// The request body as the exchange sees it.
@@ -24,8 +26,10 @@ pub(super) enum Payload {
 }
 
 impl Payload {
-    pub(super) fn replayable(&self) -> bool {
-        matches!(self, Payload::None | Payload::Bytes(_))
+    /// Whether the body can still be sent: bytes always, a reader until
+    /// it has been (a reader held back by `Expect: 100-continue` has not).
+    pub(super) fn sendable(&self) -> bool {
+        !matches!(self, Payload::Spent)
     }
 }
 
@@ -37,6 +41,8 @@ pub(super) struct Exchange {
     pub(super) headers: Vec<(String, String)>,
     pub(super) idempotent: bool,
     pub(super) deadline: Deadline,
+    /// Whether the current attempt got as far as writing the request.
+    pub(super) wrote: std::cell::Cell<bool>,
 }
 
 /// Most bytes of a redirect's body read to keep its connection.
@@ -46,7 +52,7 @@ impl Exchange {
     pub(super) fn run(&mut self, body: &mut Payload) -> io::Result<ClientResponse> {
         let mut redirects = 0;
         loop {
-            let mut resp = self.send_once(body)?;
+            let mut resp = self.retried(body)?;
             let status = resp.status();
             if !matches!(status, 301 | 302 | 303 | 307 | 308) {
                 return Ok(resp);
@@ -88,9 +94,11 @@ impl Exchange {
                     .iter()
                     .any(|h| n.eq_ignore_ascii_case(h))
                 });
-            } else if !body.replayable() {
+            } else if !body.sendable() {
                 // A 307/308 asks for the same body again; a reader has
-                // been sent already. Hand the redirect to the caller.
+                // been sent already (unless a final answer to `Expect:
+                // 100-continue` held it back). Hand the redirect to the
+                // caller.
                 return Ok(resp);
             }
             if !self.url.same_origin(&next) {
@@ -113,12 +121,87 @@ impl Exchange {
         }
     }
 
+    /// [`guarded`](Self::guarded) under the client's retry policy, if it
+    /// has one: a failure before any byte was written (resolve, connect,
+    /// TLS, proxy) may always be retried; one after, only if the request
+    /// is idempotent and its body can be sent again.
+    fn retried(&self, body: &mut Payload) -> io::Result<ClientResponse> {
+        let Some(policy) = &self.inner.cfg.retry else {
+            return self.guarded(body);
+        };
+        let replayable = !matches!(body, Payload::Reader(..));
+        let policy = policy.clone().idempotent(self.idempotent && replayable);
+        let r = policy.run(|attempt| {
+            if attempt.is_retry() {
+                tracing::debug!(
+                    target: "sylvan::http::client",
+                    "{} {}: attempt {}",
+                    self.method,
+                    self.url,
+                    attempt.number()
+                );
+            }
+            self.wrote.set(false);
+            let r = self.guarded(body);
+            if self.wrote.get() {
+                attempt.mark_sent();
+            }
+            r
+        });
+        r.map_err(|e| {
+            if e.attempts() == 1 {
+                e.into_inner()
+            } else {
+                e.into()
+            }
+        })
+    }
+
+    /// [`send_once`](Self::send_once) behind the host's circuit breaker,
+    /// if the client has breakers.
+    fn guarded(&self, body: &mut Payload) -> io::Result<ClientResponse> {
+        let origin = self.url.origin();
+        let Some(breaker) = self.inner.breakers.get(&origin) else {
+            return self.send_once(body);
+        };
+        let Some(permit) = breaker.try_acquire() else {
+            return Err(io::Error::other(format!(
+                "the circuit breaker of {origin} is open ({:?}): the request was not sent",
+                breaker.state()
+            )));
+        };
+        match self.send_once(body) {
+            Ok(resp) => {
+                if resp.status() >= 500 {
+                    permit.failure();
+                } else {
+                    permit.success();
+                }
+                Ok(resp)
+            }
+            Err(e) => {
+                if Cancelled::from_io(&e).is_some() {
+                    drop(permit);
+                } else {
+                    permit.failure();
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn has_header(&self, name: &str) -> bool {
+        self.headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(name))
+    }
+
     fn key(&self) -> Key {
         Key {
             https: self.url.is_https(),
             host: self.url.host().to_string(),
             port: self.url.port(),
-            proxied: self.inner.cfg.proxy.is_some(),
+            proxied: self.inner.cfg.proxy.for_url(&self.url).is_some(),
         }
     }
 
@@ -138,7 +221,7 @@ impl Exchange {
                 },
             ));
         }
-        let tcp = match &cfg.proxy {
+        let tcp = match cfg.proxy.for_url(&self.url) {
             None => cfg.connector.connect((self.url.host(), self.url.port()))?,
             Some(proxy) => {
                 if proxy.is_https() {
@@ -206,10 +289,11 @@ impl Exchange {
             Some(c) => c,
             None => self.connect()?,
         };
+        self.wrote.set(true);
         match self.exchange(conn, key.clone(), body) {
             Ok(r) => Ok(r),
             Err(f) if reused && f.before_response => {
-                if self.idempotent && body.replayable() {
+                if self.idempotent && body.sendable() {
                     tracing::debug!(
                         target: "sylvan::http::client",
                         "{} {}: the reused connection was closed before any response ({}); \
@@ -250,12 +334,20 @@ impl Exchange {
         let close = self.headers.iter().any(|(n, v)| {
             n.eq_ignore_ascii_case("connection") && v.to_ascii_lowercase().contains("close")
         });
-        self.write_request(&mut conn, body)?;
-        let head = conn.read_head(cfg.max_head, cfg.max_headers)?;
+        let early = self.write_request(&mut conn, body)?;
+        // A final answer to `Expect: 100-continue` before the body was
+        // sent: the server may or may not read the unsent body, so the
+        // connection is not reused.
+        let close = close || early.is_some();
+        let head = match early {
+            Some(head) => head,
+            None => conn.read_head(cfg.max_head, cfg.max_headers)?,
+        };
         let framing = head
             .framing(self.method == "HEAD")
             .map_err(|m| io::Error::new(io::ErrorKind::InvalidData, m))?;
         let keep_alive = !close && head.status != 101 && head.keep_alive(framing);
+        let decode = cfg.decompress && !self.has_header("accept-encoding");
         Ok(ClientResponse::new(
             head,
             framing,
@@ -265,18 +357,22 @@ impl Exchange {
             self.inner.clone(),
             self.deadline,
             self.url.clone(),
+            decode,
         ))
     }
 
-    fn write_request(&self, conn: &mut Conn, body: &mut Payload) -> Result<(), Failure> {
+    /// Writes the request; returns the final response head if the server
+    /// answered an `Expect: 100-continue` with one instead of `100`, the
+    /// body then unsent.
+    fn write_request(
+        &self,
+        conn: &mut Conn,
+        body: &mut Payload,
+    ) -> Result<Option<ResponseHead>, Failure> {
         let cfg = &self.inner.cfg;
         let mut head = String::with_capacity(256);
-        let has = |name: &str| {
-            self.headers
-                .iter()
-                .any(|(n, _)| n.eq_ignore_ascii_case(name))
-        };
-        if cfg.proxy.is_some() && !self.url.is_https() {
+        let has = |name: &str| self.has_header(name);
+        if !self.url.is_https() && cfg.proxy.for_url(&self.url).is_some() {
             // Absolute form, for the proxy (RFC 9112 §3.2.2).
             let _ = write!(head, "{} {} HTTP/1.1\r\n", self.method, self.url);
         } else {
@@ -289,6 +385,9 @@ impl Exchange {
         }
         if !has("host") {
             let _ = write!(head, "Host: {}\r\n", self.url.authority());
+        }
+        if cfg.decompress && !has("accept-encoding") {
+            head.push_str("Accept-Encoding: gzip, deflate\r\n");
         }
         if !has("user-agent") {
             if let Some(ua) = &cfg.user_agent {
@@ -317,12 +416,42 @@ impl Exchange {
             }
             Payload::Reader(_, None) => head.push_str("Transfer-Encoding: chunked\r\n"),
         }
+        let size = match body {
+            Payload::None | Payload::Spent => Some(0),
+            Payload::Bytes(b) => Some(b.len() as u64),
+            Payload::Reader(_, n) => *n,
+        };
+        // Large (or unknown-size) uploads ask first, as curl does.
+        let expect = match cfg.expect_continue {
+            _ if has("expect") => self.headers.iter().any(|(n, v)| {
+                n.eq_ignore_ascii_case("expect") && v.eq_ignore_ascii_case("100-continue")
+            }),
+            Some(min) => size.is_none_or(|n| n >= min.max(1)),
+            None => false,
+        };
+        if expect && !has("expect") {
+            head.push_str("Expect: 100-continue\r\n");
+        }
         head.push_str("\r\n");
         conn.begin();
+        if expect {
+            conn.write_all(head.as_bytes())?;
+            let wait = crate::timeout(cfg.expect_timeout, || {
+                conn.read_head_or_continue(cfg.max_head, cfg.max_headers, true)
+            });
+            match wait {
+                // No answer in time: send the body anyway (RFC 9110 §10.1.1).
+                Err(_elapsed) => {}
+                Ok(Ok(h)) if h.status == 100 => {}
+                Ok(Ok(h)) => return Ok(Some(h)),
+                Ok(Err(f)) => return Err(f),
+            }
+            head.clear();
+        }
         match std::mem::replace(body, Payload::Spent) {
             p @ (Payload::None | Payload::Spent) => {
                 *body = p;
-                conn.write_all(head.as_bytes())
+                conn.write_all(head.as_bytes())?;
             }
             Payload::Bytes(b) => {
                 let r = if b.len() <= 16 * 1024 {
@@ -334,13 +463,14 @@ impl Exchange {
                         .and_then(|()| conn.write_all(&b))
                 };
                 *body = Payload::Bytes(b);
-                r
+                r?;
             }
             Payload::Reader(mut r, len) => {
                 conn.write_all(head.as_bytes())?;
-                stream_body(conn, r.as_mut(), len)
+                stream_body(conn, r.as_mut(), len)?;
             }
         }
+        Ok(None)
     }
 }
 

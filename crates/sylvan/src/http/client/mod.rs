@@ -20,22 +20,26 @@
 //! The public overview, with an example, is in the docs of [`crate::http`].
 //!
 //! `https://` with feature `tls` and a `tls_config`; an `http://` proxy.
-//! Not (yet) supported: proxy authentication, compressed bodies, cookies,
-//! HTTP/2.
+//! gzip and deflate bodies with feature `gzip`. Not (yet) supported: proxy
+//! authentication, cookies, HTTP/2.
 
 mod builder;
 mod conn;
 mod exchange;
 mod pool;
+mod proxy;
 mod request;
 mod response;
 mod url;
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt;
 use std::rc::Rc;
 use std::time::Duration;
 
 use crate::net::Connector;
+use crate::resilience::CircuitBreaker;
 
 pub use builder::ClientBuilder;
 pub use request::RequestBuilder;
@@ -56,7 +60,15 @@ pub(crate) struct Config {
     pub(crate) max_headers: usize,
     pub(crate) max_body: u64,
     pub(crate) user_agent: Option<String>,
-    pub(crate) proxy: Option<Url>,
+    /// Send `Accept-Encoding: gzip, deflate` and decode (feature `gzip`).
+    pub(crate) decompress: bool,
+    /// Retries of failed requests (besides the keep-alive race's).
+    pub(crate) retry: Option<crate::resilience::Retry>,
+    /// Smallest body sent with `Expect: 100-continue` (`None`: never).
+    pub(crate) expect_continue: Option<u64>,
+    /// How long to wait for `100 Continue` before sending anyway.
+    pub(crate) expect_timeout: Duration,
+    pub(crate) proxy: proxy::Proxies,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<crate::net::tls::TlsConnector>,
 }
@@ -66,6 +78,41 @@ pub(crate) struct Config {
 pub(crate) struct Inner {
     pub(crate) cfg: Config,
     pub(crate) pool: Pool,
+    pub(crate) breakers: Breakers,
+}
+
+/// Makes a host's circuit breaker, given `scheme://host:port`.
+pub(crate) type BreakerFactory = Rc<dyn Fn(&str) -> CircuitBreaker>;
+
+/// The optional circuit breaker of each host, made on first use.
+#[derive(Default)]
+pub(crate) struct Breakers {
+    pub(crate) factory: Option<BreakerFactory>,
+    pub(crate) by_host: RefCell<HashMap<String, CircuitBreaker>>,
+}
+
+impl fmt::Debug for Breakers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Breakers")
+            .field("enabled", &self.factory.is_some())
+            .field("by_host", &self.by_host)
+            .finish()
+    }
+}
+
+impl Breakers {
+    /// The breaker of `origin`, if breakers are on.
+    pub(crate) fn get(&self, origin: &str) -> Option<CircuitBreaker> {
+        let factory = self.factory.as_ref()?;
+        if let Some(b) = self.by_host.borrow().get(origin) {
+            return Some(b.clone());
+        }
+        let b = factory(origin);
+        self.by_host
+            .borrow_mut()
+            .insert(origin.to_string(), b.clone());
+        Some(b)
+    }
 }
 
 /// An HTTP/1.1 client with a keep-alive pool.
@@ -244,6 +291,27 @@ impl Client {
     /// ```
     pub fn idle_connections(&self) -> usize {
         self.inner.pool.idle_count()
+    }
+
+    /// The circuit breaker of the host of `url` (`scheme://host:port`),
+    /// made now if it was not yet; `None` if the client has no
+    /// [`circuit_breaker`](ClientBuilder::circuit_breaker) or `url` does
+    /// not parse.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sylvan::http::Client;
+    /// use sylvan::resilience::{BreakerState, CircuitBreaker};
+    ///
+    /// let client = Client::builder().circuit_breaker(|_| CircuitBreaker::new()).build();
+    /// let breaker = client.breaker("http://api.internal:8080/any/path").unwrap();
+    /// assert_eq!(breaker.state(), BreakerState::Closed);
+    /// assert!(Client::new().breaker("http://api.internal/").is_none());
+    /// ```
+    pub fn breaker(&self, url: &str) -> Option<CircuitBreaker> {
+        let url = Url::parse(url).ok()?;
+        self.inner.breakers.get(&url.origin())
     }
 
     /// Closes every idle connection of the pool.

@@ -136,7 +136,9 @@ impl RequestBuilder {
     /// `Content-Length` and can be sent again (a 307/308 redirect, the
     /// keep-alive retry); a [`Body::sized`] reader is sent with
     /// `Content-Length`, a [`Body::from_reader`] one chunked; readers are
-    /// sent once.
+    /// sent once (a 307/308 redirect is followed with a reader only when
+    /// `Expect: 100-continue` kept it unsent, see
+    /// [`ClientBuilder::expect_continue`](super::ClientBuilder::expect_continue)).
     ///
     /// # Examples
     ///
@@ -302,7 +304,8 @@ impl RequestBuilder {
     /// [`Connector`](crate::net::Connector). If a *reused* connection
     /// fails before any byte of the response arrives (the server closed
     /// it while idle: the keep-alive race), an idempotent request with a
-    /// replayable body is sent once more on a fresh connection; any other
+    /// body still to send (bytes, or a reader not yet read) is sent once
+    /// more on a fresh connection; any other
     /// gets an error saying why it was not retried.
     ///
     /// # Examples
@@ -362,6 +365,7 @@ impl RequestBuilder {
             headers,
             idempotent,
             deadline,
+            wrote: Default::default(),
         };
         within(deadline, || ex.run(&mut body)).map_err(|e| context(e, what))
     }

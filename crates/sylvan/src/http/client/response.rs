@@ -99,6 +99,11 @@ enum State {
 /// `TimedOut`); the connection is closed, never returned to the pool, and
 /// later reads fail.
 pub struct ResponseBody {
+    reader: Reader,
+}
+
+/// The body as it arrives: framing decoded, content coding not.
+pub(crate) struct RawBody {
     conn: Option<Conn>,
     state: State,
     keep_alive: bool,
@@ -108,9 +113,68 @@ pub struct ResponseBody {
     url: Url,
 }
 
+/// The raw body, or a decoder over it.
+#[allow(clippy::large_enum_variant)] // the common case stays unboxed
+enum Reader {
+    Raw(RawBody),
+    #[cfg(feature = "gzip")]
+    Gzip(Box<flate2::read::MultiGzDecoder<RawBody>>),
+    #[cfg(feature = "gzip")]
+    Deflate(Box<flate2::read::ZlibDecoder<RawBody>>),
+}
+
+impl ResponseBody {
+    fn raw(&self) -> &RawBody {
+        match &self.reader {
+            Reader::Raw(r) => r,
+            #[cfg(feature = "gzip")]
+            Reader::Gzip(d) => d.get_ref(),
+            #[cfg(feature = "gzip")]
+            Reader::Deflate(d) => d.get_ref(),
+        }
+    }
+
+    fn raw_mut(&mut self) -> &mut RawBody {
+        match &mut self.reader {
+            Reader::Raw(r) => r,
+            #[cfg(feature = "gzip")]
+            Reader::Gzip(d) => d.get_mut(),
+            #[cfg(feature = "gzip")]
+            Reader::Deflate(d) => d.get_mut(),
+        }
+    }
+
+    /// The content coding being decoded, if any.
+    fn coding(&self) -> Option<&'static str> {
+        match &self.reader {
+            Reader::Raw(_) => None,
+            #[cfg(feature = "gzip")]
+            Reader::Gzip(_) => Some("gzip"),
+            #[cfg(feature = "gzip")]
+            Reader::Deflate(_) => Some("deflate"),
+        }
+    }
+
+    pub(crate) fn discard(&mut self, max: usize) {
+        self.raw_mut().discard(max);
+    }
+}
+
 impl fmt::Debug for ResponseBody {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let raw = self.raw();
         f.debug_struct("ResponseBody")
+            .field("url", &raw.url)
+            .field("state", &raw.state)
+            .field("keep_alive", &raw.keep_alive)
+            .field("decoding", &self.coding())
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for RawBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawBody")
             .field("url", &self.url)
             .field("state", &self.state)
             .field("keep_alive", &self.keep_alive)
@@ -118,7 +182,7 @@ impl fmt::Debug for ResponseBody {
     }
 }
 
-impl ResponseBody {
+impl RawBody {
     fn finish(&mut self) {
         self.state = State::Done;
         if let Some(conn) = self.conn.take() {
@@ -190,6 +254,56 @@ impl Read for ResponseBody {
     ///
     /// See the type.
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        match &mut self.reader {
+            Reader::Raw(r) => r.read(out),
+            #[cfg(feature = "gzip")]
+            Reader::Gzip(d) => decoded(d.read(out), d.get_mut(), "gzip"),
+            #[cfg(feature = "gzip")]
+            Reader::Deflate(d) => decoded(d.read(out), d.get_mut(), "deflate"),
+        }
+    }
+}
+
+/// A decoder's result: at its end, the raw body is read to its end too
+/// (a chunked body's last chunk, so that the connection is pooled); a
+/// decoding error closes the connection and says what failed.
+#[cfg(feature = "gzip")]
+fn decoded(r: io::Result<usize>, raw: &mut RawBody, coding: &str) -> io::Result<usize> {
+    match r {
+        Ok(0) => {
+            raw.discard(DISCARD_AFTER_DECODED);
+            if raw.conn.is_some() {
+                // Bytes after the end of the compressed stream.
+                raw.conn = None;
+                raw.state = State::Failed;
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("the {coding} body of {} has data after its end", raw.url),
+                ));
+            }
+            Ok(0)
+        }
+        Ok(n) => Ok(n),
+        // The raw body's own error, already said.
+        Err(e) if matches!(raw.state, State::Failed) || Cancelled::from_io(&e).is_some() => Err(e),
+        Err(e) => {
+            raw.conn = None;
+            raw.state = State::Failed;
+            Err(io::Error::new(
+                e.kind(),
+                format!("decoding the {coding} body of {}: {e}", raw.url),
+            ))
+        }
+    }
+}
+
+/// Most raw bytes read after a compressed stream's end (a chunked body's
+/// terminator).
+#[cfg(feature = "gzip")]
+const DISCARD_AFTER_DECODED: usize = 64;
+
+impl Read for RawBody {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         if out.is_empty() {
             return Ok(0);
         }
@@ -256,7 +370,7 @@ pub struct ClientResponse {
 impl fmt::Debug for ClientResponse {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientResponse")
-            .field("url", &self.body.url)
+            .field("url", &self.body.raw().url)
             .field("status", &self.status)
             .field("version", &self.version)
             .field("headers", &self.headers)
@@ -275,6 +389,7 @@ impl ClientResponse {
         client: Rc<Inner>,
         deadline: Deadline,
         url: Url,
+        decode: bool,
     ) -> ClientResponse {
         let (state, length) = match framing {
             ResponseFraming::Empty => (State::Done, Some(0)),
@@ -287,7 +402,7 @@ impl ClientResponse {
             ResponseFraming::Close => (State::Close, None),
         };
         let done = matches!(state, State::Done);
-        let mut body = ResponseBody {
+        let mut raw = RawBody {
             conn: Some(conn),
             state,
             keep_alive,
@@ -297,15 +412,32 @@ impl ClientResponse {
             url,
         };
         if done {
-            body.finish();
+            raw.finish();
         }
+        let coding = match head.headers.get("content-encoding") {
+            Some(c) if decode && !done => c.trim(),
+            _ => "",
+        };
+        let (reader, length) = match coding {
+            #[cfg(feature = "gzip")]
+            c if c.eq_ignore_ascii_case("gzip") || c.eq_ignore_ascii_case("x-gzip") => (
+                Reader::Gzip(Box::new(flate2::read::MultiGzDecoder::new(raw))),
+                None,
+            ),
+            #[cfg(feature = "gzip")]
+            c if c.eq_ignore_ascii_case("deflate") => (
+                Reader::Deflate(Box::new(flate2::read::ZlibDecoder::new(raw))),
+                None,
+            ),
+            _ => (Reader::Raw(raw), length),
+        };
         ClientResponse {
             status: head.status,
             reason: head.reason,
             version: head.version,
             headers: head.headers,
             length,
-            body,
+            body: ResponseBody { reader },
         }
     }
 
@@ -399,7 +531,7 @@ impl ClientResponse {
     /// assert_eq!(resp.url().path(), "/new");
     /// ```
     pub fn url(&self) -> &Url {
-        &self.body.url
+        &self.body.raw().url
     }
 
     /// The body's length, if known in advance: `Content-Length`, or `0`
@@ -443,24 +575,29 @@ impl ClientResponse {
     /// As [`ResponseBody`]: the connection is closed and the bytes read
     /// so far are dropped.
     pub fn bytes(mut self) -> io::Result<Vec<u8>> {
-        let limit = self.body.client.cfg.max_body;
+        let limit = self.body.raw().client.cfg.max_body;
+        let coding = self.body.coding();
         let too_large = |url: &Url| {
+            let what = match coding {
+                Some(c) => format!("the {c}-decoded body of {url}"),
+                None => format!("the body of {url}"),
+            };
             io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!(
-                    "the body of {url} exceeds the limit of {limit} bytes (ClientBuilder::max_body_size)"
+                    "response too large: {what} exceeds the limit of {limit} bytes (ClientBuilder::max_body_size)"
                 ),
             )
         };
         if self.length.is_some_and(|n| n > limit) {
-            return Err(too_large(&self.body.url));
+            return Err(too_large(&self.body.raw().url));
         }
         let mut out = Vec::with_capacity(self.length.unwrap_or(0).min(1 << 20) as usize);
         (&mut self.body)
             .take(limit.saturating_add(1))
             .read_to_end(&mut out)?;
         if out.len() as u64 > limit {
-            return Err(too_large(&self.body.url));
+            return Err(too_large(&self.body.raw().url));
         }
         Ok(out)
     }
@@ -520,7 +657,7 @@ impl ClientResponse {
     /// As [`bytes`](Self::bytes).
     #[cfg(feature = "json")]
     pub fn json<T: serde::de::DeserializeOwned>(self) -> io::Result<T> {
-        let url = self.body.url.clone();
+        let url = self.body.raw().url.clone();
         let b = self.bytes()?;
         serde_json::from_slice(&b).map_err(|e| {
             io::Error::new(

@@ -286,6 +286,11 @@ impl Url {
         }
     }
 
+    /// `scheme://host:port`, always with the port (a circuit breaker's key).
+    pub(crate) fn origin(&self) -> String {
+        format!("{}://{}", self.scheme(), self.host_port())
+    }
+
     /// `host:port`, always with the port (a `CONNECT` target).
     pub(crate) fn host_port(&self) -> String {
         if self.host.contains(':') {
