@@ -456,7 +456,7 @@ impl Builder {
             }
         });
         *cell.core.coro.borrow_mut() = Some(coro);
-        hub.insert_task(cell.clone(), Location::caller());
+        hub.insert_task(cell.clone());
         Ok(GreenThread { cell, links })
     }
 }

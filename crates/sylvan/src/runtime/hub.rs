@@ -383,8 +383,12 @@ impl Hub {
         self.tasks.borrow().len() - self.free_slots.borrow().len()
     }
 
-    /// Adds a new green thread (spawned at `at`) and queues it to run.
-    pub(crate) fn insert_task(&self, task: Rc<dyn Task>, at: &'static Location<'static>) {
+    /// Adds a new green thread and queues it to run. Its spawn site, for
+    /// introspection, is the caller's (`spawn` and the `Builder` methods
+    /// on the way here are `#[track_caller]` too).
+    #[track_caller]
+    pub(crate) fn insert_task(&self, task: Rc<dyn Task>) {
+        let at = Location::caller();
         let slot = {
             let mut tasks = self.tasks.borrow_mut();
             match self.free_slots.borrow_mut().pop() {
