@@ -23,7 +23,7 @@ use crate::runtime::hub::try_hub;
 ///   it: `ttl` after an outage the reserve is whole again, with no success
 ///   needed.
 ///
-/// [`Retry`] calls [`record_request`](Self::record_request) once per run,
+/// [`Retry`](super::Retry) calls [`record_request`](Self::record_request) once per run,
 /// [`record_failure`](Self::record_failure) for each failed attempt it
 /// might retry, and [`record_success`](Self::record_success) on success;
 /// call them yourself when retrying by hand.
