@@ -13,7 +13,7 @@
 //! Cost on the hot path: nothing on a switch (the running green thread's id
 //! is the watchdog's `running`, already published); a handful of stores at
 //! spawn, park, wake and finish; the park time comes from a coarse clock
-//! (a global atomic updated by the watchdog thread and each hub turn), so
+//! (a global atomic the watchdog thread advances at least every 50 ms), so
 //! parking reads no clock.
 //!
 //! Consistency: each record is a seqlock keyed by its park sequence number
@@ -93,8 +93,7 @@ pub(crate) fn epoch() -> Instant {
 }
 
 /// Coarse "now" in milliseconds since [`epoch`], advanced by the watchdog
-/// thread every tick (at most 50 ms apart while any hub exists) and by
-/// every hub turn.
+/// thread every tick (at most 50 ms apart while any hub exists).
 static COARSE_MS: AtomicU64 = AtomicU64::new(0);
 
 /// Advances the coarse clock to `now` (never backwards).
@@ -115,6 +114,13 @@ pub(crate) fn set_backtraces(on: bool) {
 
 pub(crate) fn backtraces() -> bool {
     BACKTRACES.load(Ordering::Relaxed)
+}
+
+/// Whole microseconds in `d`, without a 128-bit division.
+fn micros(d: Duration) -> u64 {
+    d.as_secs()
+        .saturating_mul(1_000_000)
+        .saturating_add(u64::from(d.subsec_micros()))
 }
 
 /// Reads the process-wide settings from the environment, once.
@@ -228,9 +234,9 @@ impl Published {
         parent: u64,
         at: &'static Location<'static>,
     ) -> *const Record {
-        // (`park` is 0: the previous occupant's last park was cleared by
-        // its wake or by the park's guard.)
         let r = self.record_for(slot);
+        // (The previous occupant may have been unwound while parked.)
+        r.park.store(0, Ordering::Relaxed);
         r.parent.store(parent, Ordering::Relaxed);
         r.spawned_at
             .store(at as *const _ as *mut _, Ordering::Relaxed);
@@ -258,26 +264,27 @@ impl Published {
         clock_ns: u64,
         paused: bool,
     ) {
-        tick(now);
         self.timers.store(timers as u64, Ordering::Relaxed);
         self.next_timer.store(next.unwrap_or(0), Ordering::Relaxed);
         self.clock_ns.store(clock_ns, Ordering::Relaxed);
         self.clock_paused.store(paused, Ordering::Relaxed);
         self.clock_at_us.store(
-            now.saturating_duration_since(epoch()).as_micros() as u64,
+            micros(now.saturating_duration_since(epoch())),
             Ordering::Relaxed,
         );
     }
 
     /// Counts one scheduling-lag sample.
+    /// (Hub thread only: plain loads and stores, no read-modify-write.)
     pub(crate) fn record_lag(&self, lag: Duration) {
-        let us = lag.as_micros().min(u64::MAX as u128) as u64;
+        let us = micros(lag);
         let b = LAG_BOUNDS_US
             .iter()
             .position(|&b| us <= b)
             .unwrap_or(LAG_BOUNDS_US.len());
-        self.lag[b].fetch_add(1, Ordering::Relaxed);
-        self.lag_sum_us.fetch_add(us, Ordering::Relaxed);
+        let add = |a: &AtomicU64, n: u64| a.store(a.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+        add(&self.lag[b], 1);
+        add(&self.lag_sum_us, us);
     }
 
     /// Captures a backtrace for the park `seq` of the context in `slot`.

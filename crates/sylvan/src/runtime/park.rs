@@ -146,10 +146,10 @@ struct ParkGuard<'a> {
 
 impl Drop for ParkGuard<'_> {
     fn drop(&mut self) {
-        if self.core.parked.replace(0) != 0 {
-            // Not ended by a wake (which publishes the end itself).
-            super::introspect::unparked(self.core.rec.get());
-        }
+        // (A park that ends without a wake is published as parked until
+        // the next park or wake, or until its slot is reused: only a forced
+        // unwind or a panic while parking does that.)
+        self.core.parked.set(0);
         if let Some(k) = self.timer.take() {
             if let Ok(mut timers) = self.hub.timers.try_borrow_mut() {
                 timers.cancel(k);
