@@ -7,10 +7,12 @@
 # (tests/http_client_peers.rs), redis-server
 # (tests/redis.rs), PostgreSQL's initdb and postgres (the sylvan-postgres
 # tests start private servers), ZooKeeper and a JRE (tests/zk*.rs, the
-# CLI's discovery tests), Python 3 with websocket-client (tests/websocket.rs) and
-# toxiproxy-python (sylvan-cli tests/chaos.rs), prometheus-client (tests/introspect.rs
-# parses /metrics with its parser), chromium, node and playwright-core from npm
-# (sylvan-cli tests/admin_page.rs loads the admin page in a real browser), tmux (sylvan-cli tests/top.rs drives `sylvan top` in it). A test whose program is
+# CLI's discovery tests), Python 3 with websocket-client (tests/websocket.rs),
+# websockets (tests/websocket_client.rs), toxiproxy-python (sylvan-cli
+# tests/chaos.rs) and prometheus-client (tests/introspect.rs parses /metrics
+# with its parser), chromium, node and playwright-core from npm (sylvan-cli
+# tests/admin_page.rs loads the admin page in a real browser), tmux (sylvan-cli
+# tests/top.rs drives `sylvan top` in it). A test whose program is
 # missing fails with one line naming it and the command that installs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +52,7 @@ pip_install() { # module package
 }
 if command -v python3 >/dev/null; then
     pip_install websocket websocket-client
+    pip_install websockets websockets
     pip_install toxiproxy toxiproxy-python
     pip_install prometheus_client prometheus-client
 fi

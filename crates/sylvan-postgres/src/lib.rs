@@ -66,6 +66,7 @@
     clippy::undocumented_unsafe_blocks
 )]
 #![doc(test(attr(deny(warnings))))]
+#![forbid(unsafe_code)]
 
 mod cancel;
 mod client;

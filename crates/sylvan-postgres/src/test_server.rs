@@ -112,8 +112,10 @@ impl TempServer {
         ));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir)?;
-        // SAFETY: `geteuid` has no preconditions and cannot fail.
-        let owner = if unsafe { libc::geteuid() } == 0 {
+        // /proc/self belongs to this process's effective user.
+        let root =
+            fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m))? == 0;
+        let owner = if root {
             let ids = postgres_ids()?;
             std::os::unix::fs::chown(&dir, Some(ids.0), Some(ids.1))?;
             Some(ids)
@@ -299,9 +301,14 @@ impl Drop for TempServer {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
             // SIGQUIT: immediate shutdown; the postmaster ends its backends.
-            // SAFETY: `kill` with a valid signal number has no memory
-            // effects; the pid is our own unreaped child, so not reused.
-            unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGQUIT) };
+            // (Through kill(1), so this crate needs no `unsafe`; the pid is
+            // our own unreaped child, so not reused.) Failing that, SIGKILL.
+            let quit = std::process::Command::new("kill")
+                .args(["-QUIT", &c.id().to_string()])
+                .status();
+            if !quit.is_ok_and(|s| s.success()) {
+                let _ = c.kill();
+            }
             for _ in 0..500 {
                 if !matches!(c.try_wait(), Ok(None)) {
                     break;

@@ -391,13 +391,10 @@ impl Builder {
             ),
             result: RefCell::new(None),
             detached: Cell::new(false),
+            links: RefCell::new(VecDeque::new()),
         });
         let inner = cell.clone();
-        let links: Rc<Links<T>> = Rc::default();
-        let mut pending = PendingLinks {
-            links: links.clone(),
-            core: cell.clone(),
-        };
+        let mut pending = PendingLinks(cell.clone());
         let coro = Coroutine::with_stack(stack, move |y: &Yielder<(), ()>, ()| {
             // Its green-locals are dropped when this function ends, however
             // it ends (return, panic, the forced unwind), on this stack.
@@ -457,28 +454,23 @@ impl Builder {
         });
         *cell.core.coro.borrow_mut() = Some(coro);
         hub.insert_task(cell.clone());
-        Ok(GreenThread { cell, links })
+        Ok(GreenThread { cell })
     }
 }
 
-/// A callback given to [`GreenThread::link`].
-type LinkFn<T> = Box<dyn FnOnce(Outcome<'_, T>)>;
-
-/// The links of one green thread not called yet, in the order given.
-type Links<T> = RefCell<VecDeque<LinkFn<T>>>;
-
-/// The links of a green thread, owned by its entry function: called with
-/// the outcome on its own stack, or with `Killed` when dropped first.
-struct PendingLinks<T> {
-    links: Rc<Links<T>>,
-    core: Rc<TaskCell<T>>,
-}
+/// The links of a green thread (kept in its cell), owned by its entry
+/// function: called with the outcome on its own stack, or with `Killed`
+/// when dropped first.
+struct PendingLinks<T>(Rc<TaskCell<T>>);
 
 impl<T> PendingLinks<T> {
     /// Calls every link with `r`, one at a time (a link may add links).
     fn run(&mut self, r: &std::thread::Result<T>) {
+        if self.0.links.borrow().is_empty() {
+            return;
+        }
         loop {
-            let Some(f) = self.links.borrow_mut().pop_front() else {
+            let Some(f) = self.0.links.borrow_mut().pop_front() else {
                 return;
             };
             let outcome = match r {
@@ -486,8 +478,8 @@ impl<T> PendingLinks<T> {
                 Err(p) => Outcome::Panicked(p.as_ref()),
             };
             if let Err(p) = catch_panic(|| f(outcome)) {
-                log_panic(&self.core.core, p.as_ref());
-                drop_payload(&self.core.core, p);
+                log_panic(&self.0.core, p.as_ref());
+                drop_payload(&self.0.core, p);
             }
         }
     }
@@ -498,12 +490,12 @@ impl<T> Drop for PendingLinks<T> {
         // Reached without an outcome, perhaps while unwinding: a panic of
         // a link must not escape this drop, so it is caught as it is.
         loop {
-            let Some(f) = self.links.borrow_mut().pop_front() else {
+            let Some(f) = self.0.links.borrow_mut().pop_front() else {
                 return;
             };
             if let Err(p) = panic::catch_unwind(AssertUnwindSafe(|| f(Outcome::Killed))) {
-                log_panic(&self.core.core, p.as_ref());
-                drop_payload(&self.core.core, p);
+                log_panic(&self.0.core, p.as_ref());
+                drop_payload(&self.0.core, p);
             }
         }
     }
@@ -578,7 +570,6 @@ impl<T: fmt::Debug> fmt::Debug for Outcome<'_, T> {
 /// ```
 pub struct GreenThread<T> {
     cell: Rc<TaskCell<T>>,
-    links: Rc<Links<T>>,
 }
 
 impl<T> fmt::Debug for GreenThread<T> {
@@ -754,7 +745,7 @@ impl<T> GreenThread<T> {
     /// ```
     pub fn link(&self, f: impl FnOnce(Outcome<'_, T>) + 'static) {
         if !self.cell.core.finished.get() {
-            self.links.borrow_mut().push_back(Box::new(f));
+            self.cell.links.borrow_mut().push_back(Box::new(f));
             return;
         }
         let result = self.cell.result.borrow();

@@ -126,6 +126,9 @@ assert_value!(sylvan::http::RequestBuilder: !Send & !Sync);
 assert_value!(sylvan::http::ClientResponse: !Send & !Sync);
 assert_value!(sylvan::http::ResponseBody: !Send & !Sync);
 assert_value!(sylvan::websocket::WebSocket: !Send & !Sync);
+// Holds a `Connector` (see above).
+assert_value!(sylvan::websocket::ClientBuilder: !Send & !Sync);
+assert_value!(sylvan::websocket::Options: Send & Sync);
 
 // --- Hub-bound: resilience ------------------------------------------------
 

@@ -17,7 +17,7 @@ use super::log;
 use super::parse::{self, Framing, Head, HeadScan, Limits, Reject, Scan};
 use super::request::{Request, RequestBody, Version};
 use super::response::{self, Parts, Response, bodiless, push_hex, push_u64, push_value};
-use super::upgrade::Upgraded;
+use super::upgrade::{Upgraded, UpgradedIo};
 use crate::green::catch_panic;
 use crate::net::TcpStream;
 use crate::runtime::task::panic_message;
@@ -31,8 +31,8 @@ pub(crate) trait Transport: 'static {
     fn set_read_timeout(&self, t: Option<Duration>);
     fn shutdown(&self, how: Shutdown);
     fn now(&self) -> Instant;
-    /// The TCP stream under this transport, for upgrades.
-    fn into_stream(self) -> Option<TcpStream>;
+    /// The stream under this transport, for upgrades.
+    fn into_upgraded(self) -> Option<UpgradedIo>;
 }
 
 impl Transport for TcpStream {
@@ -56,8 +56,8 @@ impl Transport for TcpStream {
         crate::time::now()
     }
 
-    fn into_stream(self) -> Option<TcpStream> {
-        Some(self)
+    fn into_upgraded(self) -> Option<UpgradedIo> {
+        Some(UpgradedIo::Tcp(self))
     }
 }
 
@@ -958,8 +958,8 @@ fn upgrade<T: Transport>(sh: Rc<Shared<T>>, f: Box<dyn FnOnce(Upgraded)>) {
     match Rc::try_unwrap(sh) {
         Ok(sh) => {
             let rest = sh.rbuf.into_inner().into_rest();
-            if let Some(stream) = sh.io.into_stream() {
-                f(Upgraded::new(stream, rest));
+            if let Some(io) = sh.io.into_upgraded() {
+                f(Upgraded::new(io, rest));
             }
         }
         Err(_) => {
@@ -1036,7 +1036,7 @@ mod tests {
             Instant::now()
         }
 
-        fn into_stream(self) -> Option<TcpStream> {
+        fn into_upgraded(self) -> Option<UpgradedIo> {
             None
         }
     }

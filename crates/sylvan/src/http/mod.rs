@@ -110,10 +110,12 @@ mod client;
 mod conn;
 mod date;
 mod log;
-mod parse;
+pub(crate) mod parse;
 mod request;
 mod response;
 mod server;
+#[cfg(feature = "tls")]
+mod tls;
 mod upgrade;
 
 pub use body::Body;
@@ -122,6 +124,7 @@ pub use request::{Headers, Request, RequestBody, Version};
 pub use response::{Response, reason};
 pub use server::{Server, ServerHandle};
 pub use upgrade::Upgraded;
+pub(crate) use upgrade::UpgradedIo;
 
 /// Entry points for the fuzz target and the split-read tests; not a
 /// public API.
@@ -136,7 +139,6 @@ pub mod __private {
 
     use super::conn::{self, Config, Shared, Transport};
     use super::{Request, Response};
-    use crate::net::TcpStream;
 
     struct MemIo {
         input: RefCell<VecDeque<Vec<u8>>>,
@@ -175,7 +177,7 @@ pub mod __private {
             Instant::now()
         }
 
-        fn into_stream(self) -> Option<TcpStream> {
+        fn into_upgraded(self) -> Option<super::upgrade::UpgradedIo> {
             None
         }
     }

@@ -9,7 +9,7 @@ use std::net::{Shutdown, SocketAddr};
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
-use super::conn::{self, Config, ConnState, Shared};
+use super::conn::{self, Config, ConnState, Shared, Transport};
 use super::parse::MAX_HEAD_LIMIT;
 use super::request::Request;
 use super::response::Response;
@@ -85,6 +85,10 @@ pub struct Server {
     listener: TcpListener,
     cfg: Config,
     max_connections: usize,
+    #[cfg(feature = "tls")]
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    #[cfg(feature = "tls")]
+    tls_handshake_timeout: Duration,
 }
 
 impl fmt::Debug for Server {
@@ -93,6 +97,7 @@ impl fmt::Debug for Server {
             .field("listener", &self.listener)
             .field("config", &self.cfg)
             .field("max_connections", &self.max_connections)
+            .field("tls", &self.is_tls())
             .finish()
     }
 }
@@ -137,7 +142,19 @@ impl Server {
             listener,
             cfg: Config::default(),
             max_connections: 1024,
+            #[cfg(feature = "tls")]
+            tls: None,
+            #[cfg(feature = "tls")]
+            tls_handshake_timeout: crate::net::tls::DEFAULT_HANDSHAKE_TIMEOUT,
         }
+    }
+
+    /// Whether the server speaks HTTPS (see [`tls`](Self::tls)).
+    pub fn is_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        return false;
     }
 
     /// The address the listener is bound to.
@@ -270,6 +287,142 @@ impl Server {
         self
     }
 
+    /// Serves HTTPS with this rustls configuration (feature `tls`).
+    ///
+    /// The configuration's ALPN list is set to `http/1.1` (a client that
+    /// offers only other protocols, such as `h2` alone, is refused with
+    /// TLS's `no_application_protocol` alert). Each connection first
+    /// completes its TLS handshake within
+    /// [`tls_handshake_timeout`](Self::tls_handshake_timeout) (10 s by
+    /// default) — a client that connects and says nothing, or too slowly,
+    /// is dropped then, and a client whose handshake is garbage is
+    /// dropped at once; then the request limits and the three timeouts
+    /// apply as on plain HTTP, to the decrypted stream. Upgraded
+    /// connections ([`Upgraded`](super::Upgraded), WebSocket sessions)
+    /// stay encrypted: that is `wss://`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use sylvan::http::{Response, Server};
+    /// use sylvan::net::tls;
+    ///
+    /// let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    /// let config = tls::server_config(
+    ///     tls::certs_from_pem(cert.cert.pem().as_bytes()).unwrap(),
+    ///     tls::key_from_pem(cert.signing_key.serialize_pem().as_bytes()).unwrap(),
+    /// )
+    /// .unwrap();
+    /// let server = Server::bind("127.0.0.1:0")
+    ///     .unwrap()
+    ///     .tls(Arc::new(config))
+    ///     .serve(|_req| Response::text("hello over TLS\n"));
+    /// # let _ = server;
+    /// ```
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn tls(mut self, config: std::sync::Arc<rustls::ServerConfig>) -> Server {
+        let mut config = std::sync::Arc::unwrap_or_clone(config);
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        self.tls = Some(std::sync::Arc::new(config));
+        self
+    }
+
+    /// Serves HTTPS with a certificate chain and private key in PEM text
+    /// (e.g. the contents of `fullchain.pem` and `privkey.pem`); see
+    /// [`tls`](Self::tls), and [`tls_pem_files`](Self::tls_pem_files) to
+    /// read them from files. Feature `tls`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sylvan::http::{Response, Server};
+    ///
+    /// let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    /// let server = Server::bind("127.0.0.1:0")
+    ///     .unwrap()
+    ///     .tls_pem(cert.cert.pem().as_bytes(), cert.signing_key.serialize_pem().as_bytes())
+    ///     .unwrap()
+    ///     .serve(|_req| Response::text("hello over TLS\n"));
+    /// # let _ = server;
+    /// let e = Server::bind("127.0.0.1:0").unwrap().tls_pem(b"junk", b"junk").unwrap_err();
+    /// assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// `InvalidData` for text without a certificate or a key;
+    /// `InvalidInput` for a key that does not match the certificate.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn tls_pem(self, cert_chain: &[u8], key: &[u8]) -> io::Result<Server> {
+        use crate::net::tls;
+        let config = tls::server_config(tls::certs_from_pem(cert_chain)?, tls::key_from_pem(key)?)?;
+        Ok(self.tls(std::sync::Arc::new(config)))
+    }
+
+    /// As [`tls_pem`](Self::tls_pem), reading the PEM files at these paths.
+    /// Feature `tls`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let e = sylvan::http::Server::bind("127.0.0.1:0")
+    ///     .unwrap()
+    ///     .tls_pem_files("/nonexistent/cert.pem", "/nonexistent/key.pem")
+    ///     .unwrap_err();
+    /// assert!(e.to_string().contains("/nonexistent/cert.pem"));
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// A file that cannot be read (the message names it), then as
+    /// [`tls_pem`](Self::tls_pem).
+    ///
+    /// # Cancellation
+    ///
+    /// The files are read on the calling thread (they are small, and read
+    /// once at start-up); nothing parks.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn tls_pem_files(
+        self,
+        cert_chain: impl AsRef<std::path::Path>,
+        key: impl AsRef<std::path::Path>,
+    ) -> io::Result<Server> {
+        let read = |p: &std::path::Path| {
+            std::fs::read(p)
+                .map_err(|e| io::Error::new(e.kind(), format!("cannot read {}: {e}", p.display())))
+        };
+        let (c, k) = (read(cert_chain.as_ref())?, read(key.as_ref())?);
+        self.tls_pem(&c, &k)
+    }
+
+    /// Longest time a TLS handshake may take, from accept (default 10 s);
+    /// past it the connection is dropped. Has effect with
+    /// [`tls`](Self::tls), before or after it. Feature `tls`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    /// let s = sylvan::http::Server::bind("127.0.0.1:0")
+    ///     .unwrap()
+    ///     .tls_handshake_timeout(Duration::from_secs(3))
+    ///     .tls_pem(cert.cert.pem().as_bytes(), cert.signing_key.serialize_pem().as_bytes())
+    ///     .unwrap();
+    /// assert!(s.is_tls());
+    /// ```
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn tls_handshake_timeout(mut self, d: Duration) -> Server {
+        self.tls_handshake_timeout = d.clamp(Duration::from_millis(1), MAX_TIMEOUT);
+        self
+    }
+
     /// Starts serving in a green thread of this hub; returns at once.
     ///
     /// A handler panic becomes a `500` for that request only (logged, and
@@ -297,14 +450,31 @@ impl Server {
         let cfg = Rc::new(self.cfg);
         let io_timeout = cfg.io_timeout;
         let handler: Rc<dyn Fn(Request) -> Response> = Rc::new(handler);
+        #[cfg(feature = "tls")]
+        let tls = self.tls.map(|c| {
+            crate::net::tls::TlsAcceptor::new(c).handshake_timeout(self.tls_handshake_timeout)
+        });
         let net = ServeOptions::new()
             .max_connections(self.max_connections)
             .serve(self.listener, move |stream: TcpStream, peer| {
                 let _ = stream.set_nodelay(true);
                 let _ = stream.set_write_timeout(io_timeout);
-                let sh = Rc::new(Shared::new(stream, cfg.clone()));
-                let entry = reg.register(&sh);
-                conn::serve(sh, &*handler, peer, Some(&entry.state));
+                #[cfg(feature = "tls")]
+                if let Some(acceptor) = &tls {
+                    // A failed handshake (garbage, a timeout, a client that
+                    // refused the certificate) just closes the connection.
+                    match acceptor.accept(stream) {
+                        Ok(s) => {
+                            let io = crate::net::tls::SharedTls::new(s);
+                            serve_conn(io, &cfg, &reg, &*handler, peer);
+                        }
+                        Err(e) => {
+                            tracing::debug!(target: "sylvan::http", %peer, "{e}");
+                        }
+                    }
+                    return Ok::<(), io::Error>(());
+                }
+                serve_conn(stream, &cfg, &reg, &*handler, peer);
                 Ok::<(), io::Error>(())
             });
         ServerHandle {
@@ -313,6 +483,19 @@ impl Server {
             local_addr,
         }
     }
+}
+
+/// Serves one accepted connection, tracked for graceful stop.
+fn serve_conn<T: Transport>(
+    io: T,
+    cfg: &Rc<Config>,
+    reg: &Rc<Registry>,
+    handler: &dyn Fn(Request) -> Response,
+    peer: SocketAddr,
+) {
+    let sh = Rc::new(Shared::new(io, cfg.clone()));
+    let entry = reg.register(sh.clone());
+    conn::serve(sh, handler, peer, Some(&entry.state));
 }
 
 /// The longest timeout kept; longer ones are taken as this (a year is as
@@ -333,8 +516,19 @@ fn head_limit(setting: &str, bytes: usize) -> io::Result<usize> {
     Ok(bytes.max(16))
 }
 
+/// What stop does to an idle connection: shut its socket down.
+trait Closable {
+    fn close(&self);
+}
+
+impl<T: Transport> Closable for Shared<T> {
+    fn close(&self) {
+        self.io.shutdown(Shutdown::Both);
+    }
+}
+
 /// A connection as the registry sees it.
-type Tracked = (Rc<Entry>, Weak<Shared<TcpStream>>);
+type Tracked = (Rc<Entry>, Weak<dyn Closable>);
 
 /// The connections of a server, so that stop can close the idle ones.
 #[derive(Default)]
@@ -351,7 +545,7 @@ struct Entry {
 }
 
 impl Registry {
-    fn register(self: &Rc<Self>, sh: &Rc<Shared<TcpStream>>) -> EntryGuard {
+    fn register<T: Transport>(self: &Rc<Self>, sh: Rc<Shared<T>>) -> EntryGuard {
         let id = self.next.get();
         self.next.set(id + 1);
         let entry = Rc::new(Entry {
@@ -362,9 +556,10 @@ impl Registry {
             },
             registry: Rc::downgrade(self),
         });
-        self.conns
-            .borrow_mut()
-            .insert(id, (entry.clone(), Rc::downgrade(sh)));
+        self.conns.borrow_mut().insert(
+            id,
+            (entry.clone(), Rc::downgrade(&(sh as Rc<dyn Closable>))),
+        );
         EntryGuard(entry)
     }
 
@@ -379,7 +574,7 @@ impl Registry {
             .filter_map(|(_, sh)| sh.upgrade())
             .collect();
         for sh in &idle {
-            let _ = sh.io.shutdown(Shutdown::Both);
+            sh.close();
         }
         idle.len()
     }

@@ -320,3 +320,270 @@ impl TlsAcceptor {
         handshake(conn, tcp, self.handshake_timeout, &who)
     }
 }
+
+impl<C> TlsStream<C> {
+    /// The rustls connection and the TCP stream.
+    pub(crate) fn into_parts(self) -> (C, TcpStream) {
+        (self.inner.conn, self.inner.sock)
+    }
+}
+
+/// A TLS connection that several green threads of one hub use through
+/// `&self` (the HTTP server's connection loop and a handler reading the
+/// request body; a WebSocket session's receiver and its senders).
+///
+/// No `RefCell` borrow of the rustls state is held across a blocking call:
+/// reads wait for readability without it, then decrypt from a
+/// non-blocking read; writes encrypt under the borrow, then send the
+/// records outside it. Records leave in the order they were made: making
+/// and sending them happens under one permit (`tx`).
+pub(crate) struct SharedTls {
+    tcp: TcpStream,
+    conn: std::cell::RefCell<rustls::Connection>,
+    tx: crate::sync::Semaphore,
+    out: std::cell::RefCell<Vec<u8>>,
+}
+
+impl fmt::Debug for SharedTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedTls")
+            .field("tcp", &self.tcp)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads the socket without waiting (`WouldBlock` when nothing is there).
+struct NonBlocking<'a>(&'a TcpStream);
+
+impl Read for NonBlocking<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let sock = socket2::SockRef::from(self.0);
+        (&*sock).read(buf)
+    }
+}
+
+/// Closing says so: `close_notify` goes out (without waiting) when the last
+/// user drops the stream, so a peer reading to the end sees a clean end
+/// rather than a truncation.
+impl Drop for SharedTls {
+    fn drop(&mut self) {
+        self.close_notify_nowait();
+    }
+}
+
+impl SharedTls {
+    pub(crate) fn new<C: Into<rustls::Connection>>(s: TlsStream<C>) -> SharedTls {
+        let (conn, tcp) = s.into_parts();
+        SharedTls {
+            tcp,
+            conn: std::cell::RefCell::new(conn.into()),
+            tx: crate::sync::Semaphore::new(1),
+            out: std::cell::RefCell::new(Vec::new()),
+        }
+    }
+
+    /// The TCP stream underneath.
+    pub(crate) fn tcp(&self) -> &TcpStream {
+        &self.tcp
+    }
+
+    /// Decrypted bytes if there are any, without waiting: `WouldBlock`
+    /// when neither rustls nor the socket has any; `Ok(0)` after the
+    /// peer's `close_notify`; `UnexpectedEof` when the peer closed without
+    /// one.
+    pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            let mut c = self.conn.borrow_mut();
+            match c.reader().read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                r => return r,
+            }
+            c.read_tls(&mut NonBlocking(&self.tcp))?;
+            let state = c.process_new_packets().map(|_| ());
+            let wants_write = c.wants_write();
+            drop(c);
+            if let Err(e) = state {
+                // Send the alert rustls queued, then report.
+                let _ = self.flush_tls();
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("TLS error: {e}"),
+                ));
+            }
+            if wants_write {
+                self.flush_tls()?;
+            }
+        }
+    }
+
+    /// Reads decrypted bytes, waiting (with the socket's read timeout)
+    /// when there are none.
+    pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.try_read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let mut probe = [0u8; 1];
+                    self.tcp.peek(&mut probe)?;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// Encrypts some of `buf` and sends it (with the socket's write
+    /// timeout).
+    pub(crate) fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.conn.borrow_mut().writer().write(buf)?;
+        self.flush_tls()?;
+        Ok(n)
+    }
+
+    /// Sends the TLS records rustls has ready.
+    fn flush_tls(&self) -> io::Result<()> {
+        let _permit = self.tx.acquire()?;
+        let mut out = std::mem::take(&mut *self.out.borrow_mut());
+        let r = loop {
+            out.clear();
+            {
+                let mut c = self.conn.borrow_mut();
+                if !c.wants_write() {
+                    break Ok(());
+                }
+                if let Err(e) = c.write_tls(&mut out) {
+                    break Err(e);
+                }
+            }
+            if let Err(e) = (&self.tcp).write_all(&out) {
+                break Err(e);
+            }
+        };
+        out.clear();
+        *self.out.borrow_mut() = out;
+        r
+    }
+
+    /// Queues `close_notify` and sends it without waiting (best effort:
+    /// for closing paths that must not block).
+    pub(crate) fn close_notify_nowait(&self) {
+        // Skipped while another green thread is sending records: a record
+        // written in the middle of one would corrupt the stream.
+        let Some(_permit) = self.tx.try_acquire() else {
+            return;
+        };
+        let Ok(mut c) = self.conn.try_borrow_mut() else {
+            return;
+        };
+        c.send_close_notify();
+        let mut out = Vec::new();
+        while c.wants_write() {
+            if c.write_tls(&mut out).is_err() {
+                return;
+            }
+        }
+        drop(c);
+        let sock = socket2::SockRef::from(&self.tcp);
+        let _ = (&*sock).write(&out);
+    }
+}
+
+/// The certificates in PEM text (a chain: the server's first), e.g. the
+/// content of `fullchain.pem`.
+///
+/// # Examples
+///
+/// ```
+/// let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+/// let certs = sylvan::net::tls::certs_from_pem(cert.cert.pem().as_bytes()).unwrap();
+/// assert_eq!(certs.len(), 1);
+/// assert!(sylvan::net::tls::certs_from_pem(b"not a certificate").is_err());
+/// ```
+///
+/// # Errors
+///
+/// `InvalidData` when the text holds no certificate or a malformed PEM
+/// section.
+pub fn certs_from_pem(pem: &[u8]) -> io::Result<Vec<rustls::pki_types::CertificateDer<'static>>> {
+    use rustls::pki_types::pem::PemObject;
+    let certs = rustls::pki_types::CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("bad PEM certificate: {e}"),
+            )
+        })?;
+    if certs.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "no PEM certificate (-----BEGIN CERTIFICATE-----) found",
+        ));
+    }
+    Ok(certs)
+}
+
+/// The private key in PEM text (PKCS#8, PKCS#1 RSA or SEC1 EC), e.g. the
+/// content of `privkey.pem`.
+///
+/// # Examples
+///
+/// ```
+/// let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+/// let key = sylvan::net::tls::key_from_pem(cert.signing_key.serialize_pem().as_bytes());
+/// assert!(key.is_ok());
+/// assert!(sylvan::net::tls::key_from_pem(cert.cert.pem().as_bytes()).is_err());
+/// ```
+///
+/// # Errors
+///
+/// `InvalidData` when the text holds no private key or a malformed one.
+pub fn key_from_pem(pem: &[u8]) -> io::Result<rustls::pki_types::PrivateKeyDer<'static>> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::PrivateKeyDer::from_pem_slice(pem).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("no usable PEM private key: {e}"),
+        )
+    })
+}
+
+/// A server configuration with rustls' safe defaults (TLS 1.2 and 1.3,
+/// the `ring` provider), no client authentication, and this certificate
+/// chain and key.
+///
+/// # Examples
+///
+/// ```
+/// use sylvan::net::tls;
+///
+/// let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+/// let config = tls::server_config(
+///     tls::certs_from_pem(cert.cert.pem().as_bytes()).unwrap(),
+///     tls::key_from_pem(cert.signing_key.serialize_pem().as_bytes()).unwrap(),
+/// )
+/// .unwrap();
+/// let _acceptor = tls::TlsAcceptor::new(std::sync::Arc::new(config));
+/// ```
+///
+/// # Errors
+///
+/// `InvalidInput` when the key does not match the certificate or is of an
+/// unsupported kind.
+pub fn server_config(
+    certs: Vec<rustls::pki_types::CertificateDer<'static>>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+) -> io::Result<ServerConfig> {
+    ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(io::Error::other)?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("TLS certificate and key rejected: {e}"),
+            )
+        })
+}

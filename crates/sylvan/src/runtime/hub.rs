@@ -964,13 +964,9 @@ impl Drop for Switched<'_> {
     }
 }
 
+#[inline]
 fn set_guard(core: &Core) {
-    signal::set_current(
-        core.guard.0,
-        core.guard.1,
-        core.name.as_deref(),
-        core.stack_size,
-    );
+    signal::set_current(&core.sig_guard);
 }
 
 /// Marks the root context as running scheduler code for as long as it

@@ -241,15 +241,41 @@ impl Unparker {
 /// [`WaitList::cancelled`]; its token stays in the list as a stale entry that
 /// wakes nothing, and the list compacts itself once stale entries are the
 /// majority.
+///
+/// The oldest waiter is kept inline (`head`), so a list that never has more
+/// than one waiter at a time (a join, a rendezvous) allocates nothing.
+/// Invariant: `head` is `None` only while `rest` is empty, so `head` is
+/// always the oldest entry.
 #[derive(Debug, Default)]
 pub(crate) struct WaitList {
-    tokens: VecDeque<WakeToken>,
+    head: Option<WakeToken>,
+    rest: VecDeque<WakeToken>,
     stale: usize,
 }
 
 impl WaitList {
     pub(crate) fn push(&mut self, token: WakeToken) {
-        self.tokens.push_back(token);
+        if self.head.is_none() {
+            self.head = Some(token);
+        } else {
+            self.rest.push_back(token);
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<WakeToken> {
+        let t = self.head.take()?;
+        self.head = self.rest.pop_front();
+        Some(t)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.head.is_none()
+    }
+
+    fn clear(&mut self) {
+        self.head = None;
+        self.rest.clear();
+        self.stale = 0;
     }
 
     /// Wakes the oldest waiter that is still waiting, on this thread's hub.
@@ -257,14 +283,13 @@ impl WaitList {
     /// destructors included: with no hub there is nobody to wake.
     #[inline]
     pub(crate) fn wake_one(&mut self) -> bool {
-        if self.tokens.is_empty() {
+        if self.is_empty() {
             return false;
         }
         match try_hub() {
             Some(hub) => self.notify_one(hub),
             None => {
-                self.tokens.clear();
-                self.stale = 0;
+                self.clear();
                 false
             }
         }
@@ -273,22 +298,19 @@ impl WaitList {
     /// Wakes every waiter, on this thread's hub; as [`wake_one`](Self::wake_one).
     #[inline]
     pub(crate) fn wake_all(&mut self) {
-        if self.tokens.is_empty() {
+        if self.is_empty() {
             self.stale = 0;
             return;
         }
         match try_hub() {
             Some(hub) => self.notify_all(hub),
-            None => {
-                self.tokens.clear();
-                self.stale = 0;
-            }
+            None => self.clear(),
         }
     }
 
     /// Wakes the oldest waiter that is still waiting. Returns whether one was.
     pub(crate) fn notify_one(&mut self, hub: &Hub) -> bool {
-        while let Some(t) = self.tokens.pop_front() {
+        while let Some(t) = self.pop_front() {
             if hub.wake(t, Wake::Notified) {
                 return true;
             }
@@ -299,7 +321,10 @@ impl WaitList {
 
     /// Wakes every waiter.
     pub(crate) fn notify_all(&mut self, hub: &Hub) {
-        for t in self.tokens.drain(..) {
+        if let Some(t) = self.head.take() {
+            hub.wake(t, Wake::Notified);
+        }
+        for t in self.rest.drain(..) {
             hub.wake(t, Wake::Notified);
         }
         self.stale = 0;
@@ -309,8 +334,15 @@ impl WaitList {
     /// notified.
     pub(crate) fn cancelled(&mut self, hub: &Hub) {
         self.stale += 1;
-        if self.stale > 16 && self.stale * 2 > self.tokens.len() {
-            self.tokens.retain(|t| hub.is_parked(*t));
+        let len = usize::from(self.head.is_some()) + self.rest.len();
+        if self.stale > 16 && self.stale * 2 > len {
+            let mut kept = std::mem::take(&mut self.rest);
+            if let Some(h) = self.head.take() {
+                kept.push_front(h);
+            }
+            kept.retain(|t| hub.is_parked(*t));
+            self.head = kept.pop_front();
+            self.rest = kept;
             self.stale = 0;
         }
     }
@@ -337,5 +369,30 @@ pub(crate) fn wait_on(
             }
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(seq: u64) -> WakeToken {
+        WakeToken { slot: 0, seq }
+    }
+
+    #[test]
+    fn wait_list_stays_fifo_across_its_inline_head() {
+        let mut l = WaitList::default();
+        l.push(t(1));
+        l.push(t(2));
+        assert_eq!(l.pop_front(), Some(t(1)));
+        l.push(t(3));
+        assert_eq!(l.pop_front(), Some(t(2)));
+        assert_eq!(l.pop_front(), Some(t(3)));
+        assert!(l.is_empty());
+        assert_eq!(l.pop_front(), None);
+        l.push(t(4));
+        assert_eq!(l.pop_front(), Some(t(4)));
+        assert!(l.rest.is_empty() && l.head.is_none());
     }
 }

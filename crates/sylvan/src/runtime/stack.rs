@@ -42,6 +42,11 @@ pub(crate) const WARM_SLOTS: usize = 256;
 /// beyond the warm ones hold pages.
 const TRIM_BATCH: usize = 4096;
 const FIRST_CHUNK_SLOTS: usize = 256;
+/// Never-used slots made ready at once: their guards installed and their
+/// top page (which a new coroutine writes its first frame to) populated,
+/// with two `process_madvise` calls instead of a `madvise` and a page fault
+/// each. At most this many pages are resident ahead of use.
+const PREPARE_SLOTS: usize = 64;
 const MAX_CHUNK_BYTES: usize = 8 << 30;
 
 /// Where a slot's memory comes from.
@@ -65,6 +70,9 @@ struct SizeClass {
     chunks: Vec<Mapping>,
     /// Next never-used slot: (chunk index, byte offset).
     carve: Option<(usize, usize)>,
+    /// Offset in the current chunk up to which slots are prepared (guard
+    /// installed, top page populated).
+    prepared: usize,
     next_chunk_slots: usize,
     free: Vec<Slot>,
     /// `free[..trimmed]` have already given their pages back.
@@ -129,6 +137,7 @@ impl StackPool {
                         slot_size,
                         chunks: Vec::new(),
                         carve: None,
+                        prepared: 0,
                         next_chunk_slots: FIRST_CHUNK_SLOTS,
                         free: Vec::new(),
                         trimmed: 0,
@@ -192,15 +201,24 @@ impl SizeClass {
                 map.no_huge_pages();
                 self.chunks.push(map);
                 self.next_chunk_slots = slots * 2;
+                self.prepared = 0;
                 (self.chunks.len() - 1, 0)
             }
         };
-        self.chunks[ci].install_guard(off, page).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot install the guard page of a green-thread stack (madvise MADV_GUARD_INSTALL): {e}"),
-            )
-        })?;
+        if off >= self.prepared {
+            let chunk = &self.chunks[ci];
+            let count = ((chunk.len() - off) / self.slot_size).min(PREPARE_SLOTS);
+            chunk
+                .install_guards(off, self.slot_size, count, page)
+                .map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("cannot install the guard page of a green-thread stack (madvise MADV_GUARD_INSTALL): {e}"),
+                    )
+                })?;
+            chunk.populate(off + self.slot_size - page, self.slot_size, count, page);
+            self.prepared = off + count * self.slot_size;
+        }
         self.carve = Some((ci, off + self.slot_size));
         Ok(Slot {
             lo: self.chunks[ci].addr() + off,
@@ -371,6 +389,42 @@ mod tests {
         let b = pool.allocate(128 * 1024).unwrap();
         assert_eq!(a.size(), 64 * 1024);
         assert_eq!(b.size(), 128 * 1024);
+    }
+
+    /// Whether the page at `addr` is a guard region, from its
+    /// `/proc/self/pagemap` entry (bit 58, `PM_GUARD_REGION`, Linux 6.14).
+    fn is_guard(addr: usize) -> bool {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = std::fs::File::open("/proc/self/pagemap").unwrap();
+        f.seek(SeekFrom::Start((addr / mem::page_size() * 8) as u64))
+            .unwrap();
+        let mut b = [0u8; 8];
+        f.read_exact(&mut b).unwrap();
+        u64::from_le_bytes(b) & (1 << 58) != 0
+    }
+
+    #[test]
+    fn slots_prepared_in_batches_each_get_a_guard() {
+        let pool = Rc::new(StackPool::new());
+        if !pool.uses_guard_install() {
+            return; // one mapping per stack: mprotect guards, tested elsewhere
+        }
+        let probe = Mapping::reserve(2 * mem::page_size()).unwrap();
+        probe.install_guard(0, mem::page_size()).unwrap();
+        if !is_guard(probe.addr()) {
+            return; // pagemap shows guard regions only from Linux 6.14
+        }
+        let stacks: Vec<GreenStack> = (0..PREPARE_SLOTS * 2 + 3)
+            .map(|_| pool.allocate(MIN_STACK_SIZE).unwrap())
+            .collect();
+        let page = mem::page_size();
+        for s in &stacks {
+            assert!(is_guard(s.lo), "slot at {:#x} has no guard page", s.lo);
+            assert!(!is_guard(s.lo + page), "only the lowest page is a guard");
+            let top = (s.base().get() - 8) as *mut u64;
+            // SAFETY: `top` is inside the stack's writable range.
+            unsafe { top.write(1) };
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::panic::Location;
 use std::sync::Arc;
 use std::thread;
@@ -46,9 +47,10 @@ pub(crate) struct Core {
     pub(crate) joiners: RefCell<WaitList>,
     pub(crate) coro: RefCell<Option<Coro>>,
     pub(crate) yielder: Cell<*const Yielder<(), ()>>,
-    /// Guard page `[lo, hi)` and total stack size, for the overflow message.
-    pub(crate) guard: (usize, usize),
-    pub(crate) stack_size: usize,
+    /// Guard page, name and total stack size for the overflow handler,
+    /// which the hub points at while this context runs (the name is kept
+    /// alive by `self.name`).
+    pub(crate) sig_guard: crate::sys::signal::Guard,
     scopes: RefCell<Vec<Scope>>,
     /// Its green-local values (`sylvan::green_local!`), made on first use
     /// (most green threads have none: a pointer keeps `Core` small).
@@ -72,6 +74,7 @@ impl std::fmt::Debug for Core {
 }
 
 impl Core {
+    #[inline]
     pub(crate) fn new(
         id: u64,
         name: Option<Arc<str>>,
@@ -79,8 +82,11 @@ impl Core {
         stack_size: usize,
         span: Option<Box<tracing::Span>>,
     ) -> Core {
+        let sig_guard =
+            crate::sys::signal::Guard::new(guard.0, guard.1, name.as_deref(), stack_size);
         Core {
             id,
+            sig_guard,
             name,
             slot: Cell::new(ROOT_SLOT),
             parked: Cell::new(0),
@@ -93,8 +99,6 @@ impl Core {
             joiners: RefCell::new(WaitList::default()),
             coro: RefCell::new(None),
             yielder: Cell::new(std::ptr::null()),
-            guard,
-            stack_size,
             scopes: RefCell::new(Vec::new()),
             locals: std::cell::OnceCell::new(),
             span,
@@ -185,7 +189,16 @@ pub(crate) struct TaskCell<T> {
     pub(crate) result: RefCell<Option<thread::Result<T>>>,
     /// Set when the handle was dropped without joining.
     pub(crate) detached: Cell<bool>,
+    /// Its links (`GreenThread::link`) not called yet, in the order given.
+    /// An empty `VecDeque` allocates nothing: a spawn that is never linked
+    /// pays no allocation for them. The entry function calls them (or, if
+    /// it ends without an outcome, calls them with `Killed`), so the list
+    /// is empty whenever the cell is dropped.
+    pub(crate) links: RefCell<VecDeque<LinkFn<T>>>,
 }
+
+/// A callback given to `GreenThread::link`.
+pub(crate) type LinkFn<T> = Box<dyn FnOnce(crate::green::Outcome<'_, T>)>;
 
 impl<T> Task for TaskCell<T> {
     fn core(&self) -> &Core {

@@ -8,6 +8,7 @@
 use std::io;
 use std::ptr::NonNull;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// `MADV_GUARD_INSTALL` from Linux 6.13 (`include/uapi/asm-generic/mman-common.h`).
 const MADV_GUARD_INSTALL: libc::c_int = 102;
@@ -103,6 +104,107 @@ impl Mapping {
         }
     }
 
+    /// Installs guards on `count` ranges of `len` bytes, at `first`,
+    /// `first + stride`, ...: one `process_madvise(2)` per [`MAX_IOV`]
+    /// ranges where the kernel allows it, else one `madvise` each.
+    pub(crate) fn install_guards(
+        &self,
+        first: usize,
+        stride: usize,
+        count: usize,
+        len: usize,
+    ) -> io::Result<()> {
+        self.advise_strided(first, stride, count, len, MADV_GUARD_INSTALL, false)
+    }
+
+    /// Makes the pages of `count` ranges (as in
+    /// [`install_guards`](Self::install_guards)) resident and writable now,
+    /// with `MADV_POPULATE_WRITE` batched by `process_madvise(2)`, so their
+    /// first use takes no page fault. Best effort: does nothing where the
+    /// kernel cannot batch it (one `madvise` per range would cost what the
+    /// page faults do).
+    pub(crate) fn populate(&self, first: usize, stride: usize, count: usize, len: usize) {
+        if batching_supported() {
+            let _ = self.advise_strided(first, stride, count, len, MADV_POPULATE_WRITE, true);
+        }
+    }
+
+    fn advise_strided(
+        &self,
+        first: usize,
+        stride: usize,
+        count: usize,
+        len: usize,
+        advice: libc::c_int,
+        batch_only: bool,
+    ) -> io::Result<()> {
+        if count == 0 {
+            return Ok(());
+        }
+        self.check(first + (count - 1) * stride, len);
+        let base = self.addr() + first;
+        let mut done = 0;
+        if batching_supported() {
+            let mut iov = Vec::with_capacity(count.min(MAX_IOV));
+            while done < count {
+                let n = (count - done).min(MAX_IOV);
+                iov.clear();
+                iov.extend((done..done + n).map(|i| libc::iovec {
+                    iov_base: (base + i * stride) as *mut libc::c_void,
+                    iov_len: len,
+                }));
+                // SAFETY: every range lies inside this mapping (checked
+                // above), which we own; the advice is either a guard install
+                // on a stack slot's guard page or populating pages that hold
+                // no live data yet (never-used slots).
+                let r = unsafe {
+                    libc::syscall(
+                        libc::SYS_process_madvise,
+                        PIDFD_SELF,
+                        iov.as_ptr(),
+                        n,
+                        advice,
+                        0,
+                    )
+                };
+                if r < 0 {
+                    if done == 0 {
+                        let e = io::Error::last_os_error();
+                        if matches!(
+                            e.raw_os_error(),
+                            Some(
+                                libc::ENOSYS
+                                    | libc::EBADF
+                                    | libc::EPERM
+                                    | libc::ESRCH
+                                    | libc::EINVAL
+                            )
+                        ) {
+                            BATCHING.store(false, Ordering::Relaxed);
+                        }
+                    }
+                    break;
+                }
+                let advised = r as usize / len;
+                done += advised;
+                if advised < n {
+                    break;
+                }
+            }
+        }
+        if batch_only {
+            return Ok(());
+        }
+        for i in done..count {
+            // SAFETY: as above, one range at a time.
+            let r = unsafe { libc::madvise((base + i * stride) as *mut libc::c_void, len, advice) };
+            if r != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+
     /// Makes `[offset, offset + len)` inaccessible with `mprotect`. This
     /// splits the kernel mapping in two (the fallback path's cost).
     pub(crate) fn protect_none(&self, offset: usize, len: usize) -> io::Result<()> {
@@ -144,6 +246,22 @@ impl Drop for Mapping {
             libc::munmap(self.ptr.as_ptr().cast(), self.len);
         }
     }
+}
+
+/// `MADV_POPULATE_WRITE` (Linux 5.14).
+const MADV_POPULATE_WRITE: libc::c_int = 23;
+/// `PIDFD_SELF`: the calling process, for `process_madvise` (Linux 6.14);
+/// before that `process_madvise` fails with `EBADF` and ranges are advised
+/// one at a time.
+const PIDFD_SELF: libc::c_int = -10000;
+/// Ranges per `process_madvise` call (`UIO_MAXIOV`).
+const MAX_IOV: usize = 1024;
+
+/// Cleared once `process_madvise` on this process turned out unsupported.
+static BATCHING: AtomicBool = AtomicBool::new(true);
+
+fn batching_supported() -> bool {
+    BATCHING.load(Ordering::Relaxed)
 }
 
 /// Whether this kernel supports `MADV_GUARD_INSTALL` (probed once).

@@ -14,9 +14,10 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 
 use super::mem::{Mapping, page_size};
 
-/// What the handler needs to know about the green thread now running.
-#[derive(Clone, Copy)]
-struct Guard {
+/// What the handler needs to know about a green thread: made once when it
+/// is spawned, so a switch stores one pointer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Guard {
     /// Guard page range `[lo, hi)`; `lo == 0` means no green thread runs.
     lo: usize,
     hi: usize,
@@ -26,40 +27,46 @@ struct Guard {
     stack_kib: usize,
 }
 
-thread_local! {
-    static GUARD: Cell<Guard> = const {
-        Cell::new(Guard { lo: 0, hi: 0, name_ptr: 0, name_len: 0, stack_kib: 0 })
-    };
-}
-
-/// Records the running green thread's guard page, name and stack size.
-///
-/// `name` must stay valid until [`clear_current`] is called (the hub sets it
-/// when it switches into a green thread and clears it when it switches out).
-pub(crate) fn set_current(guard_lo: usize, guard_hi: usize, name: Option<&str>, stack_size: usize) {
-    let (name_ptr, name_len) = name.map_or((0, 0), |n| (n.as_ptr() as usize, n.len()));
-    GUARD.with(|g| {
-        g.set(Guard {
+impl Guard {
+    /// The guard page `[lo, hi)`, name and stack size of one green thread.
+    /// `name` must outlive every [`set_current`] of this record (it is the
+    /// green thread's own name, kept with it).
+    pub(crate) fn new(
+        guard_lo: usize,
+        guard_hi: usize,
+        name: Option<&str>,
+        stack_size: usize,
+    ) -> Guard {
+        let (name_ptr, name_len) = name.map_or((0, 0), |n| (n.as_ptr() as usize, n.len()));
+        Guard {
             lo: guard_lo,
             hi: guard_hi,
             name_ptr,
             name_len,
             stack_kib: stack_size / 1024,
-        })
-    });
+        }
+    }
+}
+
+thread_local! {
+    /// The running green thread's record; null while none runs.
+    static GUARD: Cell<*const Guard> = const { Cell::new(ptr::null()) };
+}
+
+/// Records the running green thread's guard page, name and stack size.
+///
+/// `g` (and the name it points to) must stay valid until [`clear_current`]
+/// or the next `set_current` (the hub sets it when it switches into a green
+/// thread, whose core holds `g`, and clears it when it switches out).
+#[inline]
+pub(crate) fn set_current(g: &Guard) {
+    GUARD.with(|c| c.set(g as *const Guard));
 }
 
 /// Records that no green thread is running on this OS thread.
+#[inline]
 pub(crate) fn clear_current() {
-    GUARD.with(|g| {
-        g.set(Guard {
-            lo: 0,
-            hi: 0,
-            name_ptr: 0,
-            name_len: 0,
-            stack_kib: 0,
-        })
-    });
+    GUARD.with(|c| c.set(ptr::null()));
 }
 
 static OLD_SEGV: AtomicPtr<libc::sigaction> = AtomicPtr::new(ptr::null_mut());
@@ -95,8 +102,11 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
     // SAFETY: the kernel passes a valid siginfo_t for SIGSEGV/SIGBUS.
     let addr = unsafe { (*info).si_addr() } as usize;
     let g = GUARD.with(|g| g.get());
-    if g.lo != 0 && addr >= g.lo && addr < g.hi {
-        report_overflow(&g);
+    // SAFETY: a non-null GUARD points at the running green thread's record,
+    // which its core keeps alive while it runs (see `set_current`).
+    let g = unsafe { g.as_ref() };
+    if let Some(g) = g.filter(|g| g.lo != 0 && addr >= g.lo && addr < g.hi) {
+        report_overflow(g);
         // SAFETY: abort is async-signal-safe and never returns.
         unsafe { libc::abort() };
     }

@@ -1,13 +1,21 @@
-//! WebSocket (RFC 6455) sessions upgraded from an [`http`](crate::http)
-//! handler, with plain blocking calls: [`WebSocket::recv`] and
-//! [`WebSocket::send`].
+//! WebSocket (RFC 6455) sessions, server and client, with plain blocking
+//! calls: [`WebSocket::recv`] and [`WebSocket::send`].
 //!
-//! A handler calls [`accept`] with the upgrade request and a closure; it
-//! returns the `101 Switching Protocols` response (or a `400`/`426` if the
-//! request is not a valid upgrade), and after the server has sent it, the
-//! closure runs in the connection's green thread with the [`WebSocket`].
-//! Frames are handled by `tungstenite` over the green socket.
+//! On the server, a handler calls [`accept`] with the upgrade request and
+//! a closure; it returns the `101 Switching Protocols` response (or a
+//! `400`/`426` if the request is not a valid upgrade), and after the
+//! server has sent it, the closure runs in the connection's green thread
+//! with the [`WebSocket`]. Over an HTTPS server the session is `wss://`.
+//! A client opens one with [`connect`] or a [`ClientBuilder`] (`ws://`
+//! and `wss://`). Both sides share one frame codec (the client masks what
+//! it sends) and the same [`Options`].
 //!
+//! - **permessage-deflate** (RFC 7692): used when both sides want it
+//!   ([`Options::deflate`], on by default): a server accepts a client's
+//!   offer (honouring `server_max_window_bits` and the
+//!   `*_no_context_takeover` parameters), a client offers it (and honours
+//!   `client_max_window_bits`). The size limits apply to the inflated
+//!   message.
 //! - **Pings and idle timeout**: while a session waits in `recv`, it sends a
 //!   ping after [`Options::ping_interval`] without traffic from the peer,
 //!   and fails with `TimedOut` once nothing at all (not even a pong) came
@@ -17,9 +25,10 @@
 //!   handshake and returns [`Error::Closed`]; [`WebSocket::close`] starts
 //!   one and waits (bounded) for the peer's reply; a session closure that
 //!   returns with the socket open closes it with `1000`.
-//! - **Limits**: a message over [`Options::max_message_size`] (64 KiB by
-//!   default) closes the session with `1009` and `recv` returns
-//!   [`Error::TooLarge`]; the server goes on. Memory per session and in
+//! - **Limits**: a received message over [`Options::max_message_size`]
+//!   (64 KiB by default; inflated, under permessage-deflate) closes the
+//!   session with `1009` and `recv` returns [`Error::TooLarge`]; the
+//!   server goes on. Memory per session and in
 //!   total is bounded by the settings: see [`Options`]' *Memory* section.
 //! - **Sharing**: `WebSocket` is a cheap clonable handle; one green thread
 //!   may wait in `recv` while others `send` (a chat server broadcasts that
@@ -71,16 +80,31 @@
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use tungstenite::protocol::{Role, WebSocketConfig};
+use tungstenite::protocol::Role;
 
 use crate::http::{Request, Response, Upgraded};
-use crate::net::TcpStream;
 use crate::sync::Semaphore;
+
+mod client;
+mod codec;
+mod conn;
+mod deflate;
+mod stream;
+
+#[doc(hidden)]
+pub mod __private {
+    //! For the fuzz target only: not a stable API.
+    pub use super::codec::fuzz_decode;
+}
+
+pub use client::{ClientBuilder, connect};
+use conn::{Conn, ConnError};
+use stream::{WsIo, WsStream};
 
 pub use tungstenite::protocol::CloseFrame;
 pub use tungstenite::protocol::frame::coding::CloseCode;
@@ -91,8 +115,9 @@ pub use tungstenite::{Bytes, Message, Utf8Bytes};
 #[non_exhaustive]
 pub enum Error {
     /// The session is over: the close handshake completed (with the peer's
-    /// close frame, if it sent one), or the peer went away without one
-    /// (`None`).
+    /// close frame, if it sent one), or it had ended before the call
+    /// (`None`). A peer that goes away without a close frame is
+    /// [`Error::Io`] with `UnexpectedEof`.
     Closed(Option<CloseFrame>),
     /// A message exceeded [`Options::max_message_size`] (the session was
     /// closed with `1009`).
@@ -100,8 +125,13 @@ pub enum Error {
     /// The peer broke the protocol (the session was closed with `1002` or
     /// `1007`).
     Protocol(String),
-    /// An I/O error: the socket failed, a write timed out, the idle timeout
-    /// passed (`TimedOut`), or the green thread was killed or its deadline
+    /// The server did not accept the client's upgrade request (a status
+    /// other than `101`, a wrong `Sec-WebSocket-Accept`...), or answered
+    /// with something that is not HTTP.
+    Handshake(String),
+    /// An I/O error: the socket failed, the peer closed the connection
+    /// without a close frame (`UnexpectedEof`, also in the middle of a
+    /// frame), a write timed out, the idle timeout passed (`TimedOut`), or the green thread was killed or its deadline
     /// passed (see [`Cancelled::from_io`](crate::Cancelled::from_io)).
     Io(io::Error),
 }
@@ -113,6 +143,7 @@ impl fmt::Display for Error {
             Error::Closed(None) => f.write_str("websocket closed"),
             Error::TooLarge(m) => write!(f, "websocket message too large: {m}"),
             Error::Protocol(m) => write!(f, "websocket protocol error: {m}"),
+            Error::Handshake(m) => write!(f, "websocket handshake failed: {m}"),
             Error::Io(e) => write!(f, "websocket I/O error: {e}"),
         }
     }
@@ -146,24 +177,26 @@ impl From<Error> for io::Error {
 ///
 /// ```text
 ///   read_buffer_size             (8 KiB)   allocated up front
-/// + max_frame_size               (64 KiB)  a frame being received
+/// + 2 × max_frame_size           (128 KiB) a frame being received, and its unmasked payload
 /// + max_message_size             (64 KiB)  a fragmented message being reassembled
 /// + the largest message it sends           framed into one buffer, then written
 /// ```
 ///
-/// — about 136 KiB with the defaults, plus what the application keeps and
+/// — about 200 KiB with the defaults, plus what the application keeps and
 /// what it sends (sends are written at once, with a blocking write: a slow
-/// peer makes `send` wait instead of queueing). A message received in one
-/// frame is not copied again, so for unfragmented traffic the frame and
-/// message terms do not add up.
+/// peer makes `send` wait instead of queueing). An unfragmented message is
+/// not copied again, so for such traffic the message term does not add
+/// up; the read buffer shrinks back to `read_buffer_size` after a large
+/// frame. With permessage-deflate, add `max_message_size` for the
+/// inflated message and zlib's state (see [`Options::deflate`]).
 ///
 /// Every session is an upgraded connection of the [`Server`], so
 /// [`Server::max_connections`] bounds their number, and
 /// `max_connections × per-session bound` bounds the total: 1,024
-/// connections (the default) × ~136 KiB ≈ 136 MiB. To serve larger
+/// connections (the default) × ~200 KiB ≈ 200 MiB. To serve larger
 /// messages, raise the limits and lower `max_connections` to keep that
 /// product within the memory you can give the server (e.g. 1 MiB messages
-/// and frames, 256 connections: ~512 MiB).
+/// and frames, 256 connections: ~768 MiB).
 ///
 /// [`Server`]: crate::http::Server
 /// [`Server::max_connections`]: crate::http::Server::max_connections
@@ -198,6 +231,7 @@ pub struct Options {
     write_timeout: Option<Duration>,
     close_timeout: Duration,
     protocols: Vec<String>,
+    deflate: bool,
 }
 
 impl Default for Options {
@@ -218,6 +252,7 @@ impl Options {
             write_timeout: Some(Duration::from_secs(30)),
             close_timeout: Duration::from_secs(5),
             protocols: Vec::new(),
+            deflate: true,
         }
     }
 
@@ -293,8 +328,37 @@ impl Options {
         self
     }
 
+    /// Whether to use permessage-deflate (RFC 7692) when the other side
+    /// agrees (default on): a server accepts a client's offer, a client
+    /// offers it. Messages are then compressed, each in one frame;
+    /// [`max_message_size`](Self::max_message_size) limits a message's
+    /// inflated size (a decompression bomb is refused with `1009` as soon
+    /// as its output passes the limit), and
+    /// [`max_frame_size`](Self::max_frame_size) the compressed frames.
+    ///
+    /// # Memory
+    ///
+    /// zlib's state is made at first use: about 44 KiB to inflate, made
+    /// when the first compressed message arrives, and up to about 256 KiB
+    /// to deflate (a 32 KiB window; less when the peer asks for a smaller
+    /// one), made at the first send. A server with many sessions that
+    /// send can turn it off to keep the per-session bound in *Memory*
+    /// above.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let opts = sylvan::websocket::Options::new().deflate(false);
+    /// # let _ = opts;
+    /// ```
+    pub fn deflate(mut self, on: bool) -> Options {
+        self.deflate = on;
+        self
+    }
+
     /// Subprotocols the server speaks, in preference order; the first one
-    /// the client also offers is selected (default: none).
+    /// the client also offers is selected (default: none). On a client
+    /// ([`ClientBuilder::options`]), the subprotocols offered.
     pub fn protocols<S: Into<String>>(mut self, list: impl IntoIterator<Item = S>) -> Options {
         self.protocols = list.into_iter().map(Into::into).collect();
         self
@@ -361,9 +425,19 @@ impl Options {
         if let Some(p) = &protocol {
             resp = resp.header("Sec-WebSocket-Protocol", p.clone());
         }
+        let agreed = if self.deflate {
+            deflate::server_accept(h.get_all("sec-websocket-extensions"))
+        } else {
+            None
+        };
+        let agreed = agreed.map(|(a, header)| {
+            resp = std::mem::replace(&mut resp, Response::new(101))
+                .header("Sec-WebSocket-Extensions", header);
+            a
+        });
         let opts = self.clone();
         resp.on_upgrade(move |up| {
-            let ws = WebSocket::new(up, opts, protocol);
+            let ws = WebSocket::new(up, opts, protocol, agreed);
             session(ws.clone());
             ws.finish();
         })
@@ -419,39 +493,14 @@ pub fn accept(req: &Request, session: impl FnOnce(WebSocket) + 'static) -> Respo
     Options::new().accept(req, session)
 }
 
-/// The socket as tungstenite sees it: reads never wait (the session waits
-/// for readability itself, without holding the lock), writes are green
-/// blocking writes with the write timeout.
-struct WsIo {
-    tcp: Rc<TcpStream>,
-}
-
-impl Read for WsIo {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        // The fd is non-blocking: a plain read returns `WouldBlock` when
-        // nothing is buffered.
-        let sock = socket2::SockRef::from(&*self.tcp);
-        (&*sock).read(buf)
-    }
-}
-
-impl Write for WsIo {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&*self.tcp).write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 struct Inner {
-    ws: RefCell<tungstenite::WebSocket<WsIo>>,
-    tcp: Rc<TcpStream>,
+    ws: RefCell<Conn>,
+    io: Rc<WsStream>,
     lock: Semaphore,
     opts: Options,
     protocol: Option<String>,
     peer: Option<SocketAddr>,
+    compressed: bool,
     last_heard: Cell<Instant>,
     next_ping: Cell<Option<Instant>>,
     closed: Cell<bool>,
@@ -487,29 +536,45 @@ fn now() -> Instant {
 }
 
 impl WebSocket {
-    fn new(up: Upgraded, opts: Options, protocol: Option<String>) -> WebSocket {
-        let (stream, early) = up.into_parts();
-        let _ = stream.set_write_timeout(opts.write_timeout);
-        let peer = stream.peer_addr().ok();
-        let tcp = Rc::new(stream);
-        // Sends are written at once (`send` flushes anyway): the write
-        // buffer holds one framed message, never a backlog.
-        let config = WebSocketConfig::default()
-            .read_buffer_size(opts.read_buffer_size)
-            .write_buffer_size(0)
-            .max_message_size(Some(opts.max_message_size))
-            .max_frame_size(Some(opts.max_frame_size));
-        let ws = tungstenite::WebSocket::from_partially_read(
-            WsIo { tcp: tcp.clone() },
-            early,
-            Role::Server,
-            Some(config),
+    fn new(
+        up: Upgraded,
+        opts: Options,
+        protocol: Option<String>,
+        agreed: Option<deflate::Agreed>,
+    ) -> WebSocket {
+        let (io, early) = up.into_io();
+        WebSocket::from_stream(io.into(), early, Role::Server, opts, protocol, agreed)
+    }
+
+    /// A session over `io` after a completed opening handshake; `early`
+    /// are bytes read past it.
+    fn from_stream(
+        io: WsStream,
+        early: Vec<u8>,
+        role: Role,
+        opts: Options,
+        protocol: Option<String>,
+        agreed: Option<deflate::Agreed>,
+    ) -> WebSocket {
+        let _ = io.tcp().set_write_timeout(opts.write_timeout);
+        let _ = io.tcp().set_read_timeout(None);
+        let peer = io.tcp().peer_addr().ok();
+        let io = Rc::new(io);
+        // Sends are written at once: the write buffer holds one framed
+        // message, never a backlog.
+        let codec = codec::Codec::new(
+            role,
+            opts.max_frame_size,
+            opts.max_message_size,
+            agreed.map(deflate::Deflate::new),
         );
+        let ws = Conn::new(WsIo(io.clone()), codec, early, opts.read_buffer_size);
         let t = now();
         WebSocket {
             inner: Rc::new(Inner {
+                compressed: ws.compresses(),
                 ws: RefCell::new(ws),
-                tcp,
+                io,
                 lock: Semaphore::new(1),
                 next_ping: Cell::new(opts.ping_interval.map(|d| t + d)),
                 opts,
@@ -519,6 +584,11 @@ impl WebSocket {
                 closed: Cell::new(false),
             }),
         }
+    }
+
+    /// Whether permessage-deflate is in use (see [`Options::deflate`]).
+    pub fn is_compressed(&self) -> bool {
+        self.inner.compressed
     }
 
     /// The selected subprotocol, if any (see [`Options::protocols`]).
@@ -536,11 +606,8 @@ impl WebSocket {
         self.inner.closed.get()
     }
 
-    /// Runs `f` on the tungstenite socket under the session lock.
-    fn with_ws<R>(
-        &self,
-        f: impl FnOnce(&mut tungstenite::WebSocket<WsIo>) -> R,
-    ) -> Result<R, Error> {
+    /// Runs `f` on the connection under the session lock.
+    fn with_ws<R>(&self, f: impl FnOnce(&mut Conn) -> R) -> Result<R, Error> {
         let _permit = self.inner.lock.acquire().map_err(|c| Error::Io(c.into()))?;
         let mut ws = self.inner.ws.borrow_mut();
         Ok(f(&mut ws))
@@ -602,7 +669,7 @@ impl WebSocket {
                     self.heard();
                     return Ok(msg);
                 }
-                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(ConnError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(self.fail(e)),
             }
             self.wait_readable()?;
@@ -650,8 +717,8 @@ impl WebSocket {
             };
             let mut probe = [0u8; 1];
             let r = match wake {
-                None => inner.tcp.peek(&mut probe),
-                Some(at) => match crate::deadline(at, || inner.tcp.peek(&mut probe)) {
+                None => inner.io.tcp().peek(&mut probe),
+                Some(at) => match crate::deadline(at, || inner.io.tcp().peek(&mut probe)) {
                     Ok(r) => r,
                     Err(_elapsed) => continue,
                 },
@@ -739,7 +806,7 @@ impl WebSocket {
             reason: "".into(),
         }));
         match self.with_ws(|ws| ws.close(frame))? {
-            Ok(()) | Err(tungstenite::Error::ConnectionClosed) => {}
+            Ok(()) | Err(ConnError::Closed) => {}
             Err(e) => return Err(self.fail(e)),
         }
         let r = crate::timeout(self.inner.opts.close_timeout, || {
@@ -765,7 +832,7 @@ impl WebSocket {
     fn close_quietly(&self, frame: Option<CloseFrame>) -> Result<(), Error> {
         let r = self.with_ws(|ws| ws.close(frame));
         self.inner.closed.set(true);
-        let _ = self.inner.tcp.shutdown(std::net::Shutdown::Write);
+        self.inner.io.shutdown_write();
         r.map(|_| ())
     }
 
@@ -777,26 +844,24 @@ impl WebSocket {
         self.inner.closed.set(true);
     }
 
-    /// Maps a tungstenite error, closing the session where RFC 6455 says
+    /// Maps a connection error, closing the session where RFC 6455 says
     /// to.
-    fn fail(&self, e: tungstenite::Error) -> Error {
-        use tungstenite::Error as T;
+    fn fail(&self, e: ConnError) -> Error {
+        use codec::CodecError as C;
         let (err, code) = match e {
-            T::ConnectionClosed | T::AlreadyClosed => (Error::Closed(None), None),
-            T::Io(e) => (Error::Io(e), None),
-            T::Capacity(c) => (Error::TooLarge(c.to_string()), Some(CloseCode::Size)),
-            T::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake) => {
-                (Error::Closed(None), None)
-            }
-            T::Protocol(p) => (Error::Protocol(p.to_string()), Some(CloseCode::Protocol)),
-            T::Utf8(m) => (
-                Error::Protocol(format!("invalid UTF-8: {m}")),
-                Some(CloseCode::Invalid),
+            ConnError::Closed => (Error::Closed(None), None),
+            ConnError::Io(e) => (Error::Io(e), None),
+            ConnError::Reset => (
+                Error::Io(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the peer closed the connection without a WebSocket close frame \
+                     (possibly in the middle of a frame)",
+                )),
+                None,
             ),
-            other => (
-                Error::Protocol(other.to_string()),
-                Some(CloseCode::Protocol),
-            ),
+            ConnError::Codec(C::TooLarge(m)) => (Error::TooLarge(m), Some(CloseCode::Size)),
+            ConnError::Codec(C::Protocol(m)) => (Error::Protocol(m), Some(CloseCode::Protocol)),
+            ConnError::Codec(C::Invalid(m)) => (Error::Protocol(m), Some(CloseCode::Invalid)),
         };
         if let Some(code) = code {
             let _ = self.close_quietly(Some(CloseFrame {
