@@ -338,6 +338,8 @@ fn draw(f: &mut ratatui::Frame<'_>, v: &View) {
                 count("running"),
                 count("ready"),
                 count("parked"),
+                count("finished"),
+                dur(h["lag_now"].as_f64().filter(|&s| s > 0.0)),
                 h["timers"].to_string(),
                 h["io_sources"].to_string(),
                 rate,
@@ -355,6 +357,8 @@ fn draw(f: &mut ratatui::Frame<'_>, v: &View) {
             Constraint::Length(8),
             Constraint::Length(7),
             Constraint::Length(7),
+            Constraint::Length(8),
+            Constraint::Length(8),
             Constraint::Length(7),
             Constraint::Length(5),
             Constraint::Length(11),
@@ -370,6 +374,8 @@ fn draw(f: &mut ratatui::Frame<'_>, v: &View) {
             "running",
             "ready",
             "parked",
+            "unjoined",
+            "lag now",
             "timers",
             "I/O",
             "switches/s",
@@ -390,7 +396,8 @@ fn draw(f: &mut ratatui::Frame<'_>, v: &View) {
     let rank = |s: &str| match s {
         "running" => 0,
         "ready" => 1,
-        _ => 2,
+        "parked" => 2,
+        _ => 3,
     };
     match v.sort {
         Sort::Parked => list.sort_by(|a, b| {
@@ -412,6 +419,7 @@ fn draw(f: &mut ratatui::Frame<'_>, v: &View) {
             let color = match g.state.as_str() {
                 "running" => Color::Green,
                 "ready" => Color::Yellow,
+                "finished" => Color::DarkGray,
                 _ => Color::Reset,
             };
             Row::new(vec![

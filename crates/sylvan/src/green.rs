@@ -1,7 +1,7 @@
 //! Green threads: [`spawn`], [`Builder`], [`GreenThread`], [`current`].
 
 use std::any::Any;
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
@@ -390,7 +390,6 @@ impl Builder {
                 span,
             ),
             result: RefCell::new(None),
-            detached: Cell::new(false),
             links: RefCell::new(VecDeque::new()),
         });
         let inner = cell.clone();
@@ -439,7 +438,7 @@ impl Builder {
             // meanwhile; the result must then be dropped here, not by the
             // scheduler.
             clear_locals(&inner.core);
-            if inner.detached.get() {
+            if inner.core.detached.get() {
                 // Nobody can take it: drop it here, on this green thread's
                 // stack, never on the scheduler's path.
                 if let Err(p) = &r {
@@ -609,9 +608,16 @@ impl<T> GreenThread<T> {
     /// }
     /// ```
     #[track_caller]
+    #[inline]
     pub fn join(self) -> Result<T, JoinError> {
         let loc = Location::caller();
-        self.wait_at(loc).map_err(JoinError::Cancelled)?;
+        let core = &self.cell.core;
+        if !core.finished.get() {
+            // Its hub need not keep it listed once it finishes: this
+            // handle takes the result at once.
+            core.joining.set(true);
+            self.wait_at(loc).map_err(JoinError::Cancelled)?;
+        }
         match self.cell.result.borrow_mut().take() {
             Some(Ok(v)) => Ok(v),
             Some(Err(p)) => Err(JoinError::Panicked(p)),
@@ -779,11 +785,21 @@ impl<T> GreenThread<T> {
 }
 
 impl<T> Drop for GreenThread<T> {
+    #[inline]
     fn drop(&mut self) {
         if !self.cell.core.finished.get() {
-            self.cell.detached.set(true);
-        } else if let Some(Err(p)) = &*self.cell.result.borrow() {
+            self.cell.core.detached.set(true);
+            return;
+        }
+        if let Some(Err(p)) = &*self.cell.result.borrow() {
             log_panic(&self.cell.core, p.as_ref());
+        }
+        // Unless it finished while `join` waited, its hub kept it listed
+        // (finished, not joined) for this handle.
+        if !self.cell.core.joining.get() {
+            if let Some(hub) = crate::runtime::hub::try_hub() {
+                hub.release(&self.cell.core);
+            }
         }
     }
 }

@@ -179,6 +179,193 @@ fn a_green_thread_that_runs_shows_as_running_with_its_parent() {
     assert_eq!(root.state, GreenState::Running);
 }
 
+/// The green threads of `hub` named `name`.
+fn named<'a>(hub: &'a HubSnapshot, name: &str) -> Vec<&'a sylvan::debug::GreenSnapshot> {
+    hub.green_threads
+        .iter()
+        .filter(|g| g.name.as_deref() == Some(name))
+        .collect()
+}
+
+#[test]
+fn a_finished_green_thread_is_listed_until_its_handle_is_joined_or_dropped() {
+    let kept = spawn_named("kept", || true);
+    drop(spawn_named("detached", || true)); // nobody will join this one
+    let waited = spawn_named("waited", || true);
+    waited.wait().unwrap(); // all three ran, in spawn order
+    assert!(kept.is_finished());
+
+    let hub = my_hub();
+    for name in ["kept", "waited"] {
+        let g = named(&hub, name);
+        assert_eq!(g.len(), 1, "{name}: {hub:?}");
+        assert_eq!(g[0].state, GreenState::Finished, "{name}");
+        assert_eq!((g[0].parked_at.as_deref(), g[0].parked_for), (None, None));
+        assert!(
+            g[0].spawned_at
+                .as_deref()
+                .unwrap()
+                .starts_with(&here(SPAWN_LINE))
+        );
+        assert_eq!(g[0].parent, Some(0));
+    }
+    assert!(named(&hub, "detached").is_empty(), "its handle was dropped");
+    assert_eq!(hub.ready, 0);
+    assert_eq!((hub.counters.spawned, hub.counters.finished), (3, 3));
+    assert_eq!(
+        debug::stats().green_threads,
+        0,
+        "finished ones are not alive"
+    );
+    let text = debug::snapshot().to_string();
+    assert!(text.contains("\"kept\" [finished]:"), "{text}");
+
+    // A green thread spawned now takes no slot a held handle keeps.
+    let ev: Event<()> = Event::new();
+    let e = ev.clone();
+    let later = spawn_named("later", move || wait_ev(&e));
+    sylvan::yield_now();
+    let hub = my_hub();
+    assert_eq!(named(&hub, "kept")[0].state, GreenState::Finished);
+    assert_eq!(named(&hub, "waited")[0].state, GreenState::Finished);
+    assert_eq!(named(&hub, "later")[0].state, GreenState::Parked);
+
+    assert!(kept.join().unwrap());
+    drop(waited);
+    let hub = my_hub();
+    assert!(named(&hub, "kept").is_empty() && named(&hub, "waited").is_empty());
+    assert_eq!(named(&hub, "later")[0].id, later.id().as_u64());
+    ev.send(()).unwrap();
+    assert!(later.join().unwrap());
+    assert_eq!(my_hub().green_threads.len(), 1, "only the root is left");
+}
+
+/// Handles kept across `shutdown`: what it unwound, and what had finished,
+/// stay listed as finished until their handles go; their slots are not
+/// handed to newer green threads meanwhile, nor freed twice.
+#[test]
+fn handles_kept_across_shutdown_keep_their_slots_until_they_go() {
+    let kept = spawn_named("kept", || true);
+    kept.wait().unwrap();
+    let ev: Event<()> = Event::new();
+    let e = ev.clone();
+    let unwound = spawn_named("unwound", move || wait_ev(&e));
+    sylvan::yield_now();
+    sylvan::shutdown();
+    let hub = my_hub();
+    assert_eq!(named(&hub, "kept")[0].state, GreenState::Finished);
+    assert_eq!(named(&hub, "unwound")[0].state, GreenState::Finished);
+
+    let fresh = spawn_named("fresh", move || wait_ev(&ev));
+    sylvan::yield_now();
+    assert!(kept.join().unwrap(), "the handle still holds the result");
+    assert!(matches!(unwound.join(), Err(sylvan::JoinError::Killed)));
+    let other = spawn_named("other", || true);
+    let hub = my_hub();
+    let f = named(&hub, "fresh");
+    assert_eq!(f.len(), 1, "{hub:?}");
+    assert_eq!(
+        (f[0].id, f[0].state),
+        (fresh.id().as_u64(), GreenState::Parked)
+    );
+    assert_eq!(named(&hub, "other")[0].state, GreenState::Ready);
+    assert!(named(&hub, "kept").is_empty() && named(&hub, "unwound").is_empty());
+    assert!(other.join().unwrap());
+    assert_eq!(debug::stats().green_threads, 1);
+    fresh.kill();
+    assert!(
+        !fresh.join().unwrap(),
+        "fresh is still woken (killed) and joined"
+    );
+    assert_eq!(debug::stats().green_threads, 0);
+    assert_eq!(my_hub().green_threads.len(), 1, "only the root is left");
+}
+
+/// A green thread that never yields: the snapshot, read from another OS
+/// thread, shows the hub's lag growing while it runs (at least as long as
+/// the spinner has been running), and the histogram has the whole spin
+/// once it ends.
+#[test]
+fn lag_now_covers_a_green_thread_that_runs_without_yielding() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+
+    let work = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let began: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let (w, s, b) = (work.clone(), stop.clone(), began.clone());
+    let before_hub = Instant::now();
+    let hub_thread = std::thread::Builder::new()
+        .name("lag-spinner".into())
+        .spawn(move || {
+            debug::set_blocking_threshold(None);
+            let spinner = sylvan::spawn(move || {
+                let start = Instant::now();
+                *b.lock().unwrap() = Some(start);
+                while !s.load(Ordering::Acquire) {
+                    w.fetch_add(1, Ordering::Release);
+                }
+                start.elapsed()
+            });
+            let spun = spinner.join().unwrap();
+            sylvan::yield_now(); // a turn of the loop: the spinning pass is counted
+            let id = debug::stats().hub_id;
+            let hub = debug::snapshot()
+                .hubs
+                .into_iter()
+                .find(|h| h.id == id)
+                .unwrap();
+            (spun, hub)
+        })
+        .unwrap();
+    // A fixed amount of work done by the spinner, not a wall-clock wait.
+    let hang_guard = Instant::now();
+    while work.load(Ordering::Acquire) < 5_000_000 {
+        assert!(
+            hang_guard.elapsed() < Duration::from_secs(300),
+            "the spinner made no progress"
+        );
+        std::thread::yield_now();
+    }
+    let spinning_for = began
+        .lock()
+        .unwrap()
+        .expect("set before any work")
+        .elapsed();
+    let snap = debug::snapshot();
+    let upper = before_hub.elapsed();
+    stop.store(true, Ordering::Release);
+    let hub = snap
+        .hubs
+        .iter()
+        .find(|h| h.thread == "lag-spinner")
+        .expect("the spinner's hub");
+    assert_eq!(hub.green_threads[1].state, GreenState::Running, "{hub:?}");
+    assert!(
+        hub.lag_now >= spinning_for,
+        "lag now {:?} < the spinner's time so far {spinning_for:?}",
+        hub.lag_now
+    );
+    assert!(hub.lag_now <= upper, "{:?} > {upper:?}", hub.lag_now);
+    assert!(snap.to_prometheus().contains(&format!(
+        "sylvan_scheduling_lag_now_seconds{{hub=\"{}\",thread=\"lag-spinner\"}} {}",
+        hub.id,
+        hub.lag_now.as_secs_f64()
+    )));
+
+    let (spun, after) = hub_thread.join().unwrap();
+    let spun = Duration::from_micros(spun.as_micros() as u64); // samples are whole µs
+    assert!(after.lag.sum >= spun, "{:?} < {spun:?}", after.lag.sum);
+    let top = after.lag.counts.iter().rposition(|&n| n > 0).unwrap();
+    assert!(
+        after.lag.bounds.get(top).is_none_or(|&b| b >= spun),
+        "the longest sample's bucket {top} is below the spin {spun:?}: {:?}",
+        after.lag
+    );
+    assert_eq!(after.lag_now, Duration::ZERO, "nothing runs or waits now");
+}
+
 /// The JSON follows the schema `Snapshot::to_json` documents.
 #[test]
 fn json_follows_the_documented_schema() {
@@ -211,6 +398,7 @@ fn json_follows_the_documented_schema() {
     }
     assert!(hub["thread"].is_string());
     assert!(hub["next_timer"].is_null() || hub["next_timer"].is_f64());
+    assert!(hub["lag_now"].is_number());
     for k in [
         "switches",
         "spawned",

@@ -339,10 +339,12 @@ fn hubs_json(s: &super::Snapshot) -> String {
         o.push_str(&format!("{{\"id\":{},\"thread\":", h.id));
         json_str(&mut o, &h.thread);
         o.push_str(&format!(
-            ",\"running\":{},\"ready\":{},\"parked\":{},\"timers\":{},\"io_sources\":{},\"switches\":{},\"spawned\":{},\"finished\":{},\"panicked\":{},\"killed\":{},\"watchdog_warnings\":{}}}",
+            ",\"running\":{},\"ready\":{},\"parked\":{},\"unjoined\":{},\"lag_now\":{},\"timers\":{},\"io_sources\":{},\"switches\":{},\"spawned\":{},\"finished\":{},\"panicked\":{},\"killed\":{},\"watchdog_warnings\":{}}}",
             n(Running),
             n(Ready),
             n(Parked),
+            n(Finished),
+            h.lag_now.as_secs_f64(),
             h.timers,
             h.io_sources,
             h.counters.switches,

@@ -59,6 +59,13 @@ fn write_hub(f: &mut fmt::Formatter<'_>, h: &HubSnapshot) -> fmt::Result {
         "  switches {}, spawned {}, finished {}, panicked {}, killed {}, watchdog warnings {}",
         c.switches, c.spawned, c.finished, c.panicked, c.killed, c.watchdog_warnings
     )?;
+    if !h.lag_now.is_zero() {
+        writeln!(
+            f,
+            "  lag now {} (since the hub last polled)",
+            human(h.lag_now)
+        )?;
+    }
     for g in &h.green_threads {
         writeln!(f)?;
         write_green(f, g)?;
@@ -89,6 +96,7 @@ fn write_green(f: &mut fmt::Formatter<'_>, g: &GreenSnapshot) -> fmt::Result {
     match (&g.parked_at, g.state) {
         (Some(at), _) => writeln!(f, "    parked at {at}")?,
         (None, GreenState::Running) => writeln!(f, "    running now")?,
+        (None, GreenState::Finished) => writeln!(f, "    finished, not joined yet")?,
         _ => {}
     }
     if let Some(at) = &g.spawned_at {
@@ -158,13 +166,13 @@ impl Snapshot {
     ///                    "local": str|null, "peer": str|null}],
     ///   "hubs": [{
     ///     "id": u64, "thread": str, "ready": n, "timers": n,
-    ///     "next_timer": secs|null, "io_sources": n,
+    ///     "next_timer": secs|null, "io_sources": n, "lag_now": secs,
     ///     "counters": {"switches": n, "spawned": n, "finished": n,
     ///                  "panicked": n, "killed": n, "watchdog_warnings": n},
     ///     "lag": {"bounds": [secs], "counts": [n], "sum": secs},
     ///     "green_threads": [{
     ///       "id": u64, "root": bool, "name": str|null,
-    ///       "state": "running"|"ready"|"parked",
+    ///       "state": "running"|"ready"|"parked"|"finished",
     ///       "parked_at": "file:line:col"|null, "parked_for": secs|null,
     ///       "deadline": secs|null, "deadline_scope": u64|null,
     ///       "spawned_at": "file:line:col"|null, "parent": u64|null,
@@ -226,6 +234,7 @@ fn hub_json(o: &mut String, h: &HubSnapshot) {
         h.ready, h.timers
     );
     opt_secs(o, h.next_timer);
+    let _ = write!(o, ",\"lag_now\":{}", h.lag_now.as_secs_f64());
     let c = &h.counters;
     let _ = write!(
         o,
@@ -295,6 +304,7 @@ impl Snapshot {
     /// | `sylvan_ready{hub,thread}`, `sylvan_timers`, `sylvan_io_sources` | gauge |
     /// | `sylvan_switches_total`, `sylvan_spawned_total`, `sylvan_finished_total`, `sylvan_panicked_total`, `sylvan_killed_total`, `sylvan_watchdog_warnings_total` | counter |
     /// | `sylvan_scheduling_lag_seconds` | histogram |
+    /// | `sylvan_scheduling_lag_now_seconds{hub,thread}` | gauge |
     /// | `sylvan_tpool_threads`, `sylvan_tpool_busy`, `sylvan_tpool_queued`, `sylvan_tpool_size` | gauge |
     /// | `sylvan_open_fds{kind}` | gauge |
     ///
@@ -316,7 +326,12 @@ impl Snapshot {
             "# HELP sylvan_green_threads Green threads by state (root contexts excluded).\n# TYPE sylvan_green_threads gauge"
         );
         for (h, l) in self.hubs.iter().zip(&labels) {
-            for s in [GreenState::Running, GreenState::Ready, GreenState::Parked] {
+            for s in [
+                GreenState::Running,
+                GreenState::Ready,
+                GreenState::Parked,
+                GreenState::Finished,
+            ] {
                 let n = h
                     .green_threads
                     .iter()
@@ -409,6 +424,17 @@ impl Snapshot {
                 o,
                 "sylvan_scheduling_lag_seconds_sum{{{l}}} {}\nsylvan_scheduling_lag_seconds_count{{{l}}} {cum}",
                 h.lag.sum.as_secs_f64()
+            );
+        }
+        let _ = writeln!(
+            o,
+            "# HELP sylvan_scheduling_lag_now_seconds Time since the hub last polled, while a green thread runs or is ready (0 otherwise).\n# TYPE sylvan_scheduling_lag_now_seconds gauge"
+        );
+        for (h, l) in self.hubs.iter().zip(&labels) {
+            let _ = writeln!(
+                o,
+                "sylvan_scheduling_lag_now_seconds{{{l}}} {}",
+                h.lag_now.as_secs_f64()
             );
         }
         let t = &self.tpool;

@@ -15,8 +15,11 @@ use crate::runtime::introspect::{self, LAG_BOUNDS_US, RawGreen, RawHub};
 /// while they change may be a moment stale, never wrong in a way that is
 /// unsafe.
 ///
-/// A green thread that finished is gone from the snapshot at once, even
-/// while its handle has not been joined (its record is reused): the
+/// A green thread that finished stays listed, as
+/// [`Finished`](GreenState::Finished), for as long as its
+/// [`GreenThread`](crate::GreenThread) handle is held without being joined
+/// or dropped (handles kept and forgotten hold their results); once the
+/// handle goes, or if it was dropped before the end, it is gone: the
 /// counters say how many finished.
 ///
 /// Its [`Display`](fmt::Display) is a Go-style dump (what
@@ -78,6 +81,13 @@ pub struct HubSnapshot {
     pub counters: HubCounters,
     /// Scheduling lag: see [`LagHistogram`].
     pub lag: LagHistogram,
+    /// Scheduling lag now: while a green thread runs or is ready to run,
+    /// the time since the hub's current pass began (its last poll for
+    /// I/O, which also fired its timers); zero otherwise. A green thread
+    /// that runs for long without yielding shows here while it runs, and
+    /// in [`lag`](Self::lag) once its pass ends. (A root context busy
+    /// outside sylvan while no green thread is ready shows as zero.)
+    pub lag_now: Duration,
 }
 
 /// Counters of a hub since it started.
@@ -104,7 +114,8 @@ pub struct HubCounters {
 /// from the poll that began the pass to the next one, which is the longest
 /// any green thread made ready by that poll waited to run (Node's
 /// event-loop delay). A pass is at most 128 switches long; a green thread
-/// that runs long without yielding shows here as a large sample.
+/// that runs long without yielding shows here as a large sample once it
+/// yields, and meanwhile in [`HubSnapshot::lag_now`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct LagHistogram {
@@ -128,10 +139,13 @@ pub enum GreenState {
     Ready,
     /// Parked in a blocking call.
     Parked,
+    /// Finished, but its [`GreenThread`](crate::GreenThread) handle has not
+    /// been joined or dropped yet (it holds the result).
+    Finished,
 }
 
 impl GreenState {
-    /// `running`, `ready` or `parked`.
+    /// `running`, `ready`, `parked` or `finished`.
     ///
     /// # Examples
     ///
@@ -143,6 +157,7 @@ impl GreenState {
             GreenState::Running => "running",
             GreenState::Ready => "ready",
             GreenState::Parked => "parked",
+            GreenState::Finished => "finished",
         }
     }
 }
@@ -283,8 +298,11 @@ fn kind_of(target: &str, local: Option<&str>) -> &'static str {
 }
 
 fn hub_snapshot(raw: RawHub) -> HubSnapshot {
+    let now_ms = raw.now_ns / 1_000_000;
     let green = |g: &RawGreen| {
-        let state = if g.park.is_some() {
+        let state = if g.finished {
+            GreenState::Finished
+        } else if g.park.is_some() {
             GreenState::Parked
         } else if (g.root && raw.running == 0) || (!g.root && raw.running == g.id) {
             GreenState::Running
@@ -302,7 +320,7 @@ fn hub_snapshot(raw: RawHub) -> HubSnapshot {
             },
             state,
             parked_at: park.and_then(|p| p.at).map(|l| l.to_string()),
-            parked_for: park.map(|p| Duration::from_millis(raw.now_ms.saturating_sub(p.since_ms))),
+            parked_for: park.map(|p| Duration::from_millis(now_ms.saturating_sub(p.since_ms))),
             deadline: park
                 .and_then(|p| p.deadline)
                 .map(|d| Duration::from_nanos(d.saturating_sub(raw.clock_now))),
@@ -320,6 +338,11 @@ fn hub_snapshot(raw: RawHub) -> HubSnapshot {
         .iter()
         .filter(|g| !g.root && g.state == GreenState::Ready)
         .count();
+    let lag_now = if raw.running != 0 || ready > 0 {
+        Duration::from_nanos(raw.now_ns.saturating_sub(raw.pass_start_ns))
+    } else {
+        Duration::ZERO
+    };
     HubSnapshot {
         id: raw.id,
         thread: raw.thread_name,
@@ -345,6 +368,7 @@ fn hub_snapshot(raw: RawHub) -> HubSnapshot {
             counts: raw.lag,
             sum: Duration::from_micros(raw.lag_sum_us),
         },
+        lag_now,
         green_threads,
     }
 }

@@ -16,6 +16,15 @@
 //! (a global atomic the watchdog thread advances at least every 50 ms), so
 //! parking reads no clock.
 //!
+//! A green thread that finishes while its `GreenThread` handle is held keeps
+//! its slot, and its record says `FINISHED`, until the handle is joined or
+//! dropped: snapshots list it as finished and not joined.
+//!
+//! Lag: the hub publishes when each pass of its loop began (after its
+//! poll). A reader sees a pass that is still going on, such as one whose
+//! green thread runs without yielding, as lag growing now, before the pass
+//! ends and is counted in the histogram.
+//!
 //! Consistency: each record is a seqlock keyed by its park sequence number
 //! (`park`, 0 while not parked) and its id (0 while the slot is free). The
 //! writer clears `park` on wake and stores it last, with `Release`, at the
@@ -53,7 +62,8 @@ pub(crate) struct Record {
     id: AtomicU64,
     parent: AtomicU64,
     spawned_at: AtomicPtr<Location<'static>>,
-    /// Sequence number of the current park; 0 while not parked.
+    /// Sequence number of the current park; 0 while not parked;
+    /// [`FINISHED`] once it finished while its handle is held.
     park: AtomicU64,
     parked_at: AtomicPtr<Location<'static>>,
     /// When it parked, in coarse milliseconds since [`epoch`].
@@ -67,6 +77,10 @@ pub(crate) struct Record {
 /// The id a root's record carries (the root's green id is 0, which marks a
 /// free record).
 const ROOT_ID: u64 = u64::MAX;
+
+/// The `park` of a green thread that finished but whose handle has not
+/// been joined or dropped yet (park sequence numbers never get there).
+const FINISHED: u64 = u64::MAX;
 
 /// A record nobody reads: where contexts beyond the published capacity
 /// point, so writers never test for null.
@@ -123,6 +137,15 @@ fn micros(d: Duration) -> u64 {
         .saturating_add(u64::from(d.subsec_micros()))
 }
 
+/// `i` in nanoseconds since [`epoch`] (0 before it), without a 128-bit
+/// multiplication.
+fn since_epoch_ns(i: Instant) -> u64 {
+    let d = i.saturating_duration_since(epoch());
+    d.as_secs()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::from(d.subsec_nanos()))
+}
+
 /// Reads the process-wide settings from the environment, once.
 pub(crate) fn init_from_env() {
     static ONCE: OnceLock<()> = OnceLock::new();
@@ -145,10 +168,13 @@ pub(crate) struct Published {
     pub(crate) timers: AtomicU64,
     /// Next timer due, hub-clock nanoseconds; 0 for none.
     pub(crate) next_timer: AtomicU64,
-    /// The hub clock at its last turn, with the coarse real time (µs since
+    /// The hub clock at its last turn, with the real time (ns since
     /// [`epoch`]) of that moment and whether the clock was paused.
     pub(crate) clock_ns: AtomicU64,
-    pub(crate) clock_at_us: AtomicU64,
+    pub(crate) clock_at_ns: AtomicU64,
+    /// When the hub's current pass began (its last poll returned, or the
+    /// hub started), ns since [`epoch`].
+    pub(crate) pass_start_ns: AtomicU64,
     pub(crate) clock_paused: AtomicBool,
     pub(crate) io_sources: AtomicU64,
     pub(crate) lag: [AtomicU64; LAG_BOUNDS_US.len() + 1],
@@ -194,7 +220,8 @@ impl Published {
             timers: AtomicU64::new(0),
             next_timer: AtomicU64::new(0),
             clock_ns: AtomicU64::new(0),
-            clock_at_us: AtomicU64::new(0),
+            clock_at_ns: AtomicU64::new(0),
+            pass_start_ns: AtomicU64::new(0),
             clock_paused: AtomicBool::new(false),
             io_sources: AtomicU64::new(0),
             lag: Default::default(),
@@ -244,18 +271,51 @@ impl Published {
         r
     }
 
-    /// Unpublishes a finished green thread.
+    /// Counts a finished green thread; unpublishes it, or, while its
+    /// handle is `held`, publishes it as finished (until [`released`](Self::released)).
     #[inline]
-    pub(crate) fn finished(&self, rec: *const Record) {
+    pub(crate) fn finished(&self, rec: *const Record, held: bool) {
         // SAFETY: see `parked`.
         let r = unsafe { &*rec };
-        r.id.store(0, Ordering::Release);
+        if held {
+            r.park.store(FINISHED, Ordering::Release);
+        } else {
+            r.id.store(0, Ordering::Release);
+        }
         self.finished
             .store(self.finished.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
 
+    /// Unpublishes a finished green thread whose handle went.
+    #[inline]
+    pub(crate) fn released(&self, rec: *const Record) {
+        // SAFETY: see `parked`.
+        unsafe { &*rec }.id.store(0, Ordering::Release);
+    }
+
+    /// Publishes the armed timers: how many, and when the next is due
+    /// (hub-clock nanoseconds).
+    #[inline]
+    pub(crate) fn timers(&self, timers: usize, next: Option<u64>) {
+        self.timers.store(timers as u64, Ordering::Relaxed);
+        self.next_timer.store(next.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// A pass of the hub's loop began at `at`.
+    #[inline]
+    pub(crate) fn pass_started(&self, at: Instant) {
+        self.pass_started_ns(since_epoch_ns(at));
+    }
+
+    /// [`pass_started`](Self::pass_started) with the time as nanoseconds
+    /// since [`epoch`].
+    #[inline]
+    pub(crate) fn pass_started_ns(&self, ns: u64) {
+        self.pass_start_ns.store(ns, Ordering::Relaxed);
+    }
+
     /// The hub reached a turn of its loop: publishes the timers and the
-    /// clock.
+    /// clock. Returns `now` as nanoseconds since [`epoch`].
     pub(crate) fn turn(
         &self,
         now: Instant,
@@ -263,15 +323,13 @@ impl Published {
         next: Option<u64>,
         clock_ns: u64,
         paused: bool,
-    ) {
-        self.timers.store(timers as u64, Ordering::Relaxed);
-        self.next_timer.store(next.unwrap_or(0), Ordering::Relaxed);
+    ) -> u64 {
+        let ns = since_epoch_ns(now);
+        self.timers(timers, next);
         self.clock_ns.store(clock_ns, Ordering::Relaxed);
         self.clock_paused.store(paused, Ordering::Relaxed);
-        self.clock_at_us.store(
-            micros(now.saturating_duration_since(epoch())),
-            Ordering::Relaxed,
-        );
+        self.clock_at_ns.store(ns, Ordering::Relaxed);
+        ns
     }
 
     /// Counts one scheduling-lag sample.
@@ -377,6 +435,8 @@ pub(crate) struct RawGreen {
     pub(crate) root: bool,
     pub(crate) parent: u64,
     pub(crate) spawned_at: Option<&'static Location<'static>>,
+    /// Finished, its handle not yet joined or dropped.
+    pub(crate) finished: bool,
     /// `Some` while parked.
     pub(crate) park: Option<RawPark>,
     pub(crate) backtrace: Option<Arc<std::backtrace::Backtrace>>,
@@ -420,7 +480,8 @@ fn read(r: &Record) -> Option<RawGreen> {
             root: id == ROOT_ID,
             parent,
             spawned_at,
-            park: (seq != 0).then_some(RawPark {
+            finished: seq == FINISHED,
+            park: (seq != 0 && seq != FINISHED).then_some(RawPark {
                 seq,
                 at,
                 since_ms,
@@ -460,7 +521,10 @@ pub(crate) struct RawHub {
     pub(crate) io_sources: u64,
     pub(crate) lag: Vec<u64>,
     pub(crate) lag_sum_us: u64,
-    pub(crate) now_ms: u64,
+    /// When the hub's current pass began and when this was read, ns since
+    /// [`epoch`].
+    pub(crate) pass_start_ns: u64,
+    pub(crate) now_ns: u64,
 }
 
 /// Reads a hub's published state.
@@ -495,21 +559,21 @@ pub(crate) fn read_hub(h: &HubShared) -> RawHub {
         root: true,
         parent: 0,
         spawned_at: None,
+        finished: false,
         park: None,
         backtrace: None,
     });
     let clock_ns = p.clock_ns.load(Ordering::Relaxed);
-    let clock_at_us = p.clock_at_us.load(Ordering::Relaxed);
-    let now_us = Instant::now()
-        .saturating_duration_since(epoch())
-        .as_micros() as u64;
+    let clock_at_ns = p.clock_at_ns.load(Ordering::Relaxed);
+    let pass_start_ns = p.pass_start_ns.load(Ordering::Relaxed);
+    let now_ns = since_epoch_ns(Instant::now());
     let clock_now = if p.clock_paused.load(Ordering::Relaxed) {
         clock_ns
     } else {
-        clock_ns.saturating_add(now_us.saturating_sub(clock_at_us).saturating_mul(1000))
+        clock_ns.saturating_add(now_ns.saturating_sub(clock_at_ns))
     };
     let next = p.next_timer.load(Ordering::Relaxed);
-    let alive = greens.len() as u64;
+    let alive = greens.iter().filter(|g| !g.finished).count() as u64;
     RawHub {
         id: h.id,
         thread_name: h.thread_name.clone(),
@@ -530,6 +594,7 @@ pub(crate) fn read_hub(h: &HubShared) -> RawHub {
         io_sources: p.io_sources.load(Ordering::Relaxed),
         lag: p.lag.iter().map(|a| a.load(Ordering::Relaxed)).collect(),
         lag_sum_us: p.lag_sum_us.load(Ordering::Relaxed),
-        now_ms: now_us / 1000,
+        pass_start_ns,
+        now_ns,
     }
 }

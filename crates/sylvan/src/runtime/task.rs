@@ -41,6 +41,13 @@ pub(crate) struct Core {
     pub(crate) killed: Cell<bool>,
     pub(crate) started: Cell<bool>,
     pub(crate) finished: Cell<bool>,
+    /// Set when its `GreenThread` handle was dropped before it finished
+    /// (nobody will join it).
+    pub(crate) detached: Cell<bool>,
+    /// Set when its handle's `join` began waiting for it: when it then
+    /// finishes, its slot is not kept for the handle, which takes the
+    /// result at once.
+    pub(crate) joining: Cell<bool>,
     /// Set while the hub force-unwinds this green thread at shutdown.
     pub(crate) unwinding: Cell<bool>,
     pub(crate) last_block: Cell<Option<&'static Location<'static>>>,
@@ -94,6 +101,8 @@ impl Core {
             killed: Cell::new(false),
             started: Cell::new(false),
             finished: Cell::new(false),
+            detached: Cell::new(false),
+            joining: Cell::new(false),
             unwinding: Cell::new(false),
             last_block: Cell::new(None),
             joiners: RefCell::new(WaitList::default()),
@@ -185,10 +194,8 @@ pub(crate) trait Task {
 pub(crate) struct TaskCell<T> {
     pub(crate) core: Core,
     /// `None` until it finishes; stays `None` if it was killed before
-    /// running, or if nobody could take it (detached).
+    /// running, or if nobody could take it (`core.detached`).
     pub(crate) result: RefCell<Option<thread::Result<T>>>,
-    /// Set when the handle was dropped without joining.
-    pub(crate) detached: Cell<bool>,
     /// Its links (`GreenThread::link`) not called yet, in the order given.
     /// An empty `VecDeque` allocates nothing: a spawn that is never linked
     /// pays no allocation for them. The entry function calls them (or, if
