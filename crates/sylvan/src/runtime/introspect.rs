@@ -159,7 +159,7 @@ pub(crate) fn init_from_env() {
 
 /// A hub's published state.
 pub(crate) struct Published {
-    chunks: Box<[AtomicPtr<Record>]>,
+    chunks: [AtomicPtr<Record>; MAX_CHUNKS],
     pub(crate) root: Record,
     pub(crate) finished: AtomicU64,
     pub(crate) panicked: AtomicU64,
@@ -179,9 +179,10 @@ pub(crate) struct Published {
     pub(crate) io_sources: AtomicU64,
     pub(crate) lag: [AtomicU64; LAG_BOUNDS_US.len() + 1],
     pub(crate) lag_sum_us: AtomicU64,
-    /// Backtraces captured at park (only while switched on), by slot, with
-    /// the park sequence number they belong to.
-    backtraces: Mutex<HashMap<u32, (u64, Arc<std::backtrace::Backtrace>)>>,
+    /// Backtraces captured at park (only while switched on), by record
+    /// (its address: one per slot), with the park sequence number they
+    /// belong to.
+    backtraces: Mutex<HashMap<usize, (u64, Arc<std::backtrace::Backtrace>)>>,
 }
 
 impl std::fmt::Debug for Published {
@@ -209,9 +210,7 @@ impl Published {
     pub(crate) fn new() -> Published {
         init_from_env();
         let p = Published {
-            chunks: (0..MAX_CHUNKS)
-                .map(|_| AtomicPtr::new(ptr::null_mut()))
-                .collect(),
+            chunks: [const { AtomicPtr::new(ptr::null_mut()) }; MAX_CHUNKS],
             root: Record::default(),
             finished: AtomicU64::new(0),
             panicked: AtomicU64::new(0),
@@ -347,12 +346,12 @@ impl Published {
 
     /// Captures a backtrace for the park `seq` of the context in `slot`.
     #[cold]
-    fn capture(&self, slot: u32, seq: u64) {
+    fn capture(&self, rec: *const Record, seq: u64) {
         let bt = Arc::new(std::backtrace::Backtrace::force_capture());
         self.backtraces
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(slot, (seq, bt));
+            .insert(rec as usize, (seq, bt));
     }
 }
 
@@ -363,7 +362,6 @@ impl Published {
 pub(crate) fn parked(
     shared: &HubShared,
     rec: *const Record,
-    slot: u32,
     seq: u64,
     at: &'static Location<'static>,
     deadline: Option<u64>,
@@ -385,7 +383,7 @@ pub(crate) fn parked(
     r.scope.store(scope, Ordering::Relaxed);
     r.park.store(seq, Ordering::Release);
     if backtraces() {
-        shared.intro.capture(slot, seq);
+        shared.intro.capture(rec, seq);
     }
 }
 

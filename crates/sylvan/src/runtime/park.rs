@@ -108,7 +108,6 @@ pub(crate) fn park_at(
     super::introspect::parked(
         &hub.shared,
         core.rec.get(),
-        token.slot,
         seq,
         location,
         effective,
