@@ -8,9 +8,12 @@
 # (tests/redis.rs), PostgreSQL's initdb and postgres (the sylvan-postgres
 # tests start private servers), ZooKeeper and a JRE (tests/zk*.rs, the
 # CLI's discovery tests), Python 3 with websocket-client (tests/websocket.rs),
-# websockets (tests/websocket_client.rs) and toxiproxy-python (sylvan-cli
-# tests/chaos.rs), iproute2 and nftables (tests/netns.rs: network
-# namespaces, run as root). A test whose program is
+# websockets (tests/websocket_client.rs), toxiproxy-python (sylvan-cli
+# tests/chaos.rs) and prometheus-client (tests/introspect.rs parses /metrics
+# with its parser), chromium, node and playwright-core from npm (sylvan-cli
+# tests/admin_page.rs loads the admin page in a real browser), tmux (sylvan-cli
+# tests/top.rs drives `sylvan top` in it), iproute2 and nftables
+# (tests/netns.rs: network namespaces, run as root). A test whose program is
 # missing fails with one line naming it and the command that installs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +31,9 @@ command -v redis-server >/dev/null || apt_pkgs+=(redis-server)
 command -v python3 >/dev/null || apt_pkgs+=(python3 python3-pip)
 command -v ip >/dev/null || apt_pkgs+=(iproute2)
 command -v nft >/dev/null || apt_pkgs+=(nftables)
+command -v tmux >/dev/null || apt_pkgs+=(tmux)
+{ [ -x /usr/bin/chromium ] || [ -n "${CHROMIUM:-}" ]; } || apt_pkgs+=(chromium)
+command -v npm >/dev/null || apt_pkgs+=(nodejs npm)
 if ((${#apt_pkgs[@]})); then
     sudo=()
     if [ "$(id -u)" != 0 ]; then
@@ -51,6 +57,15 @@ if command -v python3 >/dev/null; then
     pip_install websocket websocket-client
     pip_install websockets websockets
     pip_install toxiproxy toxiproxy-python
+    pip_install prometheus_client prometheus-client
+fi
+
+# Playwright's library (no browser download: the test drives Debian's
+# chromium) for sylvan-cli tests/admin_page.rs.
+if command -v npm >/dev/null && [ ! -d crates/sylvan-cli/tests/browser/node_modules/playwright-core ]; then
+    echo "scripts/test.sh: installing playwright-core with npm" >&2
+    npm install --prefix crates/sylvan-cli/tests/browser --no-audit --no-fund -q ||
+        echo "scripts/test.sh: could not install playwright-core (run: npm install --prefix crates/sylvan-cli/tests/browser)" >&2
 fi
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"

@@ -27,6 +27,9 @@ pub struct Args {
     /// How long to let API requests finish on Ctrl-C / SIGTERM.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub grace: Duration,
+    /// sylvan's admin endpoint (not Toxiproxy's API).
+    #[command(flatten)]
+    pub admin: crate::common::AdminArgs,
 }
 
 /// The flags of `sylvan chaos`, validated; see [`Args`] for each.
@@ -40,6 +43,8 @@ pub struct Settings {
     pub config: String,
     /// `--grace`.
     pub grace: Duration,
+    /// `--admin` and `--admin-token`, the address checked.
+    pub admin: crate::common::AdminArgs,
 }
 
 impl Settings {
@@ -73,11 +78,13 @@ impl Settings {
             }
             None => (Vec::new(), String::new()),
         };
+        args.admin.addr()?;
         Ok(Settings {
             addr,
             proxies,
             config,
             grace: args.grace,
+            admin: args.admin.clone(),
         })
     }
 }
@@ -94,8 +101,10 @@ fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
         proxies,
         config,
         grace,
+        admin,
     } = settings;
     let stop = shutdown_signal()?;
+    admin.start("chaos", sylvan::debug::admin::Builder::new())?;
     let server = sylvan::http::Server::bind(addr.as_str())
         .map_err(|e| usage(format!("cannot listen on {addr}: {e}")))?
         .max_body_size(1 << 20);

@@ -31,6 +31,9 @@ pub enum Command {
     Bench(crate::bench::Args),
     /// Fault-injecting proxies driven by Toxiproxy's HTTP API.
     Chaos(crate::chaos::Args),
+    /// A live terminal view of a process's admin endpoint (--admin):
+    /// hubs and green threads, refreshed every second.
+    Top(crate::top::Args),
 }
 
 /// Runs the chosen subcommand.
@@ -41,5 +44,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Proxy(a) => crate::proxy::command::run(a),
         Command::Bench(a) => crate::bench::run(a),
         Command::Chaos(a) => crate::chaos::run(a),
+        Command::Top(a) => crate::top::run(a),
     }
 }

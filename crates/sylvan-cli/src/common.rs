@@ -104,3 +104,52 @@ mod tests {
         assert!(parse_duration("fast").is_err());
     }
 }
+
+/// `--admin ADDR` and `--admin-token TOKEN`: sylvan's admin endpoint
+/// ([`sylvan::debug::admin`]), shared by `proxy`, `echo` and `chaos`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AdminArgs {
+    /// Serve the admin endpoint on this address: a web page at /, /threads
+    /// (every green thread and where it waits), /hubs, /metrics
+    /// (Prometheus). A loopback address unless --admin-token is given.
+    #[arg(long, value_name = "ADDR")]
+    pub admin: Option<String>,
+    /// Bearer token the admin endpoint requires (then it may listen on any
+    /// address).
+    #[arg(long, value_name = "TOKEN")]
+    pub admin_token: Option<String>,
+}
+
+impl AdminArgs {
+    /// The validated address, if `--admin` was given (bad input: exit 2).
+    pub fn addr(&self) -> anyhow::Result<Option<std::net::SocketAddr>> {
+        match &self.admin {
+            None => Ok(None),
+            Some(a) => a
+                .parse()
+                .map(Some)
+                .map_err(|_| usage(format!("--admin {a:?} is not an IP:PORT address"))),
+        }
+    }
+
+    /// Starts `builder` on `--admin`'s address, if given, and says where on
+    /// stderr (`sylvan CMD: admin on http://ADDR/ ...`).
+    pub fn start(&self, cmd: &str, builder: sylvan::debug::admin::Builder) -> anyhow::Result<()> {
+        let Some(addr) = self.addr()? else {
+            return Ok(());
+        };
+        let builder = match &self.admin_token {
+            Some(t) => builder.token(t.clone()),
+            None => builder,
+        };
+        let admin = builder.serve(addr).map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidInput => usage(format!("--admin: {e}")),
+            _ => usage(format!("cannot listen on {addr} (--admin): {e}")),
+        })?;
+        eprintln!(
+            "sylvan {cmd}: admin on http://{}/ (/threads, /hubs, /metrics)",
+            admin.local_addr()
+        );
+        Ok(())
+    }
+}

@@ -33,6 +33,9 @@ pub struct Args {
     /// clamp it): how long after this process dies its registration goes.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub zk_session_timeout: Duration,
+    /// The admin endpoint.
+    #[command(flatten)]
+    pub admin: crate::common::AdminArgs,
 }
 
 /// The flags of `sylvan echo`, validated; see [`Args`] for each.
@@ -50,6 +53,8 @@ pub struct Settings {
     pub register: Option<sylvan::zk::ZkUrl>,
     /// `--zk-session-timeout`, more than 0.
     pub zk_session_timeout: Duration,
+    /// `--admin` and `--admin-token`, the address checked.
+    pub admin: crate::common::AdminArgs,
 }
 
 impl Settings {
@@ -77,6 +82,7 @@ impl Settings {
         if args.zk_session_timeout.is_zero() {
             return Err(usage("--zk-session-timeout must be more than 0"));
         }
+        args.admin.addr()?;
         Ok(Settings {
             listen,
             threads: args.threads,
@@ -84,6 +90,7 @@ impl Settings {
             grace: args.grace,
             register,
             zk_session_timeout: args.zk_session_timeout,
+            admin: args.admin.clone(),
         })
     }
 }
@@ -112,6 +119,8 @@ fn serve(args: Settings) -> anyhow::Result<ExitCode> {
     // Listen for SIGINT/SIGTERM before saying we are up, so a signal sent
     // as soon as the line appears is not lost.
     let stop = shutdown_signal()?;
+    args.admin
+        .start("echo", sylvan::debug::admin::Builder::new())?;
     eprintln!(
         "sylvan echo: listening on {bound} ({} thread(s))",
         args.threads

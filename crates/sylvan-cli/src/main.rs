@@ -2,7 +2,8 @@
 //!
 //! Subcommands: `demo` (reconnection surviving faults, end to end), `proxy`
 //! (TCP load balancer), `chaos` (fault-injecting proxy with Toxiproxy's HTTP
-//! API), `bench` (load generator), `echo` (the seed's echo server).
+//! API), `bench` (load generator), `echo` (the seed's echo server), `top`
+//! (a live view of a process's admin endpoint).
 //!
 //! Flags are parsed by clap into raw arguments, then validated into
 //! settings by each subcommand; errors go to stderr as one line, with exit
@@ -18,6 +19,7 @@ mod common;
 mod demo;
 mod echo;
 mod proxy;
+mod top;
 
 use std::process::ExitCode;
 

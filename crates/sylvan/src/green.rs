@@ -1,7 +1,7 @@
 //! Green threads: [`spawn`], [`Builder`], [`GreenThread`], [`current`].
 
 use std::any::Any;
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
@@ -337,6 +337,7 @@ impl Builder {
     /// let err = too_big.unwrap_err();
     /// assert_eq!(err.kind(), std::io::ErrorKind::OutOfMemory);
     /// ```
+    #[track_caller]
     pub fn spawn<T: 'static>(self, f: impl FnOnce() -> T + 'static) -> io::Result<GreenThread<T>> {
         self.spawn_inner(move || Some(f()))
     }
@@ -346,6 +347,7 @@ impl Builder {
     /// Closures of any size are accepted: corosensei copies the entry
     /// closure onto the new stack and refuses more than 1 KiB, so a large
     /// one is boxed first (small ones, the common case, are not).
+    #[track_caller]
     fn spawn_inner<T: 'static, F: FnOnce() -> Option<T> + 'static>(
         self,
         f: F,
@@ -360,6 +362,7 @@ impl Builder {
 
     /// [`spawn_inner`](Self::spawn_inner) for a closure small enough to
     /// copy onto the new stack.
+    #[track_caller]
     fn spawn_small<T: 'static, F: FnOnce() -> Option<T> + 'static>(
         self,
         f: F,
@@ -387,7 +390,6 @@ impl Builder {
                 span,
             ),
             result: RefCell::new(None),
-            detached: Cell::new(false),
             links: RefCell::new(VecDeque::new()),
         });
         let inner = cell.clone();
@@ -425,7 +427,10 @@ impl Builder {
                 // corosensei accepts; raising anything but its own payload
                 // from here would abort the process.
                 Err(_) if inner.core.unwinding.get() => return,
-                Err(p) => Err(p),
+                Err(p) => {
+                    crate::runtime::task::count_panic(&inner.core);
+                    Err(p)
+                }
             };
             pending.run(&r);
             // Its green-locals go now, before the result is stored: their
@@ -433,7 +438,7 @@ impl Builder {
             // meanwhile; the result must then be dropped here, not by the
             // scheduler.
             clear_locals(&inner.core);
-            if inner.detached.get() {
+            if inner.core.detached.get() {
                 // Nobody can take it: drop it here, on this green thread's
                 // stack, never on the scheduler's path.
                 if let Err(p) = &r {
@@ -603,9 +608,16 @@ impl<T> GreenThread<T> {
     /// }
     /// ```
     #[track_caller]
+    #[inline]
     pub fn join(self) -> Result<T, JoinError> {
         let loc = Location::caller();
-        self.wait_at(loc).map_err(JoinError::Cancelled)?;
+        let core = &self.cell.core;
+        if !core.finished.get() {
+            // Its hub need not keep it listed once it finishes: this
+            // handle takes the result at once.
+            core.joining.set(true);
+            self.wait_at(loc).map_err(JoinError::Cancelled)?;
+        }
         match self.cell.result.borrow_mut().take() {
             Some(Ok(v)) => Ok(v),
             Some(Err(p)) => Err(JoinError::Panicked(p)),
@@ -786,11 +798,21 @@ impl<T> GreenThread<T> {
 }
 
 impl<T> Drop for GreenThread<T> {
+    #[inline]
     fn drop(&mut self) {
         if !self.cell.core.finished.get() {
-            self.cell.detached.set(true);
-        } else if let Some(Err(p)) = &*self.cell.result.borrow() {
+            self.cell.core.detached.set(true);
+            return;
+        }
+        if let Some(Err(p)) = &*self.cell.result.borrow() {
             log_panic(&self.cell.core, p.as_ref());
+        }
+        // Unless it finished while `join` waited, its hub kept it listed
+        // (finished, not joined) for this handle.
+        if !self.cell.core.joining.get() {
+            if let Some(hub) = crate::runtime::hub::try_hub() {
+                hub.release(&self.cell.core);
+            }
         }
     }
 }

@@ -116,6 +116,18 @@ pub fn size() -> usize {
     pool().state.lock().unwrap_or_else(|e| e.into_inner()).size
 }
 
+/// The pool now: threads, busy threads, queued jobs, size (for
+/// `debug::snapshot`).
+pub(crate) fn stats() -> (usize, usize, usize, usize) {
+    let st = pool().state.lock().unwrap_or_else(|e| e.into_inner());
+    (
+        st.threads,
+        st.threads.saturating_sub(st.idle),
+        st.queue.len(),
+        st.size,
+    )
+}
+
 /// Whether queued jobs outnumber the idle threads that will take them and
 /// the pool may grow.
 ///

@@ -81,9 +81,11 @@ pub struct Args {
     /// How long to let connections finish on Ctrl-C / SIGTERM.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub grace: Duration,
-    /// Serve /stats (JSON) and /metrics (Prometheus) on this address.
-    #[arg(long, value_name = "ADDR")]
-    pub admin: Option<String>,
+    /// The admin endpoint; besides sylvan's pages it serves /stats (JSON),
+    /// the proxy's metrics in /metrics, /health, and its upstreams on the
+    /// page.
+    #[command(flatten)]
+    pub admin: crate::common::AdminArgs,
 }
 
 /// Checks that `s`, given as `what`, looks like `HOST:PORT` (`[v6]:PORT`
@@ -198,44 +200,30 @@ fn bind(what: &str, addr: SocketAddr, reuse_port: bool) -> anyhow::Result<TcpLis
 /// Runs the proxy until SIGINT/SIGTERM, then drains.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = config(&args)?;
-    let admin_addr: Option<SocketAddr> = match &args.admin {
-        None => None,
-        Some(a) => Some(
-            a.parse()
-                .map_err(|_| usage(format!("--admin {a:?} is not an IP:PORT address")))?,
-        ),
-    };
+    args.admin.addr()?; // checked before anything starts
     resolve_all(&config.upstreams)?;
     // Bind up front so a port in use is reported before anything starts.
     let threads = args.threads;
     let first = bind("--listen", config.listen, threads > 1)?;
     let bound = first.local_addr()?;
-    let admin = match admin_addr {
-        Some(a) => Some(bind("--admin", a, false)?),
-        None => None,
-    };
-    // Listen for SIGINT/SIGTERM before saying we are up, so a signal sent
-    // as soon as the lines appear is not lost.
-    let stop = shutdown_signal()?;
-    if let Some(a) = &admin {
-        eprintln!(
-            "sylvan proxy: admin on http://{}/stats and /metrics",
-            a.local_addr()?
-        );
-    }
     let discovering = match &config.discover {
         Some(url) => format!(" + members of {url}"),
         None => String::new(),
     };
-    eprintln!(
+    let listening = format!(
         "sylvan proxy: listening on {bound}, {} upstream(s){discovering}, {}, {threads} thread(s)",
         config.upstreams.len(),
         config.balance,
     );
-    let first = Mutex::new(Some(first.into_std()?));
-    let admin = Mutex::new(admin.map(TcpListener::into_std).transpose()?);
-    let grace = args.grace;
     let shared = Shared::new(config);
+    // Listen for SIGINT/SIGTERM before saying we are up, so a signal sent
+    // as soon as the lines appear is not lost.
+    let stop = shutdown_signal()?;
+    args.admin
+        .start("proxy", super::admin::builder(shared.clone(), Some(bound)))?;
+    eprintln!("{listening}");
+    let first = Mutex::new(Some(first.into_std()?));
+    let grace = args.grace;
     let (done_tx, done_rx) = sylvan::sync::channel::<()>();
     let results = sylvan::Runtime::builder()
         .threads(threads)
@@ -261,15 +249,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     return Err(e.into());
                 }
             };
-            let mut admin_server = None;
             if hub0 {
-                if let Some(l) = admin.lock().map(|mut a| a.take()).unwrap_or(None) {
-                    admin_server = Some(super::admin::serve(
-                        TcpListener::from_std(l)?,
-                        shared.clone(),
-                        Some(bound),
-                    )?);
-                }
                 let _ = stop.recv();
                 let open = shared.active.load(std::sync::atomic::Ordering::Relaxed);
                 eprintln!("sylvan proxy: draining {open} connection(s) for up to {grace:?}");
@@ -288,9 +268,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 let _ = done_rx.recv();
             }
             let report = proxy.stop(grace);
-            if let Some(a) = admin_server {
-                a.stop(Duration::from_millis(100));
-            }
             Ok((report.finished, report.killed))
         });
     let (mut finished, mut killed) = (0, 0);

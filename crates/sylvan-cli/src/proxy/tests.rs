@@ -198,10 +198,10 @@ fn stats_and_metrics() {
     let up = echo_server();
     let addr = up.local_addr().unwrap();
     let proxy = super::start(config(&[addr])).unwrap();
-    let admin_l = sylvan::listen("127.0.0.1:0").unwrap();
-    let admin_addr = admin_l.local_addr().unwrap();
-    let _admin =
-        super::admin::serve(admin_l, proxy.shared().clone(), Some(proxy.local_addr())).unwrap();
+    let admin = super::admin::builder(proxy.shared().clone(), Some(proxy.local_addr()))
+        .serve("127.0.0.1:0".parse().unwrap())
+        .unwrap();
+    let admin_addr = admin.local_addr();
     let _c = round_trip(&proxy, b"abc");
 
     let get = |path: &str| {
@@ -242,6 +242,18 @@ fn stats_and_metrics() {
         );
     }
     assert!(get("/nope").starts_with("HTTP/1.1 404"));
+    assert!(get("/health").ends_with("ok\n"));
+    let upstreams = get("/x/upstreams");
+    assert!(
+        upstreams.contains(&format!("\"address\":\"{addr}\"")),
+        "{upstreams}"
+    );
+    // sylvan's own part of the endpoint.
+    assert!(
+        metrics.contains("# TYPE sylvan_green_threads gauge"),
+        "{metrics}"
+    );
+    assert!(get("/threads").contains("green thread"));
 }
 
 #[test]

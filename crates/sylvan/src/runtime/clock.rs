@@ -78,6 +78,15 @@ impl Clock {
         }
     }
 
+    /// What [`now`](Self::now) would have said at `i` (the paused time
+    /// while paused): one real clock read serves several uses.
+    pub(crate) fn now_at(&self, i: Instant) -> u64 {
+        match self.paused.get() {
+            Some(t) => t,
+            None => self.nanos_at(i).saturating_add(self.offset.get()),
+        }
+    }
+
     /// The `Instant` this clock calls now.
     pub(crate) fn now_instant(&self) -> Instant {
         self.to_instant(self.now())

@@ -85,6 +85,9 @@ pub(crate) struct HubShared {
     pub(crate) threshold_ns: AtomicU64,
     /// Names of named green threads, for the watchdog's message.
     pub(crate) names: Mutex<HashMap<u64, Arc<str>>>,
+    /// What the hub publishes for snapshots and dumps
+    /// (`runtime::introspect`).
+    pub(crate) intro: super::introspect::Published,
     /// Run once when the hub's thread exits (after its green threads were
     /// leaked or ended), to fail what they would have completed.
     exit_hooks: Mutex<Vec<ExitHook>>,
@@ -157,6 +160,16 @@ pub(crate) struct Hub {
     pub(crate) io_waiters: Cell<usize>,
     /// Registered I/O sources.
     pub(crate) io: super::io::IoTable,
+    /// Slots of green threads that finished while their handle was still
+    /// held: neither in `tasks` nor in `free_slots` (so their published
+    /// record is not reused) until the handle goes
+    /// ([`release`](Self::release)).
+    held: Cell<usize>,
+    /// When the current pass of the loop began (its poll returned, or the
+    /// hub started), and the switch count then: for the scheduling-lag
+    /// histogram.
+    pass_start: Cell<Option<std::time::Instant>>,
+    pass_switches: Cell<u64>,
     _altstack: signal::AltStack,
 }
 
@@ -271,6 +284,11 @@ fn try_init() -> std::io::Result<&'static Hub> {
     // SAFETY: `p` is valid until HubOwner drops it at thread exit.
     let hub = unsafe { &*p };
     watchdog::register(&hub.shared);
+    hub.root
+        .rec
+        .set(super::introspect::root_record(&hub.shared));
+    super::introspect::register(&hub.shared);
+    crate::debug::dump_from_env();
     Ok(hub)
 }
 
@@ -300,8 +318,11 @@ impl Hub {
             location: AtomicPtr::new(ptr::null_mut()),
             threshold_ns: AtomicU64::new(threshold.map_or(0, nanos)),
             names: Mutex::new(HashMap::new()),
+            intro: super::introspect::Published::new(),
             exit_hooks: Mutex::new(Vec::new()),
         });
+        let started = std::time::Instant::now();
+        shared.intro.pass_started(started);
         Ok(Hub {
             tasks: RefCell::new(Vec::new()),
             free_slots: RefCell::new(Vec::new()),
@@ -321,6 +342,9 @@ impl Hub {
             remote_inflight: Cell::new(0),
             io_waiters: Cell::new(0),
             io: super::io::IoTable::default(),
+            held: Cell::new(0),
+            pass_start: Cell::new(Some(started)),
+            pass_switches: Cell::new(0),
             _altstack: altstack,
         })
     }
@@ -355,13 +379,26 @@ impl Hub {
         f(self.poll.borrow().registry())
     }
 
-    /// Number of green threads alive on this hub.
-    pub(crate) fn live_tasks(&self) -> usize {
-        self.tasks.borrow().len() - self.free_slots.borrow().len()
+    /// Publishes the number of registered I/O sources.
+    pub(crate) fn publish_io_sources(&self) {
+        self.shared
+            .intro
+            .io_sources
+            .store(self.io.len() as u64, Ordering::Relaxed);
     }
 
-    /// Adds a new green thread and queues it to run.
+    /// Number of green threads alive on this hub (finished ones whose
+    /// handle is still held not counted).
+    pub(crate) fn live_tasks(&self) -> usize {
+        self.tasks.borrow().len() - self.free_slots.borrow().len() - self.held.get()
+    }
+
+    /// Adds a new green thread and queues it to run. Its spawn site, for
+    /// introspection, is the caller's (`spawn` and the `Builder` methods
+    /// on the way here are `#[track_caller]` too).
+    #[track_caller]
     pub(crate) fn insert_task(&self, task: Rc<dyn Task>) {
+        let at = Location::caller();
         let slot = {
             let mut tasks = self.tasks.borrow_mut();
             match self.free_slots.borrow_mut().pop() {
@@ -377,6 +414,11 @@ impl Hub {
         };
         let core = task.core();
         core.slot.set(slot);
+        core.rec.set(
+            self.shared
+                .intro
+                .spawned(slot, core.id, self.current_core().id, at),
+        );
         if let Some(name) = &core.name {
             self.shared
                 .names
@@ -415,7 +457,10 @@ impl Hub {
 
     /// Kills a context: sticky, and wakes it if it is parked.
     pub(crate) fn kill(&self, core: &Core) {
-        core.killed.set(true);
+        if !core.killed.replace(true) {
+            let k = &self.shared.intro.killed;
+            k.store(k.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        }
         let seq = core.parked.get();
         if seq != 0 {
             self.wake(
@@ -591,6 +636,7 @@ impl Hub {
             Ok(CoroutineResult::Return(())) => true,
             Ok(CoroutineResult::Yield(())) => false,
             Err(p) => {
+                super::task::count_panic(core);
                 super::task::log_panic(core, p.as_ref());
                 super::task::drop_payload(core, p);
                 true
@@ -606,18 +652,53 @@ impl Hub {
     /// Bookkeeping once a green thread has returned: no user code runs here
     /// (its result was stored or dropped by its entry function).
     fn finish(&self, slot: u32, task: &Rc<dyn Task>) {
-        let core = task.core();
-        core.finished.set(true);
         self.tasks.borrow_mut()[slot as usize] = None;
-        self.free_slots.borrow_mut().push(slot);
-        if core.name.is_some() {
-            self.shared
-                .names
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&core.id);
+        self.finished(slot, task.core());
+    }
+
+    /// A green thread out of the table (in `slot`) has ended. While its
+    /// handle is held (and not waiting in `join`), its slot (and so its
+    /// published record, which says it finished) stays out of `free_slots`
+    /// until the handle is joined or dropped ([`release`](Self::release)):
+    /// snapshots list it as finished and not joined.
+    fn finished(&self, slot: u32, core: &Core) {
+        core.finished.set(true);
+        let held = !core.detached.get() && !core.joining.get();
+        self.shared.intro.finished(core.rec.get(), held);
+        if held {
+            self.held.set(self.held.get() + 1);
+        } else {
+            self.free_slots.borrow_mut().push(slot);
+            if core.name.is_some() {
+                self.forget_name(core);
+            }
         }
         core.joiners.borrow_mut().notify_all(self);
+    }
+
+    #[cold]
+    fn forget_name(&self, core: &Core) {
+        self.shared
+            .names
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&core.id);
+    }
+
+    /// The handle of a green thread that finished on this hub, not while
+    /// that handle was in `join`, is going: frees the slot
+    /// [`finished`](Self::finished) kept for it. Called once per such
+    /// handle (its drop), on the hub it finished on: a handle outlives its
+    /// hub only past the hub's thread-local destructor, where there is no
+    /// hub any more.
+    #[inline]
+    pub(crate) fn release(&self, core: &Core) {
+        self.free_slots.borrow_mut().push(core.slot.get());
+        self.held.set(self.held.get() - 1);
+        self.shared.intro.released(core.rec.get());
+        if core.name.is_some() {
+            self.forget_name(core);
+        }
     }
 
     /// One turn of the event loop: poll I/O (blocking only if `may_block`
@@ -641,16 +722,60 @@ impl Hub {
         if timeout.is_none() {
             self.check_deadlock();
         }
+        let now = self.publish_turn(next_timer, paused);
         if idle && timeout != Some(Duration::ZERO) {
             self.stacks.trim(super::stack::WARM_SLOTS);
         }
         let got_events = self.poll_events(timeout);
+        if timeout == Some(Duration::ZERO) {
+            self.pass_start.set(Some(now.0));
+            self.shared.intro.pass_started_ns(now.1);
+        } else {
+            let start = std::time::Instant::now();
+            self.pass_start.set(Some(start));
+            self.shared.intro.pass_started(start);
+        }
         if idle && auto_advance && !got_events && self.ready.borrow().is_empty() {
             if let Some(t) = next_timer {
                 self.clock.advance_to(t);
             }
         }
         self.fire_timers();
+        // Again after firing: a reader during the pass sees the timers left.
+        let timers = self.timers.borrow();
+        self.shared
+            .intro
+            .timers(timers.len(), timers.next_deadline());
+    }
+
+    /// Publishes the timers and the clock, and counts the scheduling lag of
+    /// the pass that ends here: the time from the poll that began it to now,
+    /// when it ran green threads (the longest any green thread made ready
+    /// by that poll waited to run). A pass still going on is published by
+    /// its start ([`Published::pass_started`](super::introspect::Published::pass_started)),
+    /// so readers see its lag grow while a green thread runs without
+    /// yielding.
+    /// Returns the time it read, also as nanoseconds since the
+    /// introspection epoch.
+    fn publish_turn(&self, next_timer: Option<u64>, paused: bool) -> (std::time::Instant, u64) {
+        let now = std::time::Instant::now();
+        let switches = self.shared.switches.load(Ordering::Relaxed);
+        if let Some(start) = self.pass_start.get() {
+            if switches != self.pass_switches.get() {
+                self.shared
+                    .intro
+                    .record_lag(now.saturating_duration_since(start));
+            }
+        }
+        self.pass_switches.set(switches);
+        let ns = self.shared.intro.turn(
+            now,
+            self.timers.borrow().len(),
+            next_timer,
+            self.clock.now_at(now),
+            paused,
+        );
+        (now, ns)
     }
 
     fn poll_events(&self, timeout: Option<Duration>) -> bool {
@@ -768,32 +893,24 @@ impl Hub {
         debug_assert!(self.current.get().is_null() && !self.in_scheduler.get());
         let _sched = SchedulerPath::enter(self);
         loop {
-            let batch: Vec<Rc<dyn Task>> = {
-                let mut tasks = self.tasks.borrow_mut();
-                let b = tasks.iter_mut().filter_map(Option::take).collect();
-                tasks.clear();
-                self.free_slots.borrow_mut().clear();
-                b
-            };
+            let batch: Vec<(u32, Rc<dyn Task>)> = self
+                .tasks
+                .borrow_mut()
+                .iter_mut()
+                .enumerate()
+                .filter_map(|(i, t)| Some((i as u32, t.take()?)))
+                .collect();
             if batch.is_empty() {
                 break;
             }
             self.ready.borrow_mut().clear();
-            for task in batch {
+            for (slot, task) in batch {
                 let core = task.core();
                 core.killed.set(true);
                 core.unwinding.set(true);
                 let coro = core.coro.borrow_mut().take();
                 self.unwind_coroutine(core, coro);
-                core.finished.set(true);
-                if core.name.is_some() {
-                    self.shared
-                        .names
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .remove(&core.id);
-                }
-                core.joiners.borrow_mut().notify_all(self);
+                self.finished(slot, core);
             }
         }
         self.ready.borrow_mut().clear();
@@ -947,6 +1064,7 @@ fn wake_core(core: &Core, seq: u64, reason: Wake) -> bool {
         return false;
     }
     core.parked.set(0);
+    super::introspect::unparked(core.rec.get());
     core.wake.set(reason);
     true
 }

@@ -122,6 +122,7 @@ impl Registration {
             hub.io.remove(token);
             return Err(e);
         }
+        hub.publish_io_sources();
         Ok(Registration {
             token,
             entry,
@@ -135,6 +136,7 @@ impl Registration {
             if hub.shared.id == self.hub_id {
                 let _ = hub.with_registry(|r| r.deregister(source));
                 hub.io.remove(self.token);
+                hub.publish_io_sources();
             }
         }
     }

@@ -4,6 +4,7 @@
 
 pub(crate) mod clock;
 pub(crate) mod hub;
+pub(crate) mod introspect;
 pub(crate) mod io;
 pub(crate) mod local;
 pub(crate) mod lock_cell;

@@ -131,6 +131,18 @@ fn park_inner(
     };
     guard.timer = effective.map(|when| hub.timers.borrow_mut().insert(when, token));
     core.last_block.set(Some(location));
+    let governing = match scope {
+        Some((s, id)) if effective == Some(s) => id,
+        _ => 0,
+    };
+    super::introspect::parked(
+        &hub.shared,
+        core.rec.get(),
+        seq,
+        location,
+        effective,
+        governing,
+    );
     hub.suspend_current(core);
     let reason = core.wake.replace(Wake::None);
     if reason == Wake::Timer {
@@ -163,6 +175,9 @@ struct ParkGuard<'a> {
 
 impl Drop for ParkGuard<'_> {
     fn drop(&mut self) {
+        // (A park that ends without a wake is published as parked until
+        // the next park or wake, or until its slot is reused: only a forced
+        // unwind or a panic while parking does that.)
         self.core.parked.set(0);
         if let Some(k) = self.timer.take() {
             if let Ok(mut timers) = self.hub.timers.try_borrow_mut() {

@@ -41,6 +41,13 @@ pub(crate) struct Core {
     pub(crate) killed: Cell<bool>,
     pub(crate) started: Cell<bool>,
     pub(crate) finished: Cell<bool>,
+    /// Set when its `GreenThread` handle was dropped before it finished
+    /// (nobody will join it).
+    pub(crate) detached: Cell<bool>,
+    /// Set when its handle's `join` began waiting for it: when it then
+    /// finishes, its slot is not kept for the handle, which takes the
+    /// result at once.
+    pub(crate) joining: Cell<bool>,
     /// Set while the hub force-unwinds this green thread at shutdown.
     pub(crate) unwinding: Cell<bool>,
     pub(crate) last_block: Cell<Option<&'static Location<'static>>>,
@@ -57,6 +64,9 @@ pub(crate) struct Core {
     pub(crate) locals: std::cell::OnceCell<Box<super::local::Locals>>,
     /// The `tracing` span entered whenever it runs, if any.
     pub(crate) span: Option<Box<tracing::Span>>,
+    /// Where its hub publishes its state for other threads
+    /// (`runtime::introspect`); the spare record until published.
+    pub(crate) rec: Cell<*const super::introspect::Record>,
 }
 
 impl std::fmt::Debug for Core {
@@ -91,6 +101,8 @@ impl Core {
             killed: Cell::new(false),
             started: Cell::new(false),
             finished: Cell::new(false),
+            detached: Cell::new(false),
+            joining: Cell::new(false),
             unwinding: Cell::new(false),
             last_block: Cell::new(None),
             joiners: RefCell::new(WaitList::default()),
@@ -99,6 +111,7 @@ impl Core {
             scopes: RefCell::new(Vec::new()),
             locals: std::cell::OnceCell::new(),
             span,
+            rec: Cell::new(super::introspect::spare()),
         }
     }
 
@@ -181,10 +194,8 @@ pub(crate) trait Task {
 pub(crate) struct TaskCell<T> {
     pub(crate) core: Core,
     /// `None` until it finishes; stays `None` if it was killed before
-    /// running, or if nobody could take it (detached).
+    /// running, or if nobody could take it (`core.detached`).
     pub(crate) result: RefCell<Option<thread::Result<T>>>,
-    /// Set when the handle was dropped without joining.
-    pub(crate) detached: Cell<bool>,
     /// Its links (`GreenThread::link`) not called yet, in the order given.
     /// An empty `VecDeque` allocates nothing: a spawn that is never linked
     /// pays no allocation for them. The entry function calls them (or, if
@@ -219,6 +230,17 @@ pub(crate) fn clear_locals(core: &Core) {
             log_panic(core, p.as_ref());
             drop_payload(core, p);
         }
+    }
+}
+
+/// Counts a panic of a green thread in its hub's published counters.
+pub(crate) fn count_panic(_core: &Core) {
+    if let Some(hub) = super::hub::try_hub() {
+        let p = &hub.shared.intro.panicked;
+        p.store(
+            p.load(std::sync::atomic::Ordering::Relaxed) + 1,
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 }
 

@@ -138,6 +138,7 @@ fn run() {
     loop {
         let mut min_threshold = Duration::from_millis(200);
         let now = Instant::now();
+        super::introspect::tick(now);
         st.hubs.retain_mut(|w| {
             let Some(hub) = w.hub.upgrade() else {
                 return false;
@@ -181,6 +182,8 @@ fn run() {
 }
 
 fn warn(hub: &HubShared, green: u64, for_: Duration) {
+    let w = &hub.intro.warnings;
+    w.fetch_add(1, Ordering::Relaxed);
     let name = hub
         .names
         .lock()
