@@ -8,7 +8,6 @@ use std::io::{self, Write as _};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::runtime::hub::hub;
 use crate::signal::Signal;
 
 pub mod admin;
@@ -128,7 +127,7 @@ pub fn set_park_backtraces(on: bool) {
 /// ```
 pub fn set_blocking_threshold(threshold: Option<Duration>) {
     let ns = threshold.map_or(0, |d| d.as_nanos().clamp(1, u64::MAX as u128) as u64);
-    hub().shared.threshold_ns.store(ns, Ordering::Relaxed);
+    crate::runtime::set_blocking_threshold_ns(ns);
 }
 
 /// This hub's blocking-detection threshold (`None` when off).
@@ -139,7 +138,7 @@ pub fn set_blocking_threshold(threshold: Option<Duration>) {
 /// let _ = sylvan::debug::blocking_threshold();
 /// ```
 pub fn blocking_threshold() -> Option<Duration> {
-    match hub().shared.threshold_ns.load(Ordering::Relaxed) {
+    match crate::runtime::blocking_threshold_ns() {
         0 => None,
         ns => Some(Duration::from_nanos(ns)),
     }
@@ -160,7 +159,7 @@ pub fn blocking_threshold() -> Option<Duration> {
 /// assert!(sylvan::debug::trim_stacks(0) <= 10);
 /// ```
 pub fn trim_stacks(keep_warm: usize) -> usize {
-    hub().stacks.trim(keep_warm)
+    crate::runtime::trim_stacks(keep_warm)
 }
 
 /// A snapshot of this thread's hub.
@@ -194,14 +193,14 @@ pub struct HubStats {
 
 /// Counts for this thread's hub.
 pub fn stats() -> HubStats {
-    let hub = hub();
+    let c = crate::runtime::hub_counts();
     HubStats {
-        hub_id: hub.shared.id,
-        green_threads: hub.live_tasks(),
-        stacks: hub.stacks.live(),
-        timers: hub.timers.borrow().len(),
-        io_sources: hub.io.len(),
-        guard_install: hub.stacks.uses_guard_install(),
+        hub_id: c.hub_id,
+        green_threads: c.green_threads,
+        stacks: c.stacks,
+        timers: c.timers,
+        io_sources: c.io_sources,
+        guard_install: c.guard_install,
     }
 }
 

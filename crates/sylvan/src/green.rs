@@ -1,8 +1,6 @@
 //! Green threads: [`spawn`], [`Builder`], [`GreenThread`], [`current`].
 
 use std::any::Any;
-use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::panic::{self, AssertUnwindSafe, Location};
@@ -10,15 +8,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use corosensei::{Coroutine, Yielder};
-
 use crate::cancel::Cancelled;
-use crate::runtime::hub::{hub, next_green_id};
-use crate::runtime::park;
-use crate::runtime::stack::DEFAULT_STACK_SIZE;
-use crate::runtime::task::{
-    Core, Task, TaskCell, clear_locals, drop_payload, log_panic, panic_message,
-};
+use crate::runtime;
+use crate::runtime::{DEFAULT_STACK_SIZE, Task, TaskCell, log_panic, panic_message};
 
 /// A green thread's id, unique in the process. The root context's is 0.
 ///
@@ -151,15 +143,14 @@ pub fn spawn_after<T: 'static>(delay: Duration, f: impl FnOnce() -> T + 'static)
 /// then fails at once with [`Cancelled::Killed`].
 #[track_caller]
 pub fn run<T: 'static>(f: impl FnOnce() -> T + 'static) -> T {
-    let hub = hub();
-    let from_root = hub.current_core().is_root();
-    if hub.cannot_suspend(hub.current_core()).is_some() {
+    let from_root = runtime::current_is_root();
+    if !runtime::may_suspend() {
         return f();
     }
     let g = spawn(f);
     if g.wait().is_err() {
-        while !g.is_finished() && crate::runtime::hub::may_suspend() {
-            if g.cell.core.started.get() {
+        while !g.is_finished() && crate::runtime::may_suspend() {
+            if g.cell.core.has_started() {
                 g.kill();
             }
             crate::time::yield_now();
@@ -167,7 +158,7 @@ pub fn run<T: 'static>(f: impl FnOnce() -> T + 'static) -> T {
     }
     let r = g.join();
     if from_root {
-        hub.shutdown();
+        runtime::shutdown_hub();
     }
     match r {
         Ok(v) => v,
@@ -220,14 +211,14 @@ pub fn run<T: 'static>(f: impl FnOnce() -> T + 'static) -> T {
 /// down): the message says so.
 #[track_caller]
 pub fn shutdown() {
-    let Some(hub) = crate::runtime::hub::try_hub() else {
+    if !runtime::has_hub() {
         return;
-    };
+    }
     assert!(
-        hub.current_core().is_root(),
+        runtime::current_is_root(),
         "sylvan::shutdown must be called from the root context (the OS thread's own stack), not from a green thread"
     );
-    if hub.cannot_suspend(hub.current_core()).is_some() {
+    if !runtime::may_suspend() {
         // A destructor on the scheduler's own path: unwinding green
         // threads from here would run user code inside the scheduler.
         tracing::error!(
@@ -236,7 +227,7 @@ pub fn shutdown() {
         );
         return;
     }
-    hub.shutdown();
+    runtime::shutdown_hub();
 }
 
 /// Configures a green thread before spawning it.
@@ -363,140 +354,13 @@ impl Builder {
     /// [`spawn_inner`](Self::spawn_inner) for a closure small enough to
     /// copy onto the new stack.
     #[track_caller]
+    #[inline]
     fn spawn_small<T: 'static, F: FnOnce() -> Option<T> + 'static>(
         self,
         f: F,
     ) -> io::Result<GreenThread<T>> {
-        let Some(hub) = crate::runtime::hub::hub_unless_exiting() else {
-            return Err(io::Error::other(
-                "cannot spawn a green thread: this thread is exiting and its hub was already destroyed",
-            ));
-        };
-        let stack = hub.stacks.allocate(self.stack_size)?;
-        let span = match self.span {
-            Some(span) => Some(span),
-            // Asking for the current span costs a dispatcher lookup; with no
-            // subscriber ever installed there is none to inherit.
-            None if tracing::dispatcher::has_been_set() => Some(tracing::Span::current()),
-            None => None,
-        };
-        let span = span.filter(|s| !s.is_none()).map(Box::new);
-        let cell = Rc::new(TaskCell {
-            core: Core::new(
-                next_green_id(),
-                self.name,
-                stack.guard(),
-                stack.size(),
-                span,
-            ),
-            result: RefCell::new(None),
-            links: RefCell::new(VecDeque::new()),
-        });
-        let inner = cell.clone();
-        let mut pending = PendingLinks(cell.clone());
-        let coro = Coroutine::with_stack(stack, move |y: &Yielder<(), ()>, ()| {
-            // Its green-locals are dropped when this function ends, however
-            // it ends (return, panic, the forced unwind), on this stack.
-            struct ClearLocals<'a>(&'a Core);
-            impl Drop for ClearLocals<'_> {
-                fn drop(&mut self) {
-                    clear_locals(self.0);
-                }
-            }
-            let _locals = ClearLocals(&inner.core);
-            // Whichever way this function ends without an outcome (killed
-            // before it ran, or unwound at hub shutdown), dropping
-            // `pending` calls the links that are left with `Killed`.
-            let pending = &mut pending;
-            if inner.core.killed.get() {
-                // Killed before it ran: drop the closure unrun, here on its
-                // own stack. The yielder is not set yet, so a destructor
-                // that blocks fails at once and one that yields returns:
-                // nothing suspends (so no forced unwind can come through).
-                if let Err(p) = panic::catch_unwind(AssertUnwindSafe(|| drop(f))) {
-                    log_panic(&inner.core, p.as_ref());
-                }
-                return;
-            }
-            inner.core.yielder.set(y as *const _);
-            let r = match panic::catch_unwind(AssertUnwindSafe(f)) {
-                Ok(Some(v)) => Ok(v),
-                Ok(None) => return,
-                // The hub's forced unwind (or, if user code caught that and
-                // panicked again, that panic): end here normally, which
-                // corosensei accepts; raising anything but its own payload
-                // from here would abort the process.
-                Err(_) if inner.core.unwinding.get() => return,
-                Err(p) => {
-                    crate::runtime::task::count_panic(&inner.core);
-                    Err(p)
-                }
-            };
-            pending.run(&r);
-            // Its green-locals go now, before the result is stored: their
-            // destructors may block, and the handle may be dropped
-            // meanwhile; the result must then be dropped here, not by the
-            // scheduler.
-            clear_locals(&inner.core);
-            if inner.core.detached.get() {
-                // Nobody can take it: drop it here, on this green thread's
-                // stack, never on the scheduler's path.
-                if let Err(p) = &r {
-                    log_panic(&inner.core, p.as_ref());
-                }
-                if let Err(p) = catch_panic(|| drop(r)) {
-                    log_panic(&inner.core, p.as_ref());
-                }
-            } else {
-                *inner.result.borrow_mut() = Some(r);
-            }
-        });
-        *cell.core.coro.borrow_mut() = Some(coro);
-        hub.insert_task(cell.clone());
+        let cell = runtime::spawn_cell(self.name, self.stack_size, self.span, f)?;
         Ok(GreenThread { cell })
-    }
-}
-
-/// The links of a green thread (kept in its cell), owned by its entry
-/// function: called with the outcome on its own stack, or with `Killed`
-/// when dropped first.
-struct PendingLinks<T>(Rc<TaskCell<T>>);
-
-impl<T> PendingLinks<T> {
-    /// Calls every link with `r`, one at a time (a link may add links).
-    fn run(&mut self, r: &std::thread::Result<T>) {
-        if self.0.links.borrow().is_empty() {
-            return;
-        }
-        loop {
-            let Some(f) = self.0.links.borrow_mut().pop_front() else {
-                return;
-            };
-            let outcome = match r {
-                Ok(v) => Outcome::Returned(v),
-                Err(p) => Outcome::Panicked(p.as_ref()),
-            };
-            if let Err(p) = catch_panic(|| f(outcome)) {
-                log_panic(&self.0.core, p.as_ref());
-                drop_payload(&self.0.core, p);
-            }
-        }
-    }
-}
-
-impl<T> Drop for PendingLinks<T> {
-    fn drop(&mut self) {
-        // Reached without an outcome, perhaps while unwinding: a panic of
-        // a link must not escape this drop, so it is caught as it is.
-        loop {
-            let Some(f) = self.0.links.borrow_mut().pop_front() else {
-                return;
-            };
-            if let Err(p) = panic::catch_unwind(AssertUnwindSafe(|| f(Outcome::Killed))) {
-                log_panic(&self.0.core, p.as_ref());
-                drop_payload(&self.0.core, p);
-            }
-        }
     }
 }
 
@@ -574,9 +438,9 @@ pub struct GreenThread<T> {
 impl<T> fmt::Debug for GreenThread<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GreenThread")
-            .field("id", &self.cell.core.id)
-            .field("name", &self.cell.core.name)
-            .field("finished", &self.cell.core.finished.get())
+            .field("id", &self.cell.core.id())
+            .field("name", &self.cell.core.name())
+            .field("finished", &self.cell.core.is_finished())
             .finish()
     }
 }
@@ -612,10 +476,10 @@ impl<T> GreenThread<T> {
     pub fn join(self) -> Result<T, JoinError> {
         let loc = Location::caller();
         let core = &self.cell.core;
-        if !core.finished.get() {
+        if !core.is_finished() {
             // Its hub need not keep it listed once it finishes: this
             // handle takes the result at once.
-            core.joining.set(true);
+            core.set_joining();
             self.wait_at(loc).map_err(JoinError::Cancelled)?;
         }
         match self.cell.result.borrow_mut().take() {
@@ -648,8 +512,8 @@ impl<T> GreenThread<T> {
 
     fn wait_at(&self, loc: &'static Location<'static>) -> Result<(), Cancelled> {
         let core = &self.cell.core;
-        while !core.finished.get() {
-            park::wait_on(&core.joiners, loc)?;
+        while !core.is_finished() {
+            runtime::wait_on(core.joiners(), loc)?;
         }
         Ok(())
     }
@@ -671,15 +535,9 @@ impl<T> GreenThread<T> {
     /// assert_eq!(g.join().unwrap(), Err(sylvan::Cancelled::Killed));
     /// ```
     pub fn kill(&self) {
-        if !self.cell.core.finished.get() {
-            match crate::runtime::hub::try_hub() {
-                Some(hub) => hub.kill(&self.cell.core),
-                // No hub (a thread-local destructor after the hub's): the
-                // green thread was leaked and never runs again; nobody to
-                // wake.
-                None => self.cell.core.killed.set(true),
-            }
-        }
+        // (With no hub — a thread-local destructor after the hub's — the
+        // green thread was leaked and never runs again: nobody to wake.)
+        self.cell.core.kill();
     }
 
     /// Whether the green thread has finished (returned, panicked, or was
@@ -694,7 +552,7 @@ impl<T> GreenThread<T> {
     /// assert!(g.is_finished());
     /// ```
     pub fn is_finished(&self) -> bool {
-        self.cell.core.finished.get()
+        self.cell.core.is_finished()
     }
 
     /// The green thread's id.
@@ -707,7 +565,7 @@ impl<T> GreenThread<T> {
     /// assert_ne!(a.id(), b.id());
     /// ```
     pub fn id(&self) -> GreenId {
-        GreenId(self.cell.core.id)
+        GreenId(self.cell.core.id())
     }
 
     /// Calls `f` once with the green thread's [`Outcome`] when it ends;
@@ -750,7 +608,7 @@ impl<T> GreenThread<T> {
     /// assert_eq!(log.borrow().last().unwrap(), "Some(1)");
     /// ```
     pub fn link(&self, f: impl FnOnce(Outcome<'_, T>) + 'static) {
-        if !self.cell.core.finished.get() {
+        if !self.cell.core.is_finished() {
             self.cell.links.borrow_mut().push_back(Box::new(f));
             return;
         }
@@ -764,15 +622,15 @@ impl<T> GreenThread<T> {
     }
 
     /// Registers a multi-way park (`select`, `iwait`) as a joiner.
-    pub(crate) fn register_joiner(&self, token: park::WakeToken, arm: u32) {
-        self.cell.core.joiners.borrow_mut().push_arm(token, arm);
+    pub(crate) fn register_joiner(&self, token: runtime::WakeToken, arm: u32) {
+        self.cell.core.joiners().borrow_mut().push_arm(token, arm);
     }
 
     /// A multi-way park stops waiting (`notified`: this green thread's end
     /// woke it; every joiner was woken then, so nothing passes on).
-    pub(crate) fn unregister_joiner(&self, hub: &crate::runtime::hub::Hub, notified: bool) {
+    pub(crate) fn unregister_joiner(&self, notified: bool) {
         if !notified {
-            self.cell.core.joiners.borrow_mut().cancelled(hub);
+            self.cell.core.joiners().borrow_mut().cancelled();
         }
     }
 
@@ -793,15 +651,15 @@ impl<T> GreenThread<T> {
     /// assert_eq!(g.name(), Some("n"));
     /// ```
     pub fn name(&self) -> Option<&str> {
-        self.cell.core.name.as_deref()
+        self.cell.core.name().map(|n| &**n)
     }
 }
 
 impl<T> Drop for GreenThread<T> {
     #[inline]
     fn drop(&mut self) {
-        if !self.cell.core.finished.get() {
-            self.cell.core.detached.set(true);
+        if !self.cell.core.is_finished() {
+            self.cell.core.detach();
             return;
         }
         if let Some(Err(p)) = &*self.cell.result.borrow() {
@@ -809,10 +667,8 @@ impl<T> Drop for GreenThread<T> {
         }
         // Unless it finished while `join` waited, its hub kept it listed
         // (finished, not joined) for this handle.
-        if !self.cell.core.joining.get() {
-            if let Some(hub) = crate::runtime::hub::try_hub() {
-                hub.release(&self.cell.core);
-            }
+        if !self.cell.core.is_joining() {
+            self.cell.core.release();
         }
     }
 }
@@ -879,7 +735,7 @@ pub(crate) fn catch_panic<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
 
 /// Whether the running green thread is being force-unwound by its hub.
 pub(crate) fn is_force_unwinding() -> bool {
-    crate::runtime::hub::try_hub().is_some_and(|h| h.current_core().unwinding.get())
+    runtime::is_force_unwinding()
 }
 
 /// The context running now; see [`current`].
@@ -917,10 +773,9 @@ impl Current {
 /// assert!(!who.is_root());
 /// ```
 pub fn current() -> Current {
-    let core = hub().current_core();
     Current {
-        id: GreenId(core.id),
-        name: core.name.clone(),
+        id: GreenId(runtime::current_id()),
+        name: runtime::current_name(),
     }
 }
 
@@ -931,24 +786,18 @@ pub(crate) struct Killer(Rc<dyn Task>);
 
 impl Killer {
     pub(crate) fn kill(&self) {
-        let core = self.0.core();
-        if !core.finished.get() {
-            match crate::runtime::hub::try_hub() {
-                Some(hub) => hub.kill(core),
-                None => core.killed.set(true),
-            }
-        }
+        self.0.core().kill();
     }
 
     pub(crate) fn is_finished(&self) -> bool {
-        self.0.core().finished.get()
+        self.0.core().is_finished()
     }
 
     /// Waits until the green thread has finished; as [`GreenThread::wait`].
     pub(crate) fn wait_at(&self, loc: &'static Location<'static>) -> Result<(), Cancelled> {
         let core = self.0.core();
-        while !core.finished.get() {
-            park::wait_on(&core.joiners, loc)?;
+        while !core.is_finished() {
+            runtime::wait_on(core.joiners(), loc)?;
         }
         Ok(())
     }
@@ -964,9 +813,7 @@ impl Killer {
     /// then gone. Only call it while [`is_force_unwinding`].
     pub(crate) fn unwind_now(&self) {
         debug_assert!(is_force_unwinding());
-        if let Some(hub) = crate::runtime::hub::try_hub() {
-            hub.unwind_nested(self.0.core());
-        }
+        self.0.core().unwind_now();
     }
 }
 

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use mio::unix::SourceFd;
 
-use crate::runtime::io::{Dir, Registration};
+use crate::runtime::{Dir, Registration};
 use crate::sys::fd as sysfd;
 
 /// A file descriptor whose blocking reads and writes park only the calling

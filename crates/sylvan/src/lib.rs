@@ -349,7 +349,7 @@ pub use green::{
 pub use local::GreenLocal;
 pub use net::{connect, listen, serve};
 pub use pool::{GreenPile, GreenPool};
-pub use runtime::multi::{Runtime, RuntimeBuilder};
-pub use runtime::scope::{Scope, ScopedGreenThread, scope};
+pub use runtime::{Runtime, RuntimeBuilder};
+pub use runtime::{Scope, ScopedGreenThread, scope};
 pub use select::{Select, iwait, wait};
 pub use time::{deadline, sleep, timeout, yield_now};

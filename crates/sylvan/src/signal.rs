@@ -50,8 +50,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::cancel::Cancelled;
-use crate::runtime::hub::hub;
-use crate::runtime::park::{self, Unparker};
+use crate::runtime::{self, Unparker};
 use crate::sys::catch::{self, NSIG};
 
 /// A Unix signal number that sylvan can wait for.
@@ -195,7 +194,7 @@ impl fmt::Debug for Signal {
 #[track_caller]
 pub fn wait(signals: &[Signal]) -> Result<Signal, Cancelled> {
     let loc = Location::caller();
-    park::check_cancelled()?;
+    runtime::check_cancelled()?;
     let s = Signals::new(signals).unwrap_or_else(|e| panic!("sylvan::signal::wait: {e}"));
     s.recv_at(loc)
 }
@@ -335,16 +334,15 @@ impl Signals {
     }
 
     fn recv_at(&self, loc: &'static Location<'static>) -> Result<Signal, Cancelled> {
-        park::check_cancelled()?;
-        let hub = hub();
+        runtime::check_cancelled()?;
         loop {
             if let Some(s) = self.sub.lock().pop() {
                 return Ok(s);
             }
             static IDS: AtomicU64 = AtomicU64::new(0);
             let id = IDS.fetch_add(1, Ordering::Relaxed);
-            let r = park::park_at(loc, None, |token| {
-                let waker = Unparker::new(hub, token);
+            let r = runtime::park_at(loc, None, |token| {
+                let waker = Unparker::new(token);
                 let mut st = self.sub.lock();
                 if st.order.is_empty() {
                     st.waiters.push((id, waker));

@@ -34,8 +34,7 @@ use std::panic::Location;
 use std::time::{Duration, Instant};
 
 use crate::cancel::{Cancelled, Elapsed, ScopeId};
-use crate::runtime::hub::hub;
-use crate::runtime::park::{self, Parked};
+use crate::runtime::{self, Parked, clock_ctl};
 
 /// Blocks the current green thread (or the root context) for at least `dur`.
 ///
@@ -72,16 +71,13 @@ use crate::runtime::park::{self, Parked};
 pub fn sleep(dur: Duration) -> Result<(), Cancelled> {
     let loc = Location::caller();
     if dur.is_zero() {
-        park::check_cancelled()?;
-        if let Some(hub) = crate::runtime::hub::hub_unless_exiting() {
-            hub.yield_current();
-        }
+        runtime::check_cancelled()?;
+        runtime::yield_now();
         return Ok(());
     }
-    let Some(hub) = crate::runtime::hub::hub_unless_exiting() else {
+    let Some(until) = runtime::try_after(dur) else {
         return Err(Cancelled::Killed);
     };
-    let until = hub.clock.after(dur);
     sleep_until_ns(loc, until)
 }
 
@@ -103,13 +99,13 @@ pub fn sleep(dur: Duration) -> Result<(), Cancelled> {
 #[track_caller]
 pub fn sleep_until(instant: Instant) -> Result<(), Cancelled> {
     let loc = Location::caller();
-    let until = hub().clock.nanos_at(instant);
+    let until = runtime::nanos_at(instant);
     sleep_until_ns(loc, until)
 }
 
 fn sleep_until_ns(loc: &'static Location<'static>, until: u64) -> Result<(), Cancelled> {
     loop {
-        match park::park_at(loc, Some(until), |_| {})? {
+        match runtime::park_at(loc, Some(until), |_| {})? {
             Parked::OwnDeadline => return Ok(()),
             // Nobody holds our token, so only the timer ends this park; loop
             // defensively all the same.
@@ -137,9 +133,7 @@ fn sleep_until_ns(loc: &'static Location<'static>, until: u64) -> Result<(), Can
 /// g.join().unwrap();
 /// ```
 pub fn yield_now() {
-    if let Some(hub) = crate::runtime::hub::hub_unless_exiting() {
-        hub.yield_current();
-    }
+    runtime::yield_now();
 }
 
 /// Runs `f` with a deadline `dur` from now; Eventlet's `with Timeout(dur)`.
@@ -172,7 +166,7 @@ pub fn yield_now() {
 /// assert_eq!(r, Ok("quick"));
 /// ```
 pub fn timeout<R>(dur: Duration, f: impl FnOnce() -> R) -> Result<R, Elapsed> {
-    let until = hub().clock.after(dur);
+    let until = runtime::after(dur);
     scoped(until, f)
 }
 
@@ -188,7 +182,7 @@ pub fn timeout<R>(dur: Duration, f: impl FnOnce() -> R) -> Result<R, Elapsed> {
 /// assert!(r.is_err());
 /// ```
 pub fn deadline<R>(instant: Instant, f: impl FnOnce() -> R) -> Result<R, Elapsed> {
-    let until = hub().clock.nanos_at(instant);
+    let until = runtime::nanos_at(instant);
     scoped(until, f)
 }
 
@@ -196,16 +190,14 @@ fn scoped<R>(until: u64, f: impl FnOnce() -> R) -> Result<R, Elapsed> {
     struct Pop(u64);
     impl Drop for Pop {
         fn drop(&mut self) {
-            hub().current_core().pop_scope(self.0);
+            runtime::exit_scope(self.0);
         }
     }
-    let hub = hub();
-    let id = hub.next_scope_id();
-    hub.current_core().push_scope(id, until);
+    let id = runtime::enter_scope(until);
     let guard = Pop(id);
     let r = f();
     std::mem::forget(guard);
-    if hub.current_core().pop_scope(id) {
+    if runtime::exit_scope(id) {
         Err(Elapsed(ScopeId(id)))
     } else {
         Ok(r)
@@ -225,7 +217,7 @@ fn scoped<R>(until: u64, f: impl FnOnce() -> R) -> Result<R, Elapsed> {
 /// assert!(b >= a);
 /// ```
 pub fn now() -> Instant {
-    hub().clock.now_instant()
+    runtime::now_instant()
 }
 
 /// Freezes this thread's hub clock (virtual time); see the module docs.
@@ -242,7 +234,7 @@ pub fn now() -> Instant {
 /// sylvan::time::resume();
 /// ```
 pub fn pause() {
-    hub().clock.pause();
+    clock_ctl::pause();
 }
 
 /// Lets this thread's hub clock follow real time again, from where virtual
@@ -256,7 +248,7 @@ pub fn pause() {
 /// assert!(!sylvan::time::is_paused());
 /// ```
 pub fn resume() {
-    hub().clock.resume();
+    clock_ctl::resume();
 }
 
 /// Whether this thread's hub clock is paused.
@@ -267,7 +259,7 @@ pub fn resume() {
 /// assert!(!sylvan::time::is_paused());
 /// ```
 pub fn is_paused() -> bool {
-    hub().clock.is_paused()
+    clock_ctl::is_paused()
 }
 
 /// Moves the paused clock forward by `dur`, then lets every green thread
@@ -289,10 +281,8 @@ pub fn is_paused() -> bool {
 /// sylvan::time::resume();
 /// ```
 pub fn advance(dur: Duration) {
-    let hub = hub();
     assert!(
-        hub.clock.advance(dur),
+        clock_ctl::advance(dur),
         "sylvan::time::advance needs a paused clock (call sylvan::time::pause first)"
     );
-    hub.yield_current();
 }

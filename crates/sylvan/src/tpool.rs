@@ -24,9 +24,8 @@ use std::thread;
 use std::time::Duration;
 
 use crate::cancel::Cancelled;
-use crate::runtime::hub::{hub, try_hub};
-use crate::runtime::park::{self, Unparker};
-use crate::runtime::task::panic_message;
+use crate::runtime::panic_message;
+use crate::runtime::{self, Unparker};
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
@@ -286,13 +285,12 @@ where
 {
     let loc = Location::caller();
     if on_pool_thread() {
-        if try_hub().is_some() {
-            park::check_cancelled()?;
+        if runtime::has_hub() {
+            runtime::check_cancelled()?;
         }
         return Ok(f());
     }
-    park::check_cancelled()?;
-    let hub = hub();
+    runtime::check_cancelled()?;
     let shared: Arc<Mutex<Handoff<T>>> = Arc::new(Mutex::new(Handoff {
         result: None,
         waiter: None,
@@ -324,14 +322,7 @@ where
     }
     // Counted while the job is out, however this call ends (a forced
     // unwind at shutdown included).
-    struct InFlight<'a>(&'a crate::runtime::hub::Hub);
-    impl Drop for InFlight<'_> {
-        fn drop(&mut self) {
-            self.0.remote_inflight.set(self.0.remote_inflight.get() - 1);
-        }
-    }
-    hub.remote_inflight.set(hub.remote_inflight.get() + 1);
-    let in_flight = InFlight(hub);
+    let in_flight = runtime::RemoteOp::begin();
     let r = loop {
         if let Some(r) = shared
             .lock()
@@ -341,13 +332,13 @@ where
         {
             break Ok(r);
         }
-        let res = park::park_at(loc, None, |token| {
+        let res = runtime::park_at(loc, None, |token| {
             let mut h = shared.lock().unwrap_or_else(|e| e.into_inner());
             if h.result.is_some() {
                 // Finished between our check and now: wake ourselves.
-                Unparker::new(hub, token).unpark();
+                Unparker::new(token).unpark();
             } else {
-                h.waiter = Some(Unparker::new(hub, token));
+                h.waiter = Some(Unparker::new(token));
             }
         });
         if let Err(e) = res {

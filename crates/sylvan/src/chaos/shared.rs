@@ -140,7 +140,7 @@ impl Shared {
         let acceptor = self.acceptor.borrow_mut().take();
         if let Some(a) = acceptor {
             a.kill();
-            while wait && !a.is_finished() && crate::runtime::hub::may_suspend() {
+            while wait && !a.is_finished() && crate::runtime::may_suspend() {
                 crate::yield_now();
             }
         }
@@ -177,7 +177,7 @@ impl Shared {
         if wait {
             for l in &links {
                 for g in l.take_threads() {
-                    while !g.is_finished() && crate::runtime::hub::may_suspend() {
+                    while !g.is_finished() && crate::runtime::may_suspend() {
                         crate::yield_now();
                     }
                 }

@@ -22,8 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 
 use crate::cancel::Cancelled;
-use crate::runtime::hub::hub;
-use crate::runtime::park::{self, Unparker};
+use crate::runtime::{self, Unparker};
 
 /// What a `block_on` call shares with every clone of its waker.
 #[derive(Debug, Default)]
@@ -182,7 +181,7 @@ pub(crate) fn block_on_at<F: Future>(
     loc: &'static Location<'static>,
     future: F,
 ) -> Result<F::Output, Cancelled> {
-    park::check_cancelled()?;
+    runtime::check_cancelled()?;
     let mut signal = SPARE
         .try_with(Cell::take)
         .ok()
@@ -228,20 +227,19 @@ fn wait(loc: &'static Location<'static>, signal: &Arc<Signal>) -> Result<(), Can
             // the hub run once.
             st.notified = false;
             drop(st);
-            park::check_cancelled()?;
-            hub().yield_current();
+            runtime::check_cancelled()?;
+            runtime::yield_now();
             return Ok(());
         }
     }
-    let hub = hub();
-    let r = park::park_at(loc, None, |token| {
+    let r = runtime::park_at(loc, None, |token| {
         let mut st = signal.lock();
         if st.notified {
             // Woken between our check and now: end this park at once.
             drop(st);
-            Unparker::new(hub, token).unpark();
+            Unparker::new(token).unpark();
         } else if Arc::strong_count(signal) > 2 {
-            st.waiter = Some(Unparker::new(hub, token));
+            st.waiter = Some(Unparker::new(token));
         }
         // Otherwise our `signal` and our waker are the only references:
         // the future kept no waker, so only a kill or a deadline can end

@@ -24,8 +24,8 @@ use std::task::{Context, Poll, Waker};
 use std::thread;
 
 use crate::green::{Builder, GreenThread, catch_panic};
-use crate::runtime::multi::Runtime;
-use crate::runtime::task::panic_message;
+use crate::runtime::Runtime;
+use crate::runtime::panic_message;
 use crate::sync::{Receiver, Sender};
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
@@ -351,7 +351,7 @@ pub fn start_hubs(rt: &Runtime) -> io::Result<Vec<HubHandle>> {
 /// The dispatcher: one green thread per job, until every handle is gone;
 /// then waits for the jobs still running.
 fn dispatch(rx: Receiver<Msg>, inner: Weak<Inner>) {
-    crate::runtime::hub::hub().shared.on_exit(Box::new(move || {
+    crate::runtime::on_hub_exit(Box::new(move || {
         if let Some(inner) = inner.upgrade() {
             inner.hub_exited();
         }

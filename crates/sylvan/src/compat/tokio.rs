@@ -86,9 +86,8 @@ use ::tokio::task::JoinHandle;
 
 use super::block_on::block_on_at;
 use crate::cancel::Cancelled;
-use crate::runtime::hub::{Hub, hub};
-use crate::runtime::park;
-use crate::runtime::task::panic_message;
+use crate::runtime;
+use crate::runtime::panic_message;
 
 /// The environment variable read for the worker thread count.
 const THREADS_ENV: &str = "SYLVAN_TOKIO_THREADS";
@@ -270,10 +269,9 @@ where
     F::Output: Send + 'static,
 {
     let loc = Location::caller();
-    park::check_cancelled()?;
+    runtime::check_cancelled()?;
     let mut task = AbortOnDrop(handle().spawn(future));
-    let hub = hub();
-    let _inflight = Inflight::enter(hub);
+    let _inflight = runtime::RemoteOp::begin();
     match block_on_at(loc, &mut task.0)? {
         Ok(v) => Ok(v),
         Err(e) => match e.try_into_panic() {
@@ -289,23 +287,6 @@ struct AbortOnDrop<T>(JoinHandle<T>);
 impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
-    }
-}
-
-/// Holds back the hub's paused clock while a task is in flight.
-struct Inflight(&'static Hub);
-
-impl Inflight {
-    fn enter(hub: &'static Hub) -> Inflight {
-        hub.remote_inflight.set(hub.remote_inflight.get() + 1);
-        Inflight(hub)
-    }
-}
-
-impl Drop for Inflight {
-    fn drop(&mut self) {
-        let n = &self.0.remote_inflight;
-        n.set(n.get() - 1);
     }
 }
 

@@ -247,7 +247,7 @@ pub struct Descriptor {
 pub fn snapshot() -> Snapshot {
     // This thread's hub exists from here on (so a snapshot taken from a
     // thread that never used sylvan shows it too).
-    let _ = crate::runtime::hub::hub_unless_exiting();
+    crate::runtime::ensure_hub();
     let hubs = introspect::hubs()
         .iter()
         .map(|h| hub_snapshot(introspect::read_hub(h)))

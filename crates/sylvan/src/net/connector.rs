@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use super::addr::{self, Target, ToSocketAddrs};
 use super::tcp::{ConnectOpts, TcpStream};
-use crate::runtime::hub::hub;
 use crate::sync::Queue;
 
 type Resolver = Rc<dyn Fn(&str, u16) -> io::Result<Vec<SocketAddr>>>;
@@ -230,7 +229,7 @@ impl Connector {
                 "no address of a usable family to connect to",
             ));
         }
-        let deadline = hub().current_core().scope_deadline().map(|(d, _)| d);
+        let deadline = crate::runtime::scope_deadline();
         let opts = ConnectOpts { local_addr: None };
         let results: Queue<io::Result<TcpStream>> = Queue::unbounded();
         let mut attempts = Vec::new();

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::tcp::{TcpListener, TcpStream};
 use crate::green::{GreenId, GreenThread};
-use crate::runtime::park::{self, WaitList};
+use crate::runtime::{self, WaitList};
 
 /// Options of [`serve`]; see [`ServeOptions::serve`].
 ///
@@ -179,7 +179,7 @@ where
     let mut backoff = Duration::from_millis(5);
     loop {
         while state.active() >= state.max {
-            if park::wait_on(&state.slot_free, loc).is_err() {
+            if runtime::wait_on(&state.slot_free, loc).is_err() {
                 return;
             }
         }
@@ -253,10 +253,10 @@ impl Drop for Slot {
         // progress is then logged when this green thread finishes.
         let handle = self.state.handlers.borrow_mut().remove(&self.id);
         drop(handle);
-        if let Some(hub) = crate::runtime::hub::try_hub() {
-            self.state.slot_free.borrow_mut().notify_one(hub);
+        if runtime::has_hub() {
+            self.state.slot_free.borrow_mut().wake_one();
             if self.state.active() == 0 {
-                self.state.all_done.borrow_mut().notify_all(hub);
+                self.state.all_done.borrow_mut().wake_all();
             }
         }
     }
@@ -350,14 +350,14 @@ impl ServerHandle {
             // closes when it does.
             // (Where this context may not suspend — a destructor running
             // while it unwinds — the killed loop ends later, on its own.)
-            while !acceptor.is_finished() && crate::runtime::hub::may_suspend() {
+            while !acceptor.is_finished() && crate::runtime::may_suspend() {
                 crate::yield_now();
             }
         }
         let loc = Location::caller();
         let _ = crate::timeout(grace, || {
             while self.active() > 0 {
-                park::wait_on(&self.state.all_done, loc)?;
+                runtime::wait_on(&self.state.all_done, loc)?;
             }
             Ok::<_, crate::Cancelled>(())
         });
@@ -367,7 +367,7 @@ impl ServerHandle {
                 g.kill();
             }
         }
-        while self.active() > 0 && crate::runtime::hub::may_suspend() {
+        while self.active() > 0 && crate::runtime::may_suspend() {
             crate::yield_now();
         }
         let _ = self.state.stopped.send(());

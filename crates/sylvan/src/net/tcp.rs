@@ -9,8 +9,7 @@ use std::time::Duration;
 use socket2::{Domain, SockRef, Socket, Type};
 
 use super::addr::{ToSocketAddrs, resolve_all};
-use crate::runtime::hub::hub;
-use crate::runtime::io::{Dir, GreenIo};
+use crate::runtime::{Dir, GreenIo};
 
 /// Options applied to a socket before it connects (used by
 /// [`Connector`](super::Connector)).
@@ -137,7 +136,7 @@ impl TcpStream {
                 "cannot set a 0 duration timeout",
             ));
         }
-        let deadline = hub().clock.after(timeout);
+        let deadline = crate::runtime::after(timeout);
         TcpStream::connect_addr(*addr, Some(deadline), &ConnectOpts::default())
     }
 

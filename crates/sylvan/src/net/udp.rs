@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
 
 use super::addr::{ToSocketAddrs, resolve_all};
-use crate::runtime::io::GreenIo;
+use crate::runtime::GreenIo;
 
 /// A UDP socket whose blocking calls park only the calling green thread;
 /// `std::net::UdpSocket`'s API.

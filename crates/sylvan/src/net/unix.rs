@@ -8,7 +8,7 @@ use std::os::unix::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::runtime::io::{Dir, GreenIo};
+use crate::runtime::{Dir, GreenIo};
 
 /// A Unix-domain stream whose blocking calls park only the calling green
 /// thread; `std::os::unix::net::UnixStream`'s API.

@@ -9,8 +9,7 @@ use std::time::Duration;
 use mio::Interest;
 use mio::unix::SourceFd;
 
-use crate::runtime::hub::hub;
-use crate::runtime::io::{Dir, Registration};
+use crate::runtime::{Dir, Registration};
 
 /// Parks the current green thread until `fd` is readable (or its peer
 /// closed, or it has an error).
@@ -133,9 +132,8 @@ fn wait(
             e
         }
     })?;
-    let hub = hub();
-    let deadline = timeout.map(|d| hub.clock.after(d));
-    let r = reg.wait(hub, dir, deadline, loc);
+    let deadline = timeout.map(crate::runtime::after);
+    let r = reg.wait(dir, deadline, loc);
     reg.deregister(&mut source);
     r
 }

@@ -11,9 +11,8 @@ use std::rc::Rc;
 
 use crate::cancel::Cancelled;
 use crate::green::{GreenThread, Killer, catch_panic, spawn};
-use crate::runtime::hub::hub;
-use crate::runtime::park::{self, WaitList};
-use crate::runtime::task::panic_message;
+use crate::runtime::panic_message;
+use crate::runtime::{self, WaitList};
 
 mod imap;
 mod pile;
@@ -119,7 +118,7 @@ impl Inner {
     }
 
     fn current_is_member(&self) -> bool {
-        let id = hub().current_core().id;
+        let id = runtime::current_id();
         self.members.borrow().contains_key(&id)
     }
 }
@@ -182,7 +181,7 @@ impl GreenPool {
         }
         let inner = &*self.inner;
         let mut registered = false;
-        let r = park::park_at(loc, None, |t| {
+        let r = runtime::park_at(loc, None, |t| {
             registered = true;
             inner.spawners.borrow_mut().push(t);
             inner.queued.set(inner.queued.get() + 1);
@@ -196,7 +195,7 @@ impl GreenPool {
             Err(c) => {
                 if registered {
                     inner.queued.set(inner.queued.get() - 1);
-                    inner.spawners.borrow_mut().cancelled(hub());
+                    inner.spawners.borrow_mut().cancelled();
                     // While we were still counted as queued, a newcomer may
                     // have queued behind us although a slot was free.
                     inner.fill();
@@ -411,7 +410,7 @@ impl GreenPool {
             "GreenPool::wait_all called from one of the pool's own green threads: it would wait for itself forever"
         );
         while self.inner.running.get() > 0 {
-            park::wait_on(&self.inner.idle, loc)?;
+            runtime::wait_on(&self.inner.idle, loc)?;
         }
         Ok(())
     }

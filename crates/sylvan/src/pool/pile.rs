@@ -7,7 +7,7 @@ use std::panic::Location;
 
 use super::{Admission, GreenPool, SpawnError, log_lost_panic};
 use crate::green::{GreenThread, JoinError, catch_panic};
-use crate::runtime::park;
+use crate::runtime;
 
 /// A job of a pile: running in the pool, or already run inline.
 pub(super) enum Job<T> {
@@ -56,9 +56,9 @@ impl<T> Ordered<T> {
     /// advance.
     pub(super) fn stop_after_cancel(&mut self) -> bool {
         if std::mem::take(&mut self.cancelled_last) {
-            if let Err(c) = park::check_cancelled() {
+            if let Err(c) = runtime::check_cancelled() {
                 // Not a blocking call that failed: don't count it as one.
-                park::retract(c);
+                runtime::retract(c);
                 return true;
             }
         }

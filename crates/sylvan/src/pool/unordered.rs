@@ -7,7 +7,7 @@ use std::rc::Rc;
 use super::{Admission, GreenPool};
 use crate::cancel::Cancelled;
 use crate::green::{JoinError, catch_panic};
-use crate::runtime::park;
+use crate::runtime;
 use crate::sync::{GetError, Queue};
 
 /// The results of [`GreenPool::imap_unordered`], in the order the jobs
@@ -172,9 +172,9 @@ where
     #[track_caller]
     fn next(&mut self) -> Option<Result<T, JoinError>> {
         if std::mem::take(&mut self.cancelled_last) {
-            if let Err(c) = park::check_cancelled() {
+            if let Err(c) = runtime::check_cancelled() {
                 // Not a blocking call that failed: don't count it as one.
-                park::retract(c);
+                runtime::retract(c);
                 return None;
             }
         }

@@ -9,7 +9,6 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::window::{Counts, Window, WindowKind};
-use crate::runtime::hub::hub;
 use crate::settings::invalid;
 
 /// The state of a [`CircuitBreaker`].
@@ -752,7 +751,7 @@ impl CircuitBreaker {
                 Ok(v)
             }
             Err(e) => {
-                if hub().current_core().killed.get() {
+                if crate::runtime::is_killed() {
                     drop(permit);
                 } else {
                     permit.failure();

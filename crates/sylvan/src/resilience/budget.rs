@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::runtime::hub::try_hub;
 use crate::settings::invalid;
 
 /// A retry budget shared by many retrying callers, so that retries stop
@@ -101,10 +100,7 @@ impl Window {
         let mut s = self.slices.lock().unwrap_or_else(|e| e.into_inner());
         // Sylvan's clock where there is a hub (virtual when paused); a
         // plain thread sharing the budget is not given a hub just for this.
-        let now = match try_hub() {
-            Some(hub) => hub.clock.now_instant(),
-            None => Instant::now(),
-        };
+        let now = crate::runtime::now_instant_if_hub();
         let slice = self.slice();
         match s.started {
             None => s.started = Some(now),

@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::cancel::Cancelled;
 use crate::green::GreenThread;
-use crate::runtime::hub::hub;
-use crate::runtime::park::{self, Parked, WakeToken};
+use crate::runtime::{self, Parked, WakeToken};
 use crate::settings::invalid;
 
 type Create<C> = Box<dyn Fn() -> io::Result<C>>;
@@ -403,7 +402,7 @@ impl<C: 'static> Pool<C> {
     #[track_caller]
     pub fn get(&self) -> Result<Pooled<C>, PoolError> {
         let loc = Location::caller();
-        let deadline = hub().clock.after(self.inner.checkout_timeout);
+        let deadline = runtime::after(self.inner.checkout_timeout);
         let popped = self.inner.idle.borrow_mut().pop();
         let candidate = match popped {
             Some(e) => Some(e),
@@ -446,7 +445,7 @@ impl<C: 'static> Pool<C> {
         loc: &'static Location<'static>,
     ) -> Result<Gift<C>, PoolError> {
         let gift = Rc::new(RefCell::new(None));
-        let r = park::park_at(loc, Some(deadline), |token| {
+        let r = runtime::park_at(loc, Some(deadline), |token| {
             self.inner.waiters.borrow_mut().push_back(Waiter {
                 token,
                 gift: gift.clone(),
@@ -457,11 +456,10 @@ impl<C: 'static> Pool<C> {
         if let Some(g) = gift.borrow_mut().take() {
             return Ok(g);
         }
-        let hub = hub();
         self.inner
             .waiters
             .borrow_mut()
-            .retain(|w| hub.is_parked(w.token) && !Rc::ptr_eq(&w.gift, &gift));
+            .retain(|w| w.token.is_waiting() && !Rc::ptr_eq(&w.gift, &gift));
         match r {
             Ok(Parked::OwnDeadline) => Err(PoolError::Timeout(self.inner.checkout_timeout)),
             Ok(Parked::Woken) => Ok(Gift::Room),
@@ -524,12 +522,11 @@ impl<C: 'static> Pool<C> {
     /// Hands a gift to the oldest waiter that is still waiting; returns
     /// whether one took it.
     fn give(&self, gift: impl FnOnce() -> Gift<C>) -> bool {
-        let hub = hub();
         loop {
             let Some(w) = self.inner.waiters.borrow_mut().pop_front() else {
                 return false;
             };
-            if hub.wake(w.token, crate::runtime::park::Wake::Notified) {
+            if w.token.wake() {
                 *w.gift.borrow_mut() = Some(gift());
                 return true;
             }

@@ -13,7 +13,7 @@ use super::backoff::Backoff;
 use super::heartbeat::Heartbeat;
 use crate::cancel::Cancelled;
 use crate::green::GreenThread;
-use crate::runtime::park::{self, WaitList};
+use crate::runtime::{self, WaitList};
 use crate::sync::{Watch, WatchReceiver};
 
 /// gRPC's connectivity states.
@@ -597,7 +597,7 @@ impl<C: 'static> Reconnecting<C> {
             return Err(CallError::TooManyWaiters(inner.waiting.get()));
         }
         inner.waiting.set(inner.waiting.get() + 1);
-        let r = park::wait_on(list, loc);
+        let r = runtime::wait_on(list, loc);
         inner.waiting.set(inner.waiting.get() - 1);
         r.map_err(CallError::Cancelled)
     }
@@ -678,7 +678,7 @@ fn reconnector<C: 'static>(
                 _ => {}
             }
             drop(inner);
-            if park::wait_on(&demand, loc).is_err() {
+            if runtime::wait_on(&demand, loc).is_err() {
                 return;
             }
         }
@@ -742,7 +742,7 @@ fn reconnector<C: 'static>(
                 format!("connection attempt timed out after {budget:?}"),
             )),
             Err(p) => {
-                let msg = crate::runtime::task::panic_message(p.as_ref()).to_string();
+                let msg = crate::runtime::panic_message(p.as_ref()).to_string();
                 tracing::error!("sylvan Reconnecting: connection attempt panicked: {msg}");
                 Err(io::Error::other(format!(
                     "connection attempt panicked: {msg}"

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::backoff::Backoff;
 use super::budget::RetryBudget;
 use crate::cancel::Cancelled;
-use crate::runtime::park;
+use crate::runtime;
 
 type Predicate<E> = Arc<dyn Fn(&E) -> bool + Send + Sync>;
 
@@ -417,7 +417,7 @@ impl<E> Retry<E> {
         backoff: &mut Backoff,
         until: Option<Instant>,
     ) -> Result<Duration, StopReason> {
-        park::check_cancelled().map_err(StopReason::Cancelled)?;
+        runtime::check_cancelled().map_err(StopReason::Cancelled)?;
         if let Some(p) = &self.retry_if {
             if !p(error) {
                 return Err(StopReason::NotRetryable);

@@ -69,25 +69,25 @@ pub(crate) fn next_green_id() -> u64 {
 /// The part of a hub other OS threads may touch: the remote wake queue and
 /// what the watchdog reads.
 pub(crate) struct HubShared {
-    pub(crate) id: u64,
-    pub(crate) thread_name: String,
+    pub(super) id: u64,
+    pub(super) thread_name: String,
     remote: Mutex<Vec<WakeToken>>,
     pending: AtomicBool,
     waker: mio::Waker,
     alive: AtomicBool,
     /// Incremented whenever the hub switches into a green thread.
-    pub(crate) switches: AtomicU64,
+    pub(super) switches: AtomicU64,
     /// Id of the green thread running now; 0 when none is.
-    pub(crate) running: AtomicU64,
+    pub(super) running: AtomicU64,
     /// Last blocking point of the running green thread (a `&'static`).
-    pub(crate) location: AtomicPtr<Location<'static>>,
+    pub(super) location: AtomicPtr<Location<'static>>,
     /// Blocking threshold in nanoseconds; 0 turns detection off.
-    pub(crate) threshold_ns: AtomicU64,
+    pub(super) threshold_ns: AtomicU64,
     /// Names of named green threads, for the watchdog's message.
-    pub(crate) names: Mutex<HashMap<u64, Arc<str>>>,
+    pub(super) names: Mutex<HashMap<u64, Arc<str>>>,
     /// What the hub publishes for snapshots and dumps
     /// (`runtime::introspect`).
-    pub(crate) intro: super::introspect::Published,
+    pub(super) intro: super::introspect::Published,
     /// Run once when the hub's thread exits (after its green threads were
     /// leaked or ended), to fail what they would have completed.
     exit_hooks: Mutex<Vec<ExitHook>>,
@@ -143,23 +143,23 @@ pub(crate) struct Hub {
     current: Cell<*const Core>,
     /// Set while the root context runs scheduler code (not user code).
     in_scheduler: Cell<bool>,
-    pub(crate) root: Core,
-    pub(crate) timers: RefCell<Timers>,
-    pub(crate) clock: Clock,
+    pub(super) root: Core,
+    pub(super) timers: RefCell<Timers>,
+    pub(super) clock: Clock,
     poll: RefCell<mio::Poll>,
     events: RefCell<mio::Events>,
     remote_buf: RefCell<Vec<WakeToken>>,
-    pub(crate) shared: Arc<HubShared>,
-    pub(crate) stacks: Rc<StackPool>,
+    pub(super) shared: Arc<HubShared>,
+    pub(super) stacks: Rc<StackPool>,
     seq: Cell<u64>,
     scope_seq: Cell<u64>,
     /// Operations in flight on other threads (tpool jobs) that will wake a
     /// context of this hub: they keep virtual time from jumping ahead.
-    pub(crate) remote_inflight: Cell<usize>,
+    pub(super) remote_inflight: Cell<usize>,
     /// Contexts parked on I/O readiness.
-    pub(crate) io_waiters: Cell<usize>,
+    pub(super) io_waiters: Cell<usize>,
     /// Registered I/O sources.
-    pub(crate) io: super::io::IoTable,
+    pub(super) io: super::io::IoTable,
     /// Slots of green threads that finished while their handle was still
     /// held: neither in `tasks` nor in `free_slots` (so their published
     /// record is not reused) until the handle goes

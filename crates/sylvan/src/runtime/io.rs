@@ -169,7 +169,7 @@ impl Registration {
             if deadline.is_none() {
                 deadline = timeout.map(|d| hub.clock.after(d));
             }
-            self.wait(hub, dir, deadline, loc)?;
+            self.wait_in(hub, dir, deadline, loc)?;
         }
     }
 
@@ -210,12 +210,23 @@ impl Registration {
             if deadline.is_none() {
                 deadline = timeout.map(|d| hub.clock.after(d));
             }
-            self.wait(hub, Dir::Read, deadline, loc)?;
+            self.wait_in(hub, Dir::Read, deadline, loc)?;
         }
     }
 
-    /// Parks until the next readiness event for `dir` (or the deadline).
+    /// Parks until the next readiness event for `dir` (or the deadline,
+    /// in hub-clock nanoseconds).
+    #[inline]
     pub(crate) fn wait(
+        &self,
+        dir: Dir,
+        deadline: Option<u64>,
+        loc: &'static Location<'static>,
+    ) -> io::Result<()> {
+        self.wait_in(hub(), dir, deadline, loc)
+    }
+
+    fn wait_in(
         &self,
         hub: &Hub,
         dir: Dir,
@@ -246,7 +257,7 @@ impl Registration {
             Ok(Parked::Woken) => Ok(()),
             Ok(Parked::OwnDeadline) => {
                 if registered {
-                    list.borrow_mut().cancelled(hub);
+                    list.borrow_mut().cancelled_in(hub);
                 }
                 Err(io::Error::new(
                     io::ErrorKind::TimedOut,
@@ -255,7 +266,7 @@ impl Registration {
             }
             Err(c) => {
                 if registered {
-                    list.borrow_mut().cancelled(hub);
+                    list.borrow_mut().cancelled_in(hub);
                 }
                 Err(c.into())
             }
@@ -339,7 +350,7 @@ impl<S: Source> GreenIo<S> {
     /// (hub clock nanoseconds); used by connect.
     #[track_caller]
     pub(crate) fn wait(&self, dir: Dir, deadline: Option<u64>) -> io::Result<()> {
-        self.reg.wait(hub(), dir, deadline, Location::caller())
+        self.reg.wait(dir, deadline, Location::caller())
     }
 
     pub(crate) fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {

@@ -19,8 +19,28 @@ use crate::cancel::{Cancelled, ScopeId};
 /// Identifies one park of one green thread (or of the root context).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct WakeToken {
-    pub(crate) slot: u32,
-    pub(crate) seq: u64,
+    pub(super) slot: u32,
+    pub(super) seq: u64,
+}
+
+/// The hand-off waiter: whoever keeps a parked context's token hands it
+/// something (an item, a permit, a connection) and then wakes exactly that
+/// park, learning whether it still waited.
+impl WakeToken {
+    /// Wakes the park this token names, on this thread's hub, if it is
+    /// still that context's current park. Returns whether it was (so the
+    /// hand-off reached it). Safe anywhere, thread-local destructors
+    /// included: with no hub there is nobody to wake.
+    #[inline]
+    pub(crate) fn wake(self) -> bool {
+        try_hub().is_some_and(|h| h.wake(self, Wake::Notified))
+    }
+
+    /// Whether the park this token names is still waiting.
+    #[inline]
+    pub(crate) fn is_waiting(self) -> bool {
+        try_hub().is_some_and(|h| h.is_parked(self))
+    }
 }
 
 /// Why a parked context was woken.
@@ -247,9 +267,11 @@ pub(crate) struct Unparker {
 }
 
 impl Unparker {
-    pub(crate) fn new(hub: &Hub, token: WakeToken) -> Unparker {
+    /// An unparker for `token`, a park of this thread's hub.
+    #[inline]
+    pub(crate) fn new(token: WakeToken) -> Unparker {
         Unparker {
-            shared: hub.shared.clone(),
+            shared: hub().shared.clone(),
             token,
         }
     }
@@ -387,7 +409,7 @@ impl WaitList {
     }
 
     /// Wakes the oldest waiter that is still waiting. Returns whether one was.
-    pub(crate) fn notify_one(&mut self, hub: &Hub) -> bool {
+    pub(super) fn notify_one(&mut self, hub: &Hub) -> bool {
         while let Some(t) = self.pop_front() {
             if hub.wake(t.token(), t.reason()) {
                 return true;
@@ -398,7 +420,7 @@ impl WaitList {
     }
 
     /// Wakes every waiter.
-    pub(crate) fn notify_all(&mut self, hub: &Hub) {
+    pub(super) fn notify_all(&mut self, hub: &Hub) {
         if let Some(t) = self.head.take() {
             hub.wake(t.token(), t.reason());
         }
@@ -410,19 +432,36 @@ impl WaitList {
 
     /// Records that one registered waiter stopped waiting without being
     /// notified.
-    pub(crate) fn cancelled(&mut self, hub: &Hub) {
+    #[inline]
+    pub(crate) fn cancelled(&mut self) {
         self.stale += 1;
         let len = usize::from(self.head.is_some()) + self.rest.len();
         if self.stale > 16 && self.stale * 2 > len {
-            let mut kept = std::mem::take(&mut self.rest);
-            if let Some(h) = self.head.take() {
-                kept.push_front(h);
+            if let Some(hub) = try_hub() {
+                self.compact(hub);
             }
-            kept.retain(|t| hub.is_parked(t.token()));
-            self.head = kept.pop_front();
-            self.rest = kept;
-            self.stale = 0;
         }
+    }
+
+    /// [`cancelled`](Self::cancelled), on the hub given.
+    pub(super) fn cancelled_in(&mut self, hub: &Hub) {
+        self.stale += 1;
+        let len = usize::from(self.head.is_some()) + self.rest.len();
+        if self.stale > 16 && self.stale * 2 > len {
+            self.compact(hub);
+        }
+    }
+
+    #[cold]
+    fn compact(&mut self, hub: &Hub) {
+        let mut kept = std::mem::take(&mut self.rest);
+        if let Some(h) = self.head.take() {
+            kept.push_front(h);
+        }
+        kept.retain(|t| hub.is_parked(t.token()));
+        self.head = kept.pop_front();
+        self.rest = kept;
+        self.stale = 0;
     }
 }
 
@@ -443,7 +482,7 @@ pub(crate) fn wait_on(
         Ok(_) => Ok(()),
         Err(e) => {
             if registered {
-                list.borrow_mut().cancelled(hub());
+                list.borrow_mut().cancelled();
             }
             Err(e)
         }

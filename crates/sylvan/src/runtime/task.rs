@@ -32,41 +32,41 @@ struct Scope {
 
 /// The non-generic state of a green thread or of the root context.
 pub(crate) struct Core {
-    pub(crate) id: u64,
-    pub(crate) name: Option<Arc<str>>,
-    pub(crate) slot: Cell<u32>,
+    pub(super) id: u64,
+    pub(super) name: Option<Arc<str>>,
+    pub(super) slot: Cell<u32>,
     /// The sequence number of the current park; 0 while not parked.
-    pub(crate) parked: Cell<u64>,
-    pub(crate) wake: Cell<Wake>,
-    pub(crate) killed: Cell<bool>,
-    pub(crate) started: Cell<bool>,
-    pub(crate) finished: Cell<bool>,
+    pub(super) parked: Cell<u64>,
+    pub(super) wake: Cell<Wake>,
+    pub(super) killed: Cell<bool>,
+    pub(super) started: Cell<bool>,
+    pub(super) finished: Cell<bool>,
     /// Set when its `GreenThread` handle was dropped before it finished
     /// (nobody will join it).
-    pub(crate) detached: Cell<bool>,
+    pub(super) detached: Cell<bool>,
     /// Set when its handle's `join` began waiting for it: when it then
     /// finishes, its slot is not kept for the handle, which takes the
     /// result at once.
-    pub(crate) joining: Cell<bool>,
+    pub(super) joining: Cell<bool>,
     /// Set while the hub force-unwinds this green thread at shutdown.
-    pub(crate) unwinding: Cell<bool>,
-    pub(crate) last_block: Cell<Option<&'static Location<'static>>>,
-    pub(crate) joiners: RefCell<WaitList>,
-    pub(crate) coro: RefCell<Option<Coro>>,
-    pub(crate) yielder: Cell<*const Yielder<(), ()>>,
+    pub(super) unwinding: Cell<bool>,
+    pub(super) last_block: Cell<Option<&'static Location<'static>>>,
+    pub(super) joiners: RefCell<WaitList>,
+    pub(super) coro: RefCell<Option<Coro>>,
+    pub(super) yielder: Cell<*const Yielder<(), ()>>,
     /// Guard page, name and total stack size for the overflow handler,
     /// which the hub points at while this context runs (the name is kept
     /// alive by `self.name`).
-    pub(crate) sig_guard: crate::sys::signal::Guard,
+    pub(super) sig_guard: crate::sys::signal::Guard,
     scopes: RefCell<Vec<Scope>>,
     /// Its green-local values (`sylvan::green_local!`), made on first use
     /// (most green threads have none: a pointer keeps `Core` small).
-    pub(crate) locals: std::cell::OnceCell<Box<super::local::Locals>>,
+    pub(super) locals: std::cell::OnceCell<Box<super::local::Locals>>,
     /// The `tracing` span entered whenever it runs, if any.
-    pub(crate) span: Option<Box<tracing::Span>>,
+    pub(super) span: Option<Box<tracing::Span>>,
     /// Where its hub publishes its state for other threads
     /// (`runtime::introspect`); the spare record until published.
-    pub(crate) rec: Cell<*const super::introspect::Record>,
+    pub(super) rec: Cell<*const super::introspect::Record>,
 }
 
 impl std::fmt::Debug for Core {
@@ -117,6 +117,86 @@ impl Core {
 
     pub(crate) fn is_root(&self) -> bool {
         self.slot.get() == ROOT_SLOT
+    }
+
+    // What a green thread's handle (`GreenThread`, `Killer`) sees of it.
+
+    /// Its process-wide id (0 for the root).
+    #[inline]
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Its name, if it has one.
+    #[inline]
+    pub(crate) fn name(&self) -> Option<&Arc<str>> {
+        self.name.as_ref()
+    }
+
+    /// Whether it has finished (or was killed before it started).
+    #[inline]
+    pub(crate) fn is_finished(&self) -> bool {
+        self.finished.get()
+    }
+
+    /// Whether its entry function has begun.
+    #[inline]
+    pub(crate) fn has_started(&self) -> bool {
+        self.started.get()
+    }
+
+    /// Its handle was dropped before it finished: nobody will join it.
+    #[inline]
+    pub(crate) fn detach(&self) {
+        self.detached.set(true);
+    }
+
+    /// Its handle's `join` began waiting: when it finishes, its slot is not
+    /// kept for the handle, which takes the result at once.
+    #[inline]
+    pub(crate) fn set_joining(&self) {
+        self.joining.set(true);
+    }
+
+    /// Whether [`set_joining`](Self::set_joining) was called.
+    #[inline]
+    pub(crate) fn is_joining(&self) -> bool {
+        self.joining.get()
+    }
+
+    /// Who waits for it to finish (woken all at once when it does).
+    #[inline]
+    pub(crate) fn joiners(&self) -> &RefCell<WaitList> {
+        &self.joiners
+    }
+
+    /// Kills it (sticky; wakes it if parked). With no hub (a thread-local
+    /// destructor after the hub's) it was leaked and never runs again:
+    /// only the flag is set.
+    pub(crate) fn kill(&self) {
+        if self.finished.get() {
+            return;
+        }
+        match super::hub::try_hub() {
+            Some(hub) => hub.kill(self),
+            None => self.killed.set(true),
+        }
+    }
+
+    /// Its finished slot, kept for its handle, may be reused (the handle
+    /// is going).
+    #[inline]
+    pub(crate) fn release(&self) {
+        if let Some(hub) = super::hub::try_hub() {
+            hub.release(self);
+        }
+    }
+
+    /// Ends it now on the current stack (see `Killer::unwind_now`).
+    pub(crate) fn unwind_now(&self) {
+        if let Some(hub) = super::hub::try_hub() {
+            hub.unwind_nested(self);
+        }
     }
 
     /// The effective scoped deadline and the id of the scope that owns it.

@@ -5,8 +5,7 @@ use std::cell::{Cell, RefCell};
 
 use crate::JoinError;
 use crate::green::GreenThread;
-use crate::runtime::hub::{Hub, hub};
-use crate::runtime::park::WakeToken;
+use crate::runtime::WakeToken;
 use crate::sync::{
     Event, GetError, PutError, Queue, Receiver, RecvError, Semaphore, SemaphorePermit, SendError,
     Sender, TryPutError, TryRecvError, TrySendError,
@@ -25,7 +24,7 @@ pub(super) trait Arm<R> {
     /// Stops waiting without completing. `notified`: this arm's
     /// registration woke the select (so whatever that wake-up carried is
     /// passed on or given back).
-    fn unregister(&self, hub: &Hub, notified: bool);
+    fn unregister(&self, notified: bool);
 
     /// Completes after this arm's registration woke the select, if it
     /// still can (the arm stays registered until then).
@@ -80,8 +79,8 @@ impl<T, R, F: FnOnce(Result<T, GetError>) -> R> Arm<R> for GetArm<'_, T, F> {
         self.queue.register_getter(token, arm);
     }
 
-    fn unregister(&self, hub: &Hub, notified: bool) {
-        self.queue.unregister_getter(hub, notified);
+    fn unregister(&self, notified: bool) {
+        self.queue.unregister_getter(notified);
     }
 }
 
@@ -123,9 +122,9 @@ impl<T, R, F: FnOnce(Result<(), PutError<T>>) -> R> Arm<R> for PutArm<'_, T, F> 
         }
     }
 
-    fn unregister(&self, hub: &Hub, notified: bool) {
+    fn unregister(&self, notified: bool) {
         if self.slot.borrow().is_some() {
-            self.queue.unregister_putter(hub, notified);
+            self.queue.unregister_putter(notified);
         }
     }
 }
@@ -160,7 +159,7 @@ impl<T, R, F: FnOnce(Result<T, RecvError>) -> R> Arm<R> for RecvArm<'_, T, F> {
         self.id.set(self.rx.register(token, true));
     }
 
-    fn unregister(&self, _hub: &Hub, _notified: bool) {
+    fn unregister(&self, _notified: bool) {
         self.rx.unregister(self.id.get());
     }
 }
@@ -205,7 +204,7 @@ impl<T, R, F: FnOnce(Result<(), SendError<T>>) -> R> Arm<R> for SendArm<'_, T, F
         }
     }
 
-    fn unregister(&self, _hub: &Hub, _notified: bool) {
+    fn unregister(&self, _notified: bool) {
         if self.slot.borrow().is_some() {
             self.tx.unregister(self.id.get());
         }
@@ -239,8 +238,8 @@ impl<T: Clone, R, F: FnOnce(T) -> R> Arm<R> for WaitArm<'_, T, F> {
         self.event.register(token, arm);
     }
 
-    fn unregister(&self, hub: &Hub, notified: bool) {
-        self.event.unregister(hub, notified);
+    fn unregister(&self, notified: bool) {
+        self.event.unregister(notified);
     }
 }
 
@@ -276,9 +275,9 @@ impl<T, R, F: FnOnce(Result<T, JoinError>) -> R> Arm<R> for JoinArm<'_, T, F> {
         }
     }
 
-    fn unregister(&self, hub: &Hub, notified: bool) {
+    fn unregister(&self, notified: bool) {
         if let Some(g) = &**self.slot.borrow() {
-            g.unregister_joiner(hub, notified);
+            g.unregister_joiner(notified);
         }
     }
 }
@@ -307,8 +306,8 @@ impl<R, F: FnOnce(SemaphorePermit) -> R> Arm<R> for AcquireArm<'_, F> {
         self.sem.register(token, arm);
     }
 
-    fn unregister(&self, hub: &Hub, notified: bool) {
-        self.sem.unregister(hub, notified);
+    fn unregister(&self, notified: bool) {
+        self.sem.unregister(notified);
     }
 
     fn complete_notified(&self) -> Option<R> {
@@ -333,7 +332,7 @@ impl<F> DeadlineArm<F> {
 
 impl<R, F: FnOnce() -> R> Arm<R> for DeadlineArm<F> {
     fn try_complete(&self) -> Option<R> {
-        if hub().clock.now() < self.at {
+        if crate::runtime::now() < self.at {
             return None;
         }
         Some(self.f.take()())
@@ -341,7 +340,7 @@ impl<R, F: FnOnce() -> R> Arm<R> for DeadlineArm<F> {
 
     fn register(&self, _token: WakeToken, _arm: u32) {}
 
-    fn unregister(&self, _hub: &Hub, _notified: bool) {}
+    fn unregister(&self, _notified: bool) {}
 
     fn deadline(&self) -> Option<u64> {
         Some(self.at)

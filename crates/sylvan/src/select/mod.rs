@@ -41,8 +41,7 @@ use std::time::{Duration, Instant};
 
 use crate::cancel::Cancelled;
 use crate::green::GreenThread;
-use crate::runtime::hub::{Hub, hub};
-use crate::runtime::park;
+use crate::runtime;
 use crate::sync::{
     Event, GetError, PutError, Queue, Receiver, RecvError, SemaphorePermit, SendError, Sender,
 };
@@ -365,7 +364,7 @@ impl<'a, R> Select<'a, R> {
     /// assert!(sylvan::time::now() >= at);
     /// ```
     pub fn deadline(self, instant: Instant, f: impl FnOnce() -> R + 'a) -> Self {
-        let at = hub().clock.nanos_at(instant);
+        let at = runtime::nanos_at(instant);
         self.arm(DeadlineArm::new(at, f))
     }
 
@@ -385,7 +384,7 @@ impl<'a, R> Select<'a, R> {
     /// assert_eq!(r, Ok(true));
     /// ```
     pub fn timeout(self, dur: Duration, f: impl FnOnce() -> R + 'a) -> Self {
-        let at = hub().clock.after(dur);
+        let at = runtime::after(dur);
         self.arm(DeadlineArm::new(at, f))
     }
 
@@ -471,14 +470,12 @@ impl<'a, R> Select<'a, R> {
     /// Registers on every arm, parks once, and completes the arm whose
     /// registration woke it, if it can; leaves every other arm's list.
     fn park_once(&self, loc: &'static Location<'static>) -> Result<Option<R>, Cancelled> {
-        let hub = hub();
         let own = self.arms.iter().filter_map(|a| a.deadline()).min();
         let mut guard = Registered {
             arms: &self.arms,
-            hub,
             armed: false,
         };
-        let (r, woke) = park::park_at_arm(loc, own, |token| {
+        let (r, woke) = runtime::park_at_arm(loc, own, |token| {
             guard.armed = true;
             for (i, a) in self.arms.iter().enumerate() {
                 a.register(token, arm_number(i));
@@ -492,7 +489,7 @@ impl<'a, R> Select<'a, R> {
         let won = woke.and_then(|k| self.arms[k].complete_notified().map(|r| (k, r)));
         for (i, a) in self.arms.iter().enumerate() {
             if won.as_ref().is_none_or(|(k, _)| *k != i) {
-                a.unregister(hub, woke == Some(i));
+                a.unregister(woke == Some(i));
             }
         }
         r?;
@@ -509,7 +506,6 @@ fn arm_number(i: usize) -> u32 {
 /// (the hub's forced unwind at shutdown).
 struct Registered<'s, 'a, R> {
     arms: &'s [Box<dyn Arm<R> + 'a>],
-    hub: &'static Hub,
     armed: bool,
 }
 
@@ -518,9 +514,9 @@ impl<R> Drop for Registered<'_, '_, R> {
         if !self.armed {
             return;
         }
-        let woke = park::woken_arm_before_unwind().map(|n| n as usize - 1);
+        let woke = runtime::woken_arm_before_unwind().map(|n| n as usize - 1);
         for (i, a) in self.arms.iter().enumerate() {
-            a.unregister(self.hub, woke == Some(i));
+            a.unregister(woke == Some(i));
         }
     }
 }

@@ -6,15 +6,14 @@ use std::time::Instant;
 
 use crate::cancel::Cancelled;
 use crate::green::GreenThread;
-use crate::runtime::hub::hub;
-use crate::runtime::park::{self, WakeToken};
+use crate::runtime::{self, WakeToken};
 use crate::sync::{Event, Queue, Receiver};
 
 mod sealed {
     /// What a registration needs; opaque outside the crate.
     #[derive(Debug, Clone, Copy)]
     pub struct Reg {
-        pub(crate) token: crate::runtime::park::WakeToken,
+        pub(crate) token: crate::runtime::WakeToken,
         pub(crate) arm: u32,
     }
 
@@ -70,7 +69,7 @@ impl<T> Sealed for GreenThread<T> {
     }
 
     fn unregister(&self, _id: u64, notified: bool) {
-        self.unregister_joiner(hub(), notified);
+        self.unregister_joiner(notified);
     }
 }
 
@@ -87,7 +86,7 @@ impl<T> Sealed for Event<T> {
     }
 
     fn unregister(&self, _id: u64, notified: bool) {
-        Event::unregister(self, hub(), notified);
+        Event::unregister(self, notified);
     }
 }
 
@@ -104,7 +103,7 @@ impl<T> Sealed for Queue<T> {
     }
 
     fn unregister(&self, _id: u64, notified: bool) {
-        self.unregister_watcher(hub(), notified);
+        self.unregister_watcher(notified);
     }
 }
 
@@ -270,7 +269,7 @@ impl Iwait<'_> {
     /// assert_eq!(iwait(&objects).deadline(by).next(), None);
     /// ```
     pub fn deadline(mut self, instant: Instant) -> Self {
-        self.deadline = Some(hub().clock.nanos_at(instant));
+        self.deadline = Some(runtime::nanos_at(instant));
         self
     }
 
@@ -294,7 +293,7 @@ impl Iwait<'_> {
             ids: vec![0; self.objects.len()],
             armed: false,
         };
-        let (r, woke) = park::park_at_arm(self.loc, self.deadline, |token: WakeToken| {
+        let (r, woke) = runtime::park_at_arm(self.loc, self.deadline, |token: WakeToken| {
             guard.armed = true;
             for (i, o) in guard.objects.iter().enumerate() {
                 if !guard.done[i] {
@@ -307,7 +306,7 @@ impl Iwait<'_> {
         guard.leave(woke);
         drop(guard);
         let parked = r?;
-        if parked == park::Parked::OwnDeadline {
+        if parked == runtime::Parked::OwnDeadline {
             self.ended = true;
             return Ok(None);
         }
@@ -341,7 +340,7 @@ impl Registered<'_, '_> {
 
 impl Drop for Registered<'_, '_> {
     fn drop(&mut self) {
-        let woke = park::woken_arm_before_unwind().map(|n| n as usize - 1);
+        let woke = runtime::woken_arm_before_unwind().map(|n| n as usize - 1);
         self.leave(woke);
     }
 }

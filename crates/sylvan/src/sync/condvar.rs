@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use super::{LockError, MutexGuard};
 use crate::cancel::Cancelled;
-use crate::runtime::hub::{hub, hub_unless_exiting};
-use crate::runtime::park::{self, Parked, WaitList};
+use crate::runtime::{self, Parked, WaitList};
 
 /// A condition variable for green threads of one hub: std's `Condvar`,
 /// used with a hub-local [`Mutex`](super::Mutex).
@@ -358,7 +357,7 @@ impl Condvar {
     ) -> Result<bool, Cancelled> {
         let mut guard = Some(guard);
         let mut registered = false;
-        let r = park::park_at(loc, until, |token| {
+        let r = runtime::park_at(loc, until, |token| {
             self.waiters.borrow_mut().push(token);
             registered = true;
             // Unlocks (handing the mutex on) only once we are registered,
@@ -371,7 +370,7 @@ impl Condvar {
             Ok(Parked::Woken) => Ok(false),
             Ok(Parked::OwnDeadline) => {
                 if registered {
-                    self.waiters.borrow_mut().cancelled(hub());
+                    self.waiters.borrow_mut().cancelled();
                 }
                 Ok(true)
             }
@@ -379,7 +378,7 @@ impl Condvar {
                 // A notification wakes only a token still parked, so a
                 // cancelled waiter was not notified: nothing to pass on.
                 if registered {
-                    self.waiters.borrow_mut().cancelled(hub());
+                    self.waiters.borrow_mut().cancelled();
                 }
                 Err(c)
             }
@@ -404,10 +403,7 @@ impl Condvar {
 
 /// The hub-clock deadline `dur` from now.
 fn deadline_after(dur: Duration) -> Result<u64, Cancelled> {
-    match hub_unless_exiting() {
-        Some(hub) => Ok(hub.clock.after(dur)),
-        None => Err(Cancelled::Killed),
-    }
+    runtime::try_after(dur).ok_or(Cancelled::Killed)
 }
 
 impl Default for Condvar {

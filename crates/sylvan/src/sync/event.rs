@@ -4,8 +4,7 @@ use std::panic::Location;
 use std::rc::Rc;
 
 use crate::cancel::Cancelled;
-use crate::runtime::hub::Hub;
-use crate::runtime::park::{self, WaitList, WakeToken};
+use crate::runtime::{self, WaitList, WakeToken};
 
 /// A value sent once and awaited by any number of green threads; Eventlet's
 /// `Event`.
@@ -188,9 +187,9 @@ impl<T> Event<T> {
 
     /// A multi-way park stops waiting (`notified`: this event woke it;
     /// every waiter was woken then, so nothing passes on).
-    pub(crate) fn unregister(&self, hub: &Hub, notified: bool) {
+    pub(crate) fn unregister(&self, notified: bool) {
         if !notified {
-            self.inner.waiters.borrow_mut().cancelled(hub);
+            self.inner.waiters.borrow_mut().cancelled();
         }
     }
 }
@@ -229,7 +228,7 @@ impl<T: Clone> Event<T> {
                 let v = self.inner.value.borrow();
                 return Ok(v.as_ref().expect("a value was sent").clone());
             }
-            park::wait_on(&self.inner.waiters, loc)?;
+            runtime::wait_on(&self.inner.waiters, loc)?;
         }
     }
 

@@ -11,7 +11,7 @@ use std::cmp::Ordering;
 use std::collections::VecDeque;
 use std::fmt;
 
-use crate::runtime::park::WakeToken;
+use crate::runtime::WakeToken;
 
 /// The order in which a [`Queue`](super::Queue) hands out its items.
 ///

@@ -6,8 +6,7 @@ use std::panic::Location;
 use std::rc::Rc;
 
 use crate::cancel::Cancelled;
-use crate::runtime::hub::Hub;
-use crate::runtime::park::{self, Parked, WaitList, WakeToken};
+use crate::runtime::{self, Parked, WaitList, WakeToken};
 
 use super::order::{Item, QueueOrder, Store};
 
@@ -326,7 +325,7 @@ impl<T> Queue<T> {
                 self.push(value, None);
                 return Ok(());
             }
-            if let Err(cause) = park::wait_on(&self.inner.putters, loc) {
+            if let Err(cause) = runtime::wait_on(&self.inner.putters, loc) {
                 return Err(PutError::Cancelled(value, cause));
             }
         }
@@ -336,12 +335,12 @@ impl<T> Queue<T> {
         if self.is_closed() {
             return Err(PutError::Closed(value));
         }
-        if let Err(cause) = park::check_cancelled() {
+        if let Err(cause) = runtime::check_cancelled() {
             return Err(PutError::Cancelled(value, cause));
         }
         let ticket = self.push(value, None);
         loop {
-            let r = park::park_at(loc, None, |t| {
+            let r = runtime::park_at(loc, None, |t| {
                 if let Some(item) = self.inner.items.borrow_mut().find_mut(ticket) {
                     item.putter = Some(t);
                 }
@@ -353,7 +352,7 @@ impl<T> Queue<T> {
                 // Taken at the same moment we were cancelled: the put
                 // succeeded, so the cancellation is not reported.
                 (Err(cause), false) => {
-                    park::retract(cause);
+                    runtime::retract(cause);
                     return Ok(());
                 }
                 (Ok(Parked::Woken | Parked::OwnDeadline), true) if !self.is_closed() => continue,
@@ -443,7 +442,7 @@ impl<T> Queue<T> {
                 return Err(GetError::Closed);
             }
             self.getter_arrives();
-            park::wait_on(&self.inner.getters, loc)?;
+            runtime::wait_on(&self.inner.getters, loc)?;
         }
     }
 
@@ -459,8 +458,8 @@ impl<T> Queue<T> {
         let item = self.inner.items.borrow_mut().pop()?;
         // With no hub (a thread-local destructor after the hub's) there is
         // nobody to wake.
-        if let (Some(t), Some(hub)) = (item.putter, crate::runtime::hub::try_hub()) {
-            hub.wake(t, crate::runtime::park::Wake::Notified);
+        if let Some(t) = item.putter {
+            t.wake();
         }
         if self.inner.cap.is_some_and(|n| n > 0) {
             self.inner.putters.borrow_mut().wake_one();
@@ -492,13 +491,13 @@ impl<T> Queue<T> {
     /// A multi-way park registered with [`register_getter`](Self::register_getter)
     /// stops waiting. `notified`: this queue woke it, and it did not take
     /// an item, so the wake-up passes to the next getter.
-    pub(crate) fn unregister_getter(&self, hub: &Hub, notified: bool) {
-        Self::leave(&self.inner.getters, hub, notified);
+    pub(crate) fn unregister_getter(&self, notified: bool) {
+        Self::leave(&self.inner.getters, notified);
     }
 
     /// As [`unregister_getter`](Self::unregister_getter), for a putter.
-    pub(crate) fn unregister_putter(&self, hub: &Hub, notified: bool) {
-        Self::leave(&self.inner.putters, hub, notified);
+    pub(crate) fn unregister_putter(&self, notified: bool) {
+        Self::leave(&self.inner.putters, notified);
     }
 
     /// Registers a readiness watcher (`iwait`, `wait`): woken when an item
@@ -509,18 +508,18 @@ impl<T> Queue<T> {
 
     /// A watcher stops waiting (`notified`: this queue woke it; every
     /// watcher was woken then, so nothing passes on).
-    pub(crate) fn unregister_watcher(&self, hub: &Hub, notified: bool) {
+    pub(crate) fn unregister_watcher(&self, notified: bool) {
         if !notified {
-            self.inner.watchers.borrow_mut().cancelled(hub);
+            self.inner.watchers.borrow_mut().cancelled();
         }
     }
 
-    fn leave(list: &RefCell<WaitList>, hub: &Hub, notified: bool) {
+    fn leave(list: &RefCell<WaitList>, notified: bool) {
         let mut list = list.borrow_mut();
         if notified {
-            list.notify_one(hub);
+            list.wake_one();
         } else {
-            list.cancelled(hub);
+            list.cancelled();
         }
     }
 
@@ -565,9 +564,9 @@ impl<T> Queue<T> {
         self.inner.getters.borrow_mut().wake_all();
         self.inner.putters.borrow_mut().wake_all();
         self.inner.watchers.borrow_mut().wake_all();
-        if let Some(hub) = crate::runtime::hub::try_hub() {
+        if runtime::has_hub() {
             self.inner.items.borrow().for_each_putter(|t| {
-                hub.wake(t, crate::runtime::park::Wake::Notified);
+                t.wake();
             });
         }
     }
@@ -670,7 +669,7 @@ impl<T> Queue<T> {
     pub fn join(&self) -> Result<(), Cancelled> {
         let loc = Location::caller();
         while self.inner.unfinished.get() > 0 {
-            park::wait_on(&self.inner.joiners, loc)?;
+            runtime::wait_on(&self.inner.joiners, loc)?;
         }
         Ok(())
     }

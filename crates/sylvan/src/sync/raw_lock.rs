@@ -30,8 +30,7 @@ use std::collections::VecDeque;
 use std::panic::Location;
 
 use crate::cancel::Cancelled;
-use crate::runtime::hub::try_hub;
-use crate::runtime::park::{self, Wake, WakeToken};
+use crate::runtime::{self, WakeToken};
 
 /// Which ownership a waiter wants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,7 +115,7 @@ impl RawLock {
             mode,
             token: None,
         };
-        park::park_at(location, None, |token| {
+        runtime::park_at(location, None, |token| {
             self.queue.borrow_mut().push_back(Waiter { token, mode });
             self.queued.set(self.queued.get() + 1);
             waiting.token = Some(token);
@@ -173,17 +172,17 @@ impl RawLock {
 
     /// Grants ownership to the oldest waiters it can be granted to.
     fn dispatch(&self) {
-        let Some(hub) = try_hub() else {
+        if !runtime::has_hub() {
             // A thread-local destructor after the hub's: the waiters were
             // leaked with their hub and never run again.
             self.queue.borrow_mut().clear();
             self.queued.set(0);
             self.stale.set(0);
             return;
-        };
+        }
         let mut queue = self.queue.borrow_mut();
         while let Some(w) = queue.front() {
-            if !hub.is_parked(w.token) {
+            if !w.token.is_waiting() {
                 queue.pop_front();
                 self.stale.set(self.stale.get().saturating_sub(1));
                 continue;
@@ -198,14 +197,14 @@ impl RawLock {
             queue.pop_front();
             self.queued.set(self.queued.get() - 1);
             self.granted.borrow_mut().push(token);
-            hub.wake(token, Wake::Notified);
+            token.wake();
             if mode == Mode::Exclusive {
                 break;
             }
         }
         let stale = self.stale.get();
         if stale > 16 && stale * 2 > queue.len() {
-            queue.retain(|w| hub.is_parked(w.token));
+            queue.retain(|w| w.token.is_waiting());
             self.stale.set(0);
         }
     }

@@ -18,7 +18,7 @@
 
 use std::collections::VecDeque;
 
-use crate::runtime::park::Unparker;
+use crate::runtime::Unparker;
 
 #[derive(Debug, Default)]
 pub(crate) struct RemoteWaiters {

@@ -7,8 +7,7 @@ use std::panic::Location;
 use std::rc::Rc;
 
 use crate::cancel::Cancelled;
-use crate::runtime::hub::{Hub, hub};
-use crate::runtime::park::{self, WaitList, WakeToken};
+use crate::runtime::{self, WaitList, WakeToken};
 
 /// A counting semaphore for green threads of one hub; Eventlet's
 /// `Semaphore` (and, with [`Semaphore::bounded`], `BoundedSemaphore`).
@@ -173,21 +172,21 @@ impl Semaphore {
         impl Drop for Unwound<'_> {
             fn drop(&mut self) {
                 let inner = &*self.0.inner;
-                if park::woken_before_unwind() {
+                if runtime::woken_before_unwind() {
                     drop(SemaphorePermit {
                         sem: Some(self.0.clone()),
                     });
                 } else {
                     inner.queued.set(inner.queued.get() - 1);
-                    if let Some(hub) = crate::runtime::hub::try_hub() {
-                        inner.waiters.borrow_mut().cancelled(hub);
+                    if runtime::has_hub() {
+                        inner.waiters.borrow_mut().cancelled();
                     }
                     self.0.fill();
                 }
             }
         }
         let mut unwound = None;
-        let r = park::park_at(Location::caller(), None, |t| {
+        let r = runtime::park_at(Location::caller(), None, |t| {
             registered = true;
             inner.waiters.borrow_mut().push(t);
             inner.queued.set(inner.queued.get() + 1);
@@ -203,7 +202,7 @@ impl Semaphore {
             Err(c) => {
                 if registered {
                     inner.queued.set(inner.queued.get() - 1);
-                    inner.waiters.borrow_mut().cancelled(hub());
+                    inner.waiters.borrow_mut().cancelled();
                     // While we were still counted as queued, a newcomer may
                     // have queued behind us although permits were free.
                     self.fill();
@@ -309,13 +308,13 @@ impl Semaphore {
     /// semaphore woke it (`notified`), the permit it was handed goes back
     /// (to the next waiter); otherwise it leaves the queue, as a cancelled
     /// [`acquire`](Self::acquire) does.
-    pub(crate) fn unregister(&self, hub: &Hub, notified: bool) {
+    pub(crate) fn unregister(&self, notified: bool) {
         let inner = &*self.inner;
         if notified {
             drop(self.handed_permit());
         } else {
             inner.queued.set(inner.queued.get() - 1);
-            inner.waiters.borrow_mut().cancelled(hub);
+            inner.waiters.borrow_mut().cancelled();
             self.fill();
         }
     }

@@ -15,8 +15,7 @@ use std::panic::Location;
 use std::rc::Rc;
 
 use crate::cancel::Cancelled;
-use crate::runtime::hub::try_hub;
-use crate::runtime::park::{self, WaitList};
+use crate::runtime::{self, WaitList};
 
 struct Shared<T> {
     /// The latest value. Readers get a clone of the `Rc`, so a
@@ -283,8 +282,8 @@ impl<T> Drop for Watch<T> {
         self.shared.senders.set(left);
         // Waiting receivers learn that nothing more will come. (Without a
         // hub nobody can be parked.)
-        if let (0, Some(hub)) = (left, try_hub()) {
-            self.shared.waiters.borrow_mut().notify_all(hub);
+        if left == 0 {
+            self.shared.waiters.borrow_mut().wake_all();
         }
     }
 }
@@ -422,7 +421,7 @@ impl<T> WatchReceiver<T> {
             if self.shared.closed() {
                 return Err(WatchError::Closed);
             }
-            park::wait_on(&self.shared.waiters, loc)?;
+            runtime::wait_on(&self.shared.waiters, loc)?;
         }
     }
 

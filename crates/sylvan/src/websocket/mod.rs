@@ -853,7 +853,7 @@ impl WebSocket {
 
     /// After the session closure returned: close if still open.
     fn finish(&self) {
-        if !self.inner.closed.get() && crate::runtime::park::check_cancelled().is_ok() {
+        if !self.inner.closed.get() && crate::runtime::check_cancelled().is_ok() {
             let _ = self.close(None);
         }
         self.inner.closed.set(true);

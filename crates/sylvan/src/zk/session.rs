@@ -26,7 +26,7 @@ use super::proto::{self, ConnectRequest, ConnectResponse, Enc, op, xid};
 use super::watch::Watches;
 use crate::net::{Connector, TcpStream};
 use crate::resilience::SessionState;
-use crate::runtime::park::{self, WaitList};
+use crate::runtime::{self, WaitList};
 use crate::sync::{Watch, WatchReceiver};
 
 /// Resolves a host name (a test stub, or `None` for the system's).
@@ -187,7 +187,7 @@ impl Inner {
                     return Ok(c.clone());
                 }
             }
-            park::wait_on(&self.ready, loc)?;
+            runtime::wait_on(&self.ready, loc)?;
         }
     }
 
@@ -199,7 +199,7 @@ impl Inner {
             if self.closed.get() {
                 return Err(Error::Closed);
             }
-            park::wait_on(&self.ready, loc)?;
+            runtime::wait_on(&self.ready, loc)?;
         }
         Ok(())
     }
@@ -239,7 +239,7 @@ pub(crate) fn run(inner: Rc<Inner>) {
     fastrand::shuffle(&mut hosts);
     let mut attempt: u64 = 0;
     loop {
-        if inner.closed.get() || inner.closing.get() || park::check_cancelled().is_err() {
+        if inner.closed.get() || inner.closing.get() || runtime::check_cancelled().is_err() {
             return;
         }
         let (host, port) = hosts[(attempt % hosts.len() as u64) as usize].clone();

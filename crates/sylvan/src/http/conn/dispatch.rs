@@ -18,7 +18,7 @@ use super::read::{HeadRead, drain_body, linger, read_head};
 use super::write::{ReqInfo, body_framing, send_error, write_response};
 use super::{ConnState, Transport};
 use crate::green::catch_panic;
-use crate::runtime::task::panic_message;
+use crate::runtime::panic_message;
 
 /// Serves one connection until it closes.
 pub(crate) fn serve<T: Transport>(

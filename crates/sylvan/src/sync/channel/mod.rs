@@ -8,8 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::remote::RemoteWaiters;
 use crate::cancel::Cancelled;
-use crate::runtime::hub::hub;
-use crate::runtime::park::{self, Unparker, WakeToken};
+use crate::runtime::{self, Unparker, WakeToken};
 
 mod error;
 
@@ -236,15 +235,14 @@ impl<T> Chan<T> {
                 }
             }
         }
-        let hub = hub();
         let mut waiting = Waiting {
             chan: self,
             side,
             id: None,
         };
         let mut st = st;
-        let r = park::park_at(loc, None, |token| {
-            waiting.id = Some(st.list(side).push(Unparker::new(hub, token)));
+        let r = runtime::park_at(loc, None, |token| {
+            waiting.id = Some(st.list(side).push(Unparker::new(token)));
             let sender = self.receiver_arrives(&mut st, side);
             drop(st);
             if let Some(u) = sender {
@@ -300,9 +298,8 @@ impl<T> Chan<T> {
     /// value if it can (a `select`; not an `iwait`, which only watches),
     /// so a `select` waiting to send on a rendezvous channel is told.
     fn register(&self, side: Side, token: WakeToken, takes: bool) -> u64 {
-        let hub = hub();
         let mut st = self.lock();
-        let id = st.list(side).push(Unparker::new(hub, token));
+        let id = st.list(side).push(Unparker::new(token));
         let sender = if takes {
             self.receiver_arrives(&mut st, side)
         } else {
@@ -319,7 +316,7 @@ impl<T> Chan<T> {
             u.unpark();
         }
         if ready {
-            Unparker::new(hub, token).unpark();
+            Unparker::new(token).unpark();
         }
         id
     }
@@ -358,7 +355,7 @@ impl<T> Chan<T> {
         if st.no_receivers() {
             return Err(SendError::Disconnected(value));
         }
-        if let Err(c) = park::check_cancelled() {
+        if let Err(c) = runtime::check_cancelled() {
             return Err(SendError::Cancelled(value, c));
         }
         st.next_ticket += 1;
@@ -372,11 +369,10 @@ impl<T> Chan<T> {
         if let Some(u) = st.recv_waiters.pop() {
             u.unpark();
         }
-        let hub = hub();
         loop {
-            let r = park::park_at(loc, None, |token| {
+            let r = runtime::park_at(loc, None, |token| {
                 if let Ok(i) = st.offers.binary_search_by_key(&ticket, |o| o.ticket) {
-                    st.offers[i].sender = Some(Unparker::new(hub, token));
+                    st.offers[i].sender = Some(Unparker::new(token));
                 }
                 drop(st);
             });
@@ -387,7 +383,7 @@ impl<T> Chan<T> {
                 // Taken at the same moment we were cancelled: the send
                 // succeeded, so the cancellation is not reported here.
                 (Err(c), None) => {
-                    park::retract(c);
+                    runtime::retract(c);
                     return Ok(());
                 }
                 (r, Some(i)) => {

@@ -9,8 +9,7 @@ use std::time::Duration;
 use super::waiters::Waiters;
 use super::{Mutex, MutexGuard};
 use crate::cancel::Cancelled;
-use crate::runtime::hub::hub_unless_exiting;
-use crate::runtime::park::{self, Parked, Unparker};
+use crate::runtime::{self, Parked, Unparker};
 use crate::sync::{LockError, WaitTimeoutResult};
 
 /// A condition variable shared between OS threads, used with a
@@ -290,14 +289,14 @@ impl Condvar {
         until: Option<u64>,
         loc: &'static Location<'static>,
     ) -> Result<bool, Cancelled> {
-        let Some(hub) = hub_unless_exiting() else {
+        if !runtime::hub_available() {
             return Err(Cancelled::Killed);
-        };
+        }
         let mut guard = Some(guard);
         let mut waiting = Waiting { cv: self, id: None };
         let mut list = self.list();
-        let r = park::park_at(loc, until, |token| {
-            waiting.id = Some(list.push((), Unparker::new(hub, token)));
+        let r = runtime::park_at(loc, until, |token| {
+            waiting.id = Some(list.push((), Unparker::new(token)));
             drop(list);
             // Unlocks only once we are registered, so a notification made
             // after the unlock finds us.
@@ -366,10 +365,7 @@ impl Drop for Waiting<'_> {
 
 /// The hub-clock deadline `dur` from now.
 fn deadline_after(dur: Duration) -> Result<u64, Cancelled> {
-    match hub_unless_exiting() {
-        Some(hub) => Ok(hub.clock.after(dur)),
-        None => Err(Cancelled::Killed),
-    }
+    runtime::try_after(dur).ok_or(Cancelled::Killed)
 }
 
 impl Default for Condvar {

@@ -32,9 +32,8 @@ use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
 
 use super::waiters::Waiters;
 use crate::cancel::Cancelled;
-use crate::runtime::hub::hub_unless_exiting;
-use crate::runtime::lock_cell::{ExclusiveCell, ExclusiveRef};
-use crate::runtime::park::{self, Unparker};
+use crate::runtime::{self, Unparker};
+use crate::runtime::{ExclusiveCell, ExclusiveRef};
 use crate::sync::LockError;
 
 /// A waiter woken as the new owner found nothing handed to it: a bug in
@@ -258,22 +257,22 @@ impl<T: ?Sized> Mutex<T> {
                 }
                 continue;
             }
-            park::check_cancelled()?;
+            runtime::check_cancelled()?;
             // The owner may unlock (fast) in between: then retry.
             if self.data.try_queue() {
                 break;
             }
         }
-        let Some(hub) = hub_unless_exiting() else {
+        if !runtime::hub_available() {
             self.unqueue_if_empty(&list);
             return Err(Cancelled::Killed);
-        };
+        }
         let mut waiting = Waiting {
             mutex: self,
             id: None,
         };
-        let r = park::park_at(location, None, |token| {
-            waiting.id = Some(list.push((), Unparker::new(hub, token)));
+        let r = runtime::park_at(location, None, |token| {
+            waiting.id = Some(list.push((), Unparker::new(token)));
             drop(list);
         });
         match r {
@@ -288,7 +287,7 @@ impl<T: ?Sized> Mutex<T> {
             Err(c) => match waiting.leave() {
                 Left::Gone => Err(c),
                 Left::Owner(r) => {
-                    park::retract(c);
+                    runtime::retract(c);
                     Ok(r)
                 }
             },

@@ -11,9 +11,8 @@ use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
 
 use super::waiters::Waiters;
 use crate::cancel::Cancelled;
-use crate::runtime::hub::hub_unless_exiting;
-use crate::runtime::lock_cell::{SharedCell, SharedMut, SharedRef};
-use crate::runtime::park::{self, Unparker};
+use crate::runtime::{self, Unparker};
+use crate::runtime::{SharedCell, SharedMut, SharedRef};
 use crate::sync::LockError;
 use crate::sync::raw_lock::Mode;
 
@@ -312,17 +311,17 @@ impl<T: ?Sized> RwLock<T> {
             st.take(mode);
             return Ok(());
         }
-        park::check_cancelled()?;
-        let Some(hub) = hub_unless_exiting() else {
+        runtime::check_cancelled()?;
+        if !runtime::hub_available() {
             return Err(Cancelled::Killed);
-        };
+        }
         let mut waiting = Waiting {
             lock: self,
             mode,
             id: None,
         };
-        let r = park::park_at(location, None, |token| {
-            waiting.id = Some(st.waiters.push(mode, Unparker::new(hub, token)));
+        let r = runtime::park_at(location, None, |token| {
+            waiting.id = Some(st.waiters.push(mode, Unparker::new(token)));
             drop(st);
         });
         match r {
@@ -334,7 +333,7 @@ impl<T: ?Sized> RwLock<T> {
             }
             Err(c) => {
                 if waiting.leave() {
-                    park::retract(c);
+                    runtime::retract(c);
                     Ok(())
                 } else {
                     Err(c)

@@ -12,7 +12,7 @@
 
 use std::collections::VecDeque;
 
-use crate::runtime::park::Unparker;
+use crate::runtime::Unparker;
 
 #[derive(Debug)]
 struct Entry<K> {
