@@ -73,6 +73,11 @@ impl fmt::Debug for TcpStream {
     }
 }
 
+/// One try of a read whose caller picks the buffer: it is handed the
+/// non-blocking read (see [`TcpStream::read_attempts`]).
+pub(crate) type ReadAttempt<'a> =
+    dyn FnMut(&mut dyn FnMut(&mut [u8]) -> io::Result<usize>) -> io::Result<usize> + 'a;
+
 impl TcpStream {
     /// Connects to `addr`, trying each address it resolves to in turn (host
     /// names are resolved on the thread pool).
@@ -398,9 +403,7 @@ impl TcpStream {
     pub(crate) fn read_attempts(
         &self,
         len: usize,
-        attempt: &mut dyn FnMut(
-            &mut dyn FnMut(&mut [u8]) -> io::Result<usize>,
-        ) -> io::Result<usize>,
+        attempt: &mut ReadAttempt<'_>,
     ) -> io::Result<usize> {
         self.io
             .read_stream(len, |mut s| attempt(&mut |buf| s.read(buf)))

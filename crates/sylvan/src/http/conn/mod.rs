@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use super::parse::Limits;
 use super::upgrade::UpgradedIo;
 use crate::net::TcpStream;
+use crate::net::tcp::ReadAttempt;
 
 mod dispatch;
 mod io;
@@ -42,13 +43,7 @@ pub(crate) trait Transport: 'static {
     /// park, so the caller holds no buffer while the connection waits; by
     /// default the single try is a plain [`read`](Self::read), which does
     /// its own waiting.
-    fn read_attempts(
-        &self,
-        len: usize,
-        attempt: &mut dyn FnMut(
-            &mut dyn FnMut(&mut [u8]) -> std::io::Result<usize>,
-        ) -> std::io::Result<usize>,
-    ) -> std::io::Result<usize> {
+    fn read_attempts(&self, len: usize, attempt: &mut ReadAttempt<'_>) -> std::io::Result<usize> {
         let _ = len;
         attempt(&mut |buf| self.read(buf))
     }
@@ -66,13 +61,7 @@ impl Transport for TcpStream {
         std::io::Read::read(&mut &*self, buf)
     }
 
-    fn read_attempts(
-        &self,
-        len: usize,
-        attempt: &mut dyn FnMut(
-            &mut dyn FnMut(&mut [u8]) -> std::io::Result<usize>,
-        ) -> std::io::Result<usize>,
-    ) -> std::io::Result<usize> {
+    fn read_attempts(&self, len: usize, attempt: &mut ReadAttempt<'_>) -> std::io::Result<usize> {
         TcpStream::read_attempts(self, len, attempt)
     }
 
