@@ -7,6 +7,7 @@
 //! cargo build --release -p sylvan-bench -p sylvan-cli
 //! target/release/hold                   # 10,000 connections, 60 s each
 //! target/release/hold --conns 2000 --hold 10s --only proxy
+//! target/release/hold --conns 1000 --hold 10s --only http::,hyper
 //! ```
 //!
 //! Each server is its own process; the clients are this process (green
@@ -43,7 +44,8 @@ struct Args {
     conns: usize,
     hold: Duration,
     sylvan: Option<PathBuf>,
-    /// Measure only the servers whose name contains this.
+    /// Measure only the servers whose name contains one of these
+    /// (comma-separated).
     only: Option<String>,
 }
 
@@ -332,7 +334,7 @@ fn run(args: &Args) -> io::Result<bool> {
         if args
             .only
             .as_ref()
-            .is_some_and(|o| !name.contains(o.as_str()))
+            .is_some_and(|o| !o.split(',').any(|part| name.contains(part)))
         {
             return;
         }

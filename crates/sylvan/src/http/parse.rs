@@ -139,9 +139,12 @@ thread_local! {
     pub(crate) static PARSE_CALLS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-/// The stack holds this many `httparse` header slots; more are heap
-/// allocated per parse.
-const STACK_HEADERS: usize = 128;
+/// The stack holds this many `httparse` header slots (1 KiB); more are
+/// heap allocated per parse. Kept small: every page of a connection's
+/// stack that a request touches stays resident while the connection
+/// idles, so a deep frame here costs memory on every keep-alive
+/// connection.
+const STACK_HEADERS: usize = 32;
 
 /// Parses one request head at the start of `buf`.
 ///

@@ -21,7 +21,7 @@
 mod addr;
 mod connector;
 mod serve;
-mod tcp;
+pub(crate) mod tcp;
 #[cfg(feature = "tls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub mod tls;

@@ -72,6 +72,11 @@ impl fmt::Debug for TcpStream {
     }
 }
 
+/// One try of a read whose caller picks the buffer: it is handed the
+/// non-blocking read (see [`TcpStream::read_attempts`]).
+pub(crate) type ReadAttempt<'a> =
+    dyn FnMut(&mut dyn FnMut(&mut [u8]) -> io::Result<usize>) -> io::Result<usize> + 'a;
+
 impl TcpStream {
     /// Connects to `addr`, trying each address it resolves to in turn (host
     /// names are resolved on the thread pool).
@@ -384,6 +389,23 @@ impl TcpStream {
     #[track_caller]
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.io.read_with(|s| s.peek(buf))
+    }
+
+    /// A read whose buffer is chosen at each attempt rather than held
+    /// while the green thread parks: `attempt` gets the non-blocking read
+    /// and runs it into a buffer of its choice, of `len` bytes (the hint
+    /// that tells a drained socket). An attempt that finds nothing to read
+    /// gets `WouldBlock` and may let its buffer go before the park; the
+    /// HTTP server uses this to hold no read buffer while a keep-alive
+    /// connection waits. Timeouts and cancellation as `read`.
+    #[track_caller]
+    pub(crate) fn read_attempts(
+        &self,
+        len: usize,
+        attempt: &mut ReadAttempt<'_>,
+    ) -> io::Result<usize> {
+        self.io
+            .read_stream(len, |mut s| attempt(&mut |buf| s.read(buf)))
     }
 
     /// A second handle to the same connection, registered separately.

@@ -13,9 +13,80 @@ use crate::sync::Semaphore;
 
 /// Response bytes gathered before a write.
 pub(super) const WRITE_HIGH: usize = 64 * 1024;
+/// The size of a read buffer, and of a fresh write buffer.
 const INITIAL_BUF: usize = 4096;
+/// Spare buffers kept per OS thread, of each kind.
+const SPARE_MAX: usize = 32;
+/// Write buffers larger than this are dropped rather than kept spare.
+const SPARE_WRITE_MAX: usize = 4 * INITIAL_BUF;
 
-/// The connection's read buffer: `buf[start..end]` is unread.
+/// Buffers of this OS thread's connections that wait for a request,
+/// kept for the next connection that has one to read or a response to
+/// write. A connection holds buffers only while it works: it lets them go
+/// when it has nothing unread and nothing to write, before it parks, and
+/// takes spare ones when it wakes (hyper's buffers are allocated on demand
+/// and dropped when empty in the same way). The spares make that free on
+/// a busy server: the connections that run one after the other in a hub's
+/// turn pass the same few warm buffers along instead of allocating them,
+/// and idle ones hold none.
+#[derive(Default)]
+struct Spare {
+    read: Vec<Vec<u8>>,
+    write: Vec<Vec<u8>>,
+}
+
+thread_local! {
+    static SPARE: RefCell<Spare> = RefCell::default();
+}
+
+/// A read buffer of `INITIAL_BUF` bytes (fewer if `max` is smaller).
+fn take_read_buf(max: usize) -> Vec<u8> {
+    let len = INITIAL_BUF.min(max);
+    if len == INITIAL_BUF {
+        if let Some(b) = SPARE.try_with(|s| s.borrow_mut().read.pop()).ok().flatten() {
+            return b;
+        }
+    }
+    vec![0; len]
+}
+
+/// Keeps a read buffer spare; a grown one (a large head) is dropped.
+fn keep_read_buf(b: Vec<u8>) {
+    if b.len() == INITIAL_BUF {
+        let _ = SPARE.try_with(|s| {
+            let mut s = s.borrow_mut();
+            if s.read.len() < SPARE_MAX {
+                s.read.push(b);
+            }
+        });
+    }
+}
+
+/// An empty write buffer with room for a small response.
+fn take_write_buf() -> Vec<u8> {
+    SPARE
+        .try_with(|s| s.borrow_mut().write.pop())
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| Vec::with_capacity(INITIAL_BUF))
+}
+
+/// Keeps an empty write buffer spare; a large one is dropped.
+fn keep_write_buf(mut b: Vec<u8>) {
+    if (1..=SPARE_WRITE_MAX).contains(&b.capacity()) {
+        b.clear();
+        let _ = SPARE.try_with(|s| {
+            let mut s = s.borrow_mut();
+            if s.write.len() < SPARE_MAX {
+                s.write.push(b);
+            }
+        });
+    }
+}
+
+/// The connection's read buffer: `buf[start..end]` is unread. Its storage
+/// is empty while nothing is unread and the connection waits (see
+/// [`Spare`]).
 #[derive(Debug)]
 pub(super) struct ReadBuf {
     buf: Vec<u8>,
@@ -27,11 +98,33 @@ pub(super) struct ReadBuf {
 impl ReadBuf {
     fn new(max: usize) -> ReadBuf {
         ReadBuf {
-            buf: vec![0; INITIAL_BUF.min(max)],
+            buf: Vec::new(),
             start: 0,
             end: 0,
             max,
         }
+    }
+
+    /// Lets the storage go if nothing is unread.
+    fn release(&mut self) {
+        if self.is_empty() && !self.buf.is_empty() {
+            keep_read_buf(std::mem::take(&mut self.buf));
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Whether the buffer holds storage (for tests).
+    #[cfg(test)]
+    pub(super) fn has_storage(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
+    /// How many bytes are unread, even while a read has the storage out
+    /// (for tests).
+    #[cfg(test)]
+    pub(super) fn unread(&self) -> usize {
+        self.end - self.start
     }
 
     /// The unread bytes (none while a read has the storage out).
@@ -55,6 +148,9 @@ impl ReadBuf {
     /// read into `storage[end..]`; [`give_back`](Self::give_back) returns it.
     /// No `RefCell` borrow of the buffer is held while that read blocks.
     fn lend(&mut self) -> io::Result<(Vec<u8>, usize)> {
+        if self.buf.is_empty() {
+            self.buf = take_read_buf(self.max);
+        }
         if self.end == self.buf.len() {
             if self.start > 0 {
                 self.buf.copy_within(self.start..self.end, 0);
@@ -142,7 +238,7 @@ impl<T: Transport> Shared<T> {
         Shared {
             io,
             rbuf: RefCell::new(ReadBuf::new(max)),
-            wbuf: RefCell::new(Vec::with_capacity(INITIAL_BUF)),
+            wbuf: RefCell::new(Vec::new()),
             body: RefCell::new(BodyState::Done),
             reading: Cell::new(false),
             writer: Semaphore::new(1),
@@ -164,12 +260,44 @@ impl<T: Transport> Shared<T> {
 
     /// One read from the socket into the read buffer; the caller holds
     /// [`Reading`].
+    ///
+    /// With nothing unread, the connection lets its buffers go (see
+    /// [`Spare`]) and takes a read buffer only when the socket has bytes
+    /// for it, so a connection waiting for its next request holds none.
     pub(super) fn fill(&self, _: &Reading<'_>) -> io::Result<usize> {
-        let (mut storage, end) = self.rbuf.borrow_mut().lend()?;
-        let r = self.io.read(&mut storage[end..]);
-        let n = *r.as_ref().unwrap_or(&0);
-        self.rbuf.borrow_mut().give_back(storage, n);
+        if !self.rbuf.borrow().is_empty() {
+            let (mut storage, end) = self.rbuf.borrow_mut().lend()?;
+            let r = self.io.read(&mut storage[end..]);
+            let n = *r.as_ref().unwrap_or(&0);
+            self.rbuf.borrow_mut().give_back(storage, n);
+            return r;
+        }
+        self.release_buffers();
+        let max = self.rbuf.borrow().max;
+        let mut got = None;
+        let r = self.io.read_attempts(INITIAL_BUF.min(max), &mut |read| {
+            let mut storage = take_read_buf(max);
+            let r = read(&mut storage);
+            match r {
+                Ok(n) if n > 0 => got = Some((storage, n)),
+                _ => keep_read_buf(storage),
+            }
+            r
+        });
+        if let Some((storage, n)) = got {
+            self.rbuf.borrow_mut().give_back(storage, n);
+        }
         r
+    }
+
+    /// Lets the read buffer go if nothing is unread, and the write buffer
+    /// if nothing is gathered.
+    pub(super) fn release_buffers(&self) {
+        self.rbuf.borrow_mut().release();
+        let mut w = self.wbuf.borrow_mut();
+        if w.is_empty() && w.capacity() > 0 {
+            keep_write_buf(std::mem::take(&mut *w));
+        }
     }
 
     fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
@@ -186,7 +314,11 @@ impl<T: Transport> Shared<T> {
 
     /// Appends to what the response writer gathered.
     pub(super) fn gather(&self, f: impl FnOnce(&mut Vec<u8>)) {
-        f(&mut self.wbuf.borrow_mut());
+        let mut w = self.wbuf.borrow_mut();
+        if w.capacity() == 0 {
+            *w = take_write_buf();
+        }
+        f(&mut w);
     }
 
     pub(super) fn gathered(&self) -> usize {

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use super::parse::Limits;
 use super::upgrade::UpgradedIo;
 use crate::net::TcpStream;
+use crate::net::tcp::ReadAttempt;
 
 mod dispatch;
 mod io;
@@ -36,6 +37,16 @@ pub(crate) use io::Shared;
 /// What the connection engine needs from a byte stream.
 pub(crate) trait Transport: 'static {
     fn read(&self, buf: &mut [u8]) -> std::io::Result<usize>;
+    /// One read whose buffer `attempt` picks at each try: it is handed
+    /// the read and runs it into a buffer of `len` bytes. A transport that
+    /// parks between tries (green TCP) calls `attempt` again after each
+    /// park, so the caller holds no buffer while the connection waits; by
+    /// default the single try is a plain [`read`](Self::read), which does
+    /// its own waiting.
+    fn read_attempts(&self, len: usize, attempt: &mut ReadAttempt<'_>) -> std::io::Result<usize> {
+        let _ = len;
+        attempt(&mut |buf| self.read(buf))
+    }
     fn write(&self, buf: &[u8]) -> std::io::Result<usize>;
     /// The timeout of the following reads.
     fn set_read_timeout(&self, t: Option<Duration>);
@@ -48,6 +59,10 @@ pub(crate) trait Transport: 'static {
 impl Transport for TcpStream {
     fn read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
         std::io::Read::read(&mut &*self, buf)
+    }
+
+    fn read_attempts(&self, len: usize, attempt: &mut ReadAttempt<'_>) -> std::io::Result<usize> {
+        TcpStream::read_attempts(self, len, attempt)
     }
 
     fn write(&self, buf: &[u8]) -> std::io::Result<usize> {

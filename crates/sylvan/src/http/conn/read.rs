@@ -188,6 +188,10 @@ pub(super) fn read_head<T: Transport>(
 ///
 /// A read of the handler's still parked (in another green thread) keeps
 /// the body: then the connection closes instead.
+// Not inlined: its scratch buffer would deepen the connection loop's
+// frame, and every stack page a request touches stays resident while
+// the connection idles.
+#[inline(never)]
 pub(super) fn drain_body<T: Transport>(sh: &Shared<T>) -> bool {
     let Some(reading) = sh.start_reading() else {
         return false;
