@@ -3,43 +3,32 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn connect_when_up(port: u16) -> TcpStream {
-    let give_up = Instant::now() + Duration::from_secs(20);
-    loop {
-        match TcpStream::connect(("127.0.0.1", port)) {
-            Ok(s) => return s,
-            Err(e) if Instant::now() > give_up => panic!("sylvan echo never came up: {e}"),
-            Err(_) => std::thread::yield_now(),
-        }
-    }
+/// Reads the address from the server's "listening on ADDR (...)" line. The
+/// server binds port 0 itself: a port picked here and freed before the
+/// server binds it could be taken meanwhile by another test's server,
+/// which this test would then talk to.
+fn listening_addr(stderr: &mut impl std::io::BufRead) -> String {
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let rest = line
+        .split("listening on ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no listening line: {line:?}"));
+    rest.split_whitespace().next().unwrap().to_string()
 }
 
 #[test]
 fn echoes_on_two_threads_and_exits_cleanly_on_sigterm() {
-    let port = free_port();
     let mut child = Command::new(assert_cmd::cargo::cargo_bin!("sylvan"))
-        .args([
-            "echo",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--threads",
-            "2",
-        ])
+        .args(["echo", "--listen", "127.0.0.1:0", "--threads", "2"])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let addr = listening_addr(&mut stderr);
     for i in 0..20 {
-        let mut s = connect_when_up(port);
+        let mut s = TcpStream::connect(&addr).unwrap();
         let msg = format!("hello {i}");
         s.write_all(msg.as_bytes()).unwrap();
         let mut back = vec![0; msg.len()];

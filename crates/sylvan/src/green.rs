@@ -364,6 +364,28 @@ impl Builder {
     }
 }
 
+/// Names one link made by [`GreenThread::link`], to remove it with
+/// [`GreenThread::unlink`]. Unique in the process.
+///
+/// # Examples
+///
+/// ```
+/// let g = sylvan::spawn(|| ());
+/// let a = g.link(|_| ());
+/// let b = g.link(|_| ());
+/// assert_ne!(a, b);
+/// # g.join().unwrap();
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LinkId(u64);
+
+impl LinkId {
+    fn next() -> LinkId {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        LinkId(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
 /// How a green thread ended, as its [links](GreenThread::link) see it: a
 /// borrowed view, so [`join`](GreenThread::join) still takes the value.
 ///
@@ -607,10 +629,11 @@ impl<T> GreenThread<T> {
     /// done.link(move |o| l.borrow_mut().push(format!("{:?}", o.value())));
     /// assert_eq!(log.borrow().last().unwrap(), "Some(1)");
     /// ```
-    pub fn link(&self, f: impl FnOnce(Outcome<'_, T>) + 'static) {
+    pub fn link(&self, f: impl FnOnce(Outcome<'_, T>) + 'static) -> LinkId {
+        let id = LinkId::next();
         if !self.cell.core.is_finished() {
-            self.cell.links.borrow_mut().push_back(Box::new(f));
-            return;
+            self.cell.links.borrow_mut().push_back((id, Box::new(f)));
+            return id;
         }
         let result = self.cell.result.borrow();
         let outcome = match &*result {
@@ -619,6 +642,43 @@ impl<T> GreenThread<T> {
             None => Outcome::Killed,
         };
         f(outcome);
+        id
+    }
+
+    /// Removes a link that has not been called yet; Eventlet's
+    /// `GreenThread.unlink`. Returns whether it was pending: `true` means
+    /// its callback is dropped (by the caller) and will never be called;
+    /// `false` means it was already called (or is being called now), was
+    /// removed before, or belongs to another green thread. Never blocks.
+    ///
+    /// A link may unlink the ones after it: the finishing green thread
+    /// takes its links one at a time, so a link removed before its turn
+    /// does not run.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// use std::rc::Rc;
+    ///
+    /// let calls = Rc::new(Cell::new(0));
+    /// let g = sylvan::spawn(|| ());
+    /// let c = calls.clone();
+    /// let id = g.link(move |_| c.set(c.get() + 1));
+    /// assert!(g.unlink(id));
+    /// assert!(!g.unlink(id)); // already removed
+    /// g.join().unwrap();
+    /// assert_eq!(calls.get(), 0);
+    /// ```
+    pub fn unlink(&self, id: LinkId) -> bool {
+        let removed = {
+            let mut links = self.cell.links.borrow_mut();
+            let at = links.iter().position(|(l, _)| *l == id);
+            at.and_then(|i| links.remove(i))
+        };
+        // The callback (and what it captured) is dropped here, outside the
+        // borrow: its destructor may link or unlink.
+        removed.is_some()
     }
 
     /// Registers a multi-way park (`select`, `iwait`) as a joiner.

@@ -343,8 +343,8 @@ pub mod zk;
 pub use cancel::{Cancelled, Elapsed, ScopeId};
 pub use compat::block_on;
 pub use green::{
-    Builder, Current, GreenId, GreenThread, JoinError, Outcome, current, join_all, kill_all, run,
-    shutdown, spawn, spawn_after,
+    Builder, Current, GreenId, GreenThread, JoinError, LinkId, Outcome, current, join_all,
+    kill_all, run, shutdown, spawn, spawn_after,
 };
 pub use local::GreenLocal;
 pub use net::{connect, listen, serve};

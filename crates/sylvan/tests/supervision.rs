@@ -1,4 +1,4 @@
-//! Supervision: `GreenThread::link`, `join_all`, `kill_all` and
+//! Supervision: `GreenThread::link`/`unlink`, `join_all`, `kill_all` and
 //! `GreenPool::kill_all`.
 
 use std::cell::{Cell, RefCell};
@@ -263,4 +263,63 @@ fn pool_kill_all_kills_spawn_n_jobs_started_or_not() {
     assert_eq!(pool.kill_all(), 0, "no member left");
     // The pool stays usable.
     assert_eq!(pool.spawn(|| 1).unwrap().join().unwrap(), 1);
+}
+
+#[test]
+fn an_unlinked_callback_is_dropped_at_once_and_never_called() {
+    let calls = log();
+    let g = sylvan::spawn(|| 4);
+    let c = calls.clone();
+    let first = g.link(move |o| c.borrow_mut().push(format!("first {o:?}")));
+    let c = calls.clone();
+    g.link(move |o| c.borrow_mut().push(format!("second {o:?}")));
+    // What the callback captured goes when it is unlinked, not at the end.
+    let captured = Rc::new(());
+    let held = captured.clone();
+    let third = g.link(move |_| drop(held));
+    assert_eq!(Rc::strong_count(&captured), 2);
+    assert!(g.unlink(third));
+    assert_eq!(Rc::strong_count(&captured), 1);
+    assert!(g.unlink(first));
+    assert!(!g.unlink(first), "a second unlink finds nothing");
+    assert_eq!(g.join().unwrap(), 4);
+    assert_eq!(*calls.borrow(), vec!["second Returned(4)"]);
+}
+
+#[test]
+fn unlink_after_the_links_ran_or_on_another_thread_finds_nothing() {
+    let a = sylvan::spawn(|| ());
+    let b = sylvan::spawn(|| ());
+    let on_a = a.link(|_| ());
+    assert!(!b.unlink(on_a), "an id of another green thread's link");
+    a.wait().unwrap();
+    assert!(!a.unlink(on_a), "the link already ran");
+    let late = a.link(|_| ()); // called at once: a has finished
+    assert!(!a.unlink(late));
+    a.join().unwrap();
+    b.join().unwrap();
+}
+
+#[test]
+fn a_link_may_unlink_the_links_after_it() {
+    let calls = log();
+    let g = Rc::new(sylvan::spawn(|| 1));
+    let later: Rc<Cell<Option<sylvan::LinkId>>> = Rc::new(Cell::new(None));
+    let (handle, which, c) = (g.clone(), later.clone(), calls.clone());
+    g.link(move |_| {
+        c.borrow_mut().push("first".to_string());
+        assert!(handle.unlink(which.get().unwrap()));
+    });
+    let c = calls.clone();
+    later.set(Some(
+        g.link(move |_| c.borrow_mut().push("later".to_string())),
+    ));
+    let c = calls.clone();
+    g.link(move |_| c.borrow_mut().push("last".to_string()));
+    g.wait().unwrap();
+    assert_eq!(*calls.borrow(), vec!["first", "last"]);
+    let Ok(g) = Rc::try_unwrap(g) else {
+        panic!("the first link's handle was not dropped");
+    };
+    assert_eq!(g.join().unwrap(), 1);
 }

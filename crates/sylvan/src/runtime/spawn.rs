@@ -121,7 +121,7 @@ impl<T> PendingLinks<T> {
             return;
         }
         loop {
-            let Some(f) = self.0.links.borrow_mut().pop_front() else {
+            let Some((_, f)) = self.0.links.borrow_mut().pop_front() else {
                 return;
             };
             let outcome = match r {
@@ -141,7 +141,7 @@ impl<T> Drop for PendingLinks<T> {
         // Reached without an outcome, perhaps while unwinding: a panic of
         // a link must not escape this drop, so it is caught as it is.
         loop {
-            let Some(f) = self.0.links.borrow_mut().pop_front() else {
+            let Some((_, f)) = self.0.links.borrow_mut().pop_front() else {
                 return;
             };
             if let Err(p) = panic::catch_unwind(AssertUnwindSafe(|| f(Outcome::Killed))) {

@@ -281,7 +281,7 @@ pub(crate) struct TaskCell<T> {
     /// pays no allocation for them. The entry function calls them (or, if
     /// it ends without an outcome, calls them with `Killed`), so the list
     /// is empty whenever the cell is dropped.
-    pub(crate) links: RefCell<VecDeque<LinkFn<T>>>,
+    pub(crate) links: RefCell<VecDeque<(crate::green::LinkId, LinkFn<T>)>>,
 }
 
 /// A callback given to `GreenThread::link`.
