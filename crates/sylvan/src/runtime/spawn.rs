@@ -20,6 +20,7 @@ use crate::green::{Outcome, catch_panic};
 /// engine. `f` must be small enough for corosensei to copy onto the new
 /// stack. Its spawn site, for introspection, is the caller's.
 #[track_caller]
+#[inline]
 pub(crate) fn spawn_cell<T: 'static, F: FnOnce() -> Option<T> + 'static>(
     name: Option<Arc<str>>,
     stack_size: usize,
