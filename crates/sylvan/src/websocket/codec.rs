@@ -276,7 +276,13 @@ impl Codec {
             }
         }
         if self.role == Role::Client {
-            let mask = fastrand::u32(..).to_ne_bytes();
+            // RFC 6455 §5.3: the key must be unpredictable, from a strong
+            // source of entropy: the OS's (vDSO getrandom on recent Linux).
+            // Should that ever fail (Linux < 3.17 without /dev/urandom), a
+            // weak key still keeps the frame valid.
+            let mask = getrandom::u32()
+                .unwrap_or_else(|_| fastrand::u32(..))
+                .to_ne_bytes();
             out.extend_from_slice(&mask);
             let start = out.len();
             out.extend_from_slice(&payload);
@@ -398,6 +404,21 @@ mod tests {
             Codec::new(Role::Client, 1 << 20, 1 << 20, d()),
             Codec::new(Role::Server, 1 << 20, 1 << 20, d()),
         )
+    }
+
+    #[test]
+    fn every_client_frame_has_a_fresh_masking_key() {
+        let (mut c, _) = pair(false);
+        let mut keys = std::collections::HashSet::new();
+        for _ in 0..64 {
+            let mut wire = Vec::new();
+            c.encode(&Message::text("x"), &mut wire).unwrap();
+            // FIN|text, MASK|len 1, then the 4-byte key.
+            assert_eq!(wire[1], 0x80 | 1);
+            keys.insert([wire[2], wire[3], wire[4], wire[5]]);
+        }
+        // 64 random 32-bit keys collide with probability below 1e-6.
+        assert_eq!(keys.len(), 64, "masking keys repeat");
     }
 
     #[test]
