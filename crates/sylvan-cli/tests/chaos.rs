@@ -5,7 +5,6 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -19,21 +18,29 @@ fn sylvan() -> Command {
     Command::new(assert_cmd::cargo::cargo_bin!("sylvan"))
 }
 
-/// Starts `sylvan chaos` on a free port and waits (bounded) until its API
-/// accepts connections.
+/// Starts `sylvan chaos` on a port of its own choosing (`--port 0`: a port
+/// picked here and freed first could be taken by another test's server
+/// meanwhile) and reads it from the "API listening on" line.
 fn start_chaos(extra: &[&str]) -> (Child, u16) {
-    let port = free_port();
-    let child = sylvan()
-        .args(["chaos", "--port", &port.to_string()])
+    use std::io::BufRead;
+    let mut child = sylvan()
+        .args(["chaos", "--port", "0"])
         .args(extra)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let give_up = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < give_up, "sylvan chaos never came up");
-        std::thread::yield_now();
-    }
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let port = line
+        .split("listening on http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|addr| addr.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("sylvan chaos did not say where it listens: {line:?}"));
+    // Keep draining its stderr so it never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
     (child, port)
 }
 
