@@ -257,7 +257,7 @@ impl Registration {
             Ok(Parked::Woken) => Ok(()),
             Ok(Parked::OwnDeadline) => {
                 if registered {
-                    list.borrow_mut().cancelled_in(hub);
+                    list.borrow_mut().cancelled();
                 }
                 Err(io::Error::new(
                     io::ErrorKind::TimedOut,
@@ -266,7 +266,7 @@ impl Registration {
             }
             Err(c) => {
                 if registered {
-                    list.borrow_mut().cancelled_in(hub);
+                    list.borrow_mut().cancelled();
                 }
                 Err(c.into())
             }

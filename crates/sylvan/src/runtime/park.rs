@@ -443,15 +443,6 @@ impl WaitList {
         }
     }
 
-    /// [`cancelled`](Self::cancelled), on the hub given.
-    pub(super) fn cancelled_in(&mut self, hub: &Hub) {
-        self.stale += 1;
-        let len = usize::from(self.head.is_some()) + self.rest.len();
-        if self.stale > 16 && self.stale * 2 > len {
-            self.compact(hub);
-        }
-    }
-
     #[cold]
     fn compact(&mut self, hub: &Hub) {
         let mut kept = std::mem::take(&mut self.rest);
