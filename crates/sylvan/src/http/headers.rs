@@ -107,6 +107,11 @@ impl Headers {
         std::str::from_utf8(&self.buf[s as usize..e as usize]).unwrap_or("")
     }
 
+    /// Bytes of the head buffer.
+    pub(crate) fn bytes_at(&self, (s, e): (u32, u32)) -> &[u8] {
+        &self.buf[s as usize..e as usize]
+    }
+
     fn name(&self, i: &HeaderIdx) -> &str {
         self.str_at((i.ns, i.ne))
     }
@@ -147,6 +152,13 @@ impl Headers {
     /// Every field as `(name, raw value)`, in the order received.
     pub fn iter_bytes(&self) -> impl Iterator<Item = (&str, &[u8])> {
         self.index.iter().map(|i| (self.name(i), self.value(i)))
+    }
+
+    /// Every field as `(raw name, raw value)`, in the order received.
+    pub(crate) fn iter_raw(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.index
+            .iter()
+            .map(|i| (self.bytes_at((i.ns, i.ne)), self.value(i)))
     }
 
     /// Every field whose value is valid UTF-8 as `(name, value)`.
