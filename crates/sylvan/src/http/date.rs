@@ -2,7 +2,7 @@
 //! Format), formatted at most once a second per OS thread.
 
 use std::cell::RefCell;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// `Sun, 06 Nov 1994 08:49:37 GMT`
 pub(crate) const IMF_LEN: usize = 29;
@@ -10,25 +10,32 @@ pub(crate) const IMF_LEN: usize = 29;
 pub(crate) const CLF_LEN: usize = 26;
 
 struct Cache {
-    secs: u64,
+    /// The second the dates are for, `[start, start + 1 s)`.
+    start: SystemTime,
+    end: SystemTime,
     imf: [u8; IMF_LEN],
     clf: [u8; CLF_LEN],
 }
 
 thread_local! {
     static CACHE: RefCell<Cache> = const {
-        RefCell::new(Cache { secs: u64::MAX, imf: [0; IMF_LEN], clf: [0; CLF_LEN] })
+        RefCell::new(Cache { start: UNIX_EPOCH, end: UNIX_EPOCH, imf: [0; IMF_LEN], clf: [0; CLF_LEN] })
     };
 }
 
+/// Runs `f` with the dates of the current second, formatting them when the
+/// second has changed. Within a second that is one clock read and two
+/// comparisons, without turning the time into seconds since the epoch
+/// (which cost more than the read).
 fn with_cache<R>(f: impl FnOnce(&Cache) -> R) -> R {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = SystemTime::now();
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
-        if c.secs != secs {
-            c.secs = secs;
+        // (Also when the clock went back.)
+        if !(c.start <= now && now < c.end) {
+            let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            c.start = UNIX_EPOCH + Duration::from_secs(secs);
+            c.end = c.start + Duration::from_secs(1);
             c.imf = imf_fixdate(secs);
             c.clf = clf_date(secs);
         }

@@ -362,17 +362,69 @@ pub(crate) fn push_hex(out: &mut Vec<u8>, mut n: u64) {
     out.extend_from_slice(&tmp[i..]);
 }
 
+/// The three digits of a status code from 100 to 999.
+pub(crate) fn status_digits(status: u16) -> Option<[u8; 3]> {
+    (100..1000).contains(&status).then(|| {
+        let digit = |n: u16| b'0' + (n % 10) as u8;
+        [digit(status / 100), digit(status / 10), digit(status)]
+    })
+}
+
+/// Whether each byte may appear in a token (RFC 9110 §5.6.2).
+const TCHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        i += 1;
+    }
+    t
+};
+
 /// A header name is sent only if it is an RFC 9110 token.
 pub(crate) fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !name.is_empty() && name.bytes().all(|b| TCHAR[usize::from(b)])
+}
+
+/// Whether `v` holds a CR, LF or NUL, the bytes that could end a header
+/// line early. Eight bytes at a time: a word none of whose bytes is below
+/// 0x0E (where all three lie) is passed over at once.
+fn has_line_break(v: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let is_break = |b: &u8| matches!(b, b'\r' | b'\n' | 0);
+    let mut words = v.chunks_exact(8);
+    for word in &mut words {
+        let x = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+        // Some byte of `x` is below 0x0E (Hacker's Delight, 6-1).
+        let low = x.wrapping_sub(ONES * 0x0E) & !x & (ONES * 0x80) != 0;
+        if low && word.iter().any(is_break) {
+            return true;
+        }
+    }
+    words.remainder().iter().any(is_break)
 }
 
 /// Appends a header value with CR, LF and NUL replaced by spaces.
 pub(crate) fn push_value(out: &mut Vec<u8>, v: &str) {
-    if v.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+    if has_line_break(v.as_bytes()) {
         out.extend(v.bytes().map(|b| match b {
             b'\r' | b'\n' | 0 => b' ',
             b => b,
@@ -408,5 +460,42 @@ mod tests {
         assert!(!valid_name("X Bad"));
         assert!(!valid_name(""));
         assert!(!valid_name("a:b"));
+        let tchar = "!#$%&'*+-.^_`|~0123456789abcxyzABCXYZ";
+        assert!(valid_name(tchar));
+        for b in (0..=255u8).filter(|b| !tchar.as_bytes().contains(b) && !b.is_ascii_alphanumeric())
+        {
+            let name = String::from_utf8_lossy(&[b'X', b]).into_owned();
+            assert!(!valid_name(&name), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn line_breaks_are_found_at_any_offset() {
+        for len in 0..24 {
+            let clean = vec![b'a'; len];
+            assert!(!has_line_break(&clean));
+            // Bytes next to the three, which a word test must not take for them.
+            assert!(!has_line_break(&vec![0x0E; len]));
+            assert!(!has_line_break(&vec![0xFF; len]));
+            for at in 0..len {
+                for b in [b'\r', b'\n', 0] {
+                    let mut v = clean.clone();
+                    v[at] = b;
+                    assert!(has_line_break(&v), "{b} at {at} of {len}");
+                }
+            }
+        }
+        assert!(!has_line_break(
+            b"\t\x0b\x0c\x01\x0e\x7f text/plain; charset=utf-8"
+        ));
+    }
+
+    #[test]
+    fn status_digits_are_three() {
+        assert_eq!(status_digits(200), Some(*b"200"));
+        assert_eq!(status_digits(100), Some(*b"100"));
+        assert_eq!(status_digits(999), Some(*b"999"));
+        assert_eq!(status_digits(99), None);
+        assert_eq!(status_digits(1000), None);
     }
 }

@@ -181,7 +181,10 @@ fn write_head(
 ) {
     let status = parts.status;
     w.extend_from_slice(b"HTTP/1.1 ");
-    push_u64(w, u64::from(status));
+    match response::status_digits(status) {
+        Some(digits) => w.extend_from_slice(&digits),
+        None => push_u64(w, u64::from(status)),
+    }
     w.push(b' ');
     w.extend_from_slice(response::reason(status).as_bytes());
     w.extend_from_slice(b"\r\n");
