@@ -257,13 +257,12 @@ fn parse_with<'b>(
         Some(0) => Version::Http10,
         _ => Version::Http11,
     };
-    let mut index = Vec::with_capacity(req.headers.len());
-    for h in req.headers.iter() {
+    let index = req.headers.iter().map(|h| {
         let (ns, ne) = off(h.name.as_bytes());
         let (vs, ve) = off(h.value);
-        index.push(HeaderIdx { ns, ne, vs, ve });
-    }
-    let headers = Headers::new(buf[..n].to_vec().into_boxed_slice(), index);
+        HeaderIdx { ns, ne, vs, ve }
+    });
+    let headers = Headers::new(&buf[..n], index);
     let mut head = Head {
         headers,
         method,
@@ -581,12 +580,11 @@ pub(crate) fn parse_response_head(
         let start = (s.as_ptr() as usize).wrapping_sub(base);
         (start as u32, (start + s.len()) as u32)
     };
-    let mut index = Vec::with_capacity(resp.headers.len());
-    for h in resp.headers.iter() {
+    let index = resp.headers.iter().map(|h| {
         let (ns, ne) = off(h.name.as_bytes());
         let (vs, ve) = off(h.value);
-        index.push(HeaderIdx { ns, ne, vs, ve });
-    }
+        HeaderIdx { ns, ne, vs, ve }
+    });
     let head = ResponseHead {
         status: code,
         reason: resp.reason.unwrap_or("").to_string(),
@@ -594,7 +592,7 @@ pub(crate) fn parse_response_head(
             Some(0) => Version::Http10,
             _ => Version::Http11,
         },
-        headers: Headers::new(buf[..n].to_vec().into_boxed_slice(), index),
+        headers: Headers::new(&buf[..n], index),
     };
     Ok(Some((head, n)))
 }
