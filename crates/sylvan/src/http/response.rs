@@ -9,6 +9,73 @@ use super::upgrade::Upgraded;
 
 type UpgradeFn = Box<dyn FnOnce(Upgraded)>;
 
+/// One header field of a response.
+pub(crate) type Field = (Cow<'static, str>, Cow<'static, str>);
+
+/// The header fields of a response, in order. The first is kept inline:
+/// most responses built with [`Response::text`], `html` or `bytes` have
+/// only their `Content-Type`, and a vector for it was an allocation (and
+/// a free) per response. A second field moves them to a vector with room
+/// for four, as the vector alone used to allocate.
+#[derive(Default)]
+pub(crate) enum Fields {
+    #[default]
+    Empty,
+    One(Field),
+    Many(Vec<Field>),
+}
+
+impl Fields {
+    pub(crate) fn as_slice(&self) -> &[Field] {
+        match self {
+            Fields::Empty => &[],
+            Fields::One(f) => std::slice::from_ref(f),
+            Fields::Many(v) => v,
+        }
+    }
+
+    pub(crate) fn iter(&self) -> std::slice::Iter<'_, Field> {
+        self.as_slice().iter()
+    }
+
+    fn push(&mut self, field: Field) {
+        *self = match std::mem::take(self) {
+            Fields::Empty => Fields::One(field),
+            Fields::One(first) => {
+                let mut v = Vec::with_capacity(4);
+                v.push(first);
+                v.push(field);
+                Fields::Many(v)
+            }
+            Fields::Many(mut v) => {
+                v.push(field);
+                Fields::Many(v)
+            }
+        };
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&Field) -> bool) {
+        match self {
+            Fields::Empty => {}
+            Fields::One(f) => {
+                if !keep(f) {
+                    *self = Fields::Empty;
+                }
+            }
+            Fields::Many(v) => v.retain(keep),
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a Fields {
+    type Item = &'a Field;
+    type IntoIter = std::slice::Iter<'a, Field>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
 /// An HTTP response, built by a handler and sent by the server.
 ///
 /// The server owns the framing: it writes `Content-Length` or
@@ -39,7 +106,7 @@ type UpgradeFn = Box<dyn FnOnce(Upgraded)>;
 /// ```
 pub struct Response {
     status: u16,
-    headers: Vec<(Cow<'static, str>, Cow<'static, str>)>,
+    headers: Fields,
     body: Body,
     upgrade: Option<UpgradeFn>,
 }
@@ -48,7 +115,7 @@ impl fmt::Debug for Response {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Response")
             .field("status", &self.status)
-            .field("headers", &self.headers)
+            .field("headers", &self.headers.as_slice())
             .field("body", &self.body)
             .field("upgrade", &self.upgrade.is_some())
             .finish()
@@ -72,7 +139,7 @@ impl Response {
     pub fn new(status: u16) -> Response {
         Response {
             status,
-            headers: Vec::new(),
+            headers: Fields::Empty,
             body: Body::empty(),
             upgrade: None,
         }
@@ -265,7 +332,7 @@ impl Response {
 /// A response taken apart for sending.
 pub(crate) struct Parts {
     pub(crate) status: u16,
-    pub(crate) headers: Vec<(Cow<'static, str>, Cow<'static, str>)>,
+    pub(crate) headers: Fields,
     pub(crate) body: BodyKind,
     pub(crate) upgrade: Option<UpgradeFn>,
 }
@@ -467,6 +534,28 @@ mod tests {
             let name = String::from_utf8_lossy(&[b'X', b]).into_owned();
             assert!(!valid_name(&name), "{name:?}");
         }
+    }
+
+    #[test]
+    fn fields_keep_their_order_inline_and_in_a_vector() {
+        let names = |r: &Response| r.headers().map(|(n, _)| n.to_owned()).collect::<Vec<_>>();
+        let r = Response::new(200);
+        assert!(matches!(r.headers, Fields::Empty));
+        let r = Response::text("x");
+        assert!(matches!(r.headers, Fields::One(_)));
+        assert_eq!(names(&r), ["Content-Type"]);
+        let r = r.header("A", "1").header("B", "2");
+        assert!(matches!(&r.headers, Fields::Many(v) if v.capacity() == 4));
+        assert_eq!(names(&r), ["Content-Type", "A", "B"]);
+        let r = r.set_header("a", "3");
+        assert_eq!(names(&r), ["Content-Type", "B", "a"]);
+        assert_eq!(r.header_value("A"), Some("3"));
+        // Replacing the only field.
+        let r = Response::text("x").set_header("content-type", "text/csv");
+        assert_eq!(names(&r), ["content-type"]);
+        assert_eq!(r.header_value("Content-Type"), Some("text/csv"));
+        let parts = r.into_parts();
+        assert_eq!(parts.headers.iter().count(), 1);
     }
 
     #[test]
