@@ -8,18 +8,21 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub(crate) const IMF_LEN: usize = 29;
 /// `06/Nov/1994:08:49:37 +0000`
 pub(crate) const CLF_LEN: usize = 26;
+/// `Date: Sun, 06 Nov 1994 08:49:37 GMT` and CRLF
+const FIELD_LEN: usize = IMF_LEN + 8;
 
 struct Cache {
     /// The second the dates are for, `[start, start + 1 s)`.
     start: SystemTime,
     end: SystemTime,
-    imf: [u8; IMF_LEN],
+    /// The whole `Date` header field.
+    field: [u8; FIELD_LEN],
     clf: [u8; CLF_LEN],
 }
 
 thread_local! {
     static CACHE: RefCell<Cache> = const {
-        RefCell::new(Cache { start: UNIX_EPOCH, end: UNIX_EPOCH, imf: [0; IMF_LEN], clf: [0; CLF_LEN] })
+        RefCell::new(Cache { start: UNIX_EPOCH, end: UNIX_EPOCH, field: [0; FIELD_LEN], clf: [0; CLF_LEN] })
     };
 }
 
@@ -36,16 +39,19 @@ fn with_cache<R>(f: impl FnOnce(&Cache) -> R) -> R {
             let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
             c.start = UNIX_EPOCH + Duration::from_secs(secs);
             c.end = c.start + Duration::from_secs(1);
-            c.imf = imf_fixdate(secs);
+            c.field[..6].copy_from_slice(b"Date: ");
+            c.field[6..6 + IMF_LEN].copy_from_slice(&imf_fixdate(secs));
+            c.field[6 + IMF_LEN..].copy_from_slice(b"\r\n");
             c.clf = clf_date(secs);
         }
         f(&c)
     })
 }
 
-/// Runs `f` with the current IMF-fixdate (`Date` header value).
-pub(crate) fn with_http_date<R>(f: impl FnOnce(&[u8]) -> R) -> R {
-    with_cache(|c| f(&c.imf))
+/// Runs `f` with the current `Date` header field, CRLF included (its value
+/// an IMF-fixdate).
+pub(crate) fn with_date_field<R>(f: impl FnOnce(&[u8]) -> R) -> R {
+    with_cache(|c| f(&c.field))
 }
 
 /// Runs `f` with the current date in Common Log Format.
@@ -145,9 +151,10 @@ mod tests {
 
     #[test]
     fn cached_date_is_well_formed() {
-        with_http_date(|d| {
-            assert_eq!(d.len(), IMF_LEN);
-            assert!(d.ends_with(b" GMT"));
+        with_date_field(|d| {
+            assert_eq!(d.len(), FIELD_LEN);
+            assert!(d.starts_with(b"Date: "));
+            assert!(d.ends_with(b" GMT\r\n"));
         });
         with_clf_date(|d| assert!(d.ends_with("+0000")));
     }

@@ -337,62 +337,81 @@ pub(crate) struct Parts {
     pub(crate) upgrade: Option<UpgradeFn>,
 }
 
-/// The reason phrase of a status code (`""` for unknown ones).
-///
-/// # Examples
-///
-/// ```
-/// assert_eq!(sylvan::http::reason(404), "Not Found");
-/// assert_eq!(sylvan::http::reason(299), "");
-/// ```
-pub fn reason(status: u16) -> &'static str {
-    match status {
-        100 => "Continue",
-        101 => "Switching Protocols",
-        103 => "Early Hints",
-        200 => "OK",
-        201 => "Created",
-        202 => "Accepted",
-        203 => "Non-Authoritative Information",
-        204 => "No Content",
-        205 => "Reset Content",
-        206 => "Partial Content",
-        300 => "Multiple Choices",
-        301 => "Moved Permanently",
-        302 => "Found",
-        303 => "See Other",
-        304 => "Not Modified",
-        307 => "Temporary Redirect",
-        308 => "Permanent Redirect",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        406 => "Not Acceptable",
-        408 => "Request Timeout",
-        409 => "Conflict",
-        410 => "Gone",
-        411 => "Length Required",
-        412 => "Precondition Failed",
-        413 => "Content Too Large",
-        414 => "URI Too Long",
-        415 => "Unsupported Media Type",
-        416 => "Range Not Satisfiable",
-        417 => "Expectation Failed",
-        422 => "Unprocessable Content",
-        426 => "Upgrade Required",
-        428 => "Precondition Required",
-        429 => "Too Many Requests",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        501 => "Not Implemented",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        505 => "HTTP Version Not Supported",
-        _ => "",
-    }
+/// The status codes that have a reason phrase, with it: the one table
+/// behind [`reason`] and the server's whole status lines.
+macro_rules! statuses {
+    ($($code:literal $reason:literal,)*) => {
+        /// The reason phrase of a status code (`""` for unknown ones).
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// assert_eq!(sylvan::http::reason(404), "Not Found");
+        /// assert_eq!(sylvan::http::reason(299), "");
+        /// ```
+        pub fn reason(status: u16) -> &'static str {
+            match status {
+                $($code => $reason,)*
+                _ => "",
+            }
+        }
+
+        /// `HTTP/1.1 <code> <reason>` and CRLF, for a code with a reason
+        /// phrase: the server writes it with one copy.
+        pub(crate) fn status_line(status: u16) -> Option<&'static str> {
+            match status {
+                $($code => Some(concat!("HTTP/1.1 ", $code, " ", $reason, "\r\n")),)*
+                _ => None,
+            }
+        }
+    };
+}
+
+statuses! {
+    100 "Continue",
+    101 "Switching Protocols",
+    103 "Early Hints",
+    200 "OK",
+    201 "Created",
+    202 "Accepted",
+    203 "Non-Authoritative Information",
+    204 "No Content",
+    205 "Reset Content",
+    206 "Partial Content",
+    300 "Multiple Choices",
+    301 "Moved Permanently",
+    302 "Found",
+    303 "See Other",
+    304 "Not Modified",
+    307 "Temporary Redirect",
+    308 "Permanent Redirect",
+    400 "Bad Request",
+    401 "Unauthorized",
+    403 "Forbidden",
+    404 "Not Found",
+    405 "Method Not Allowed",
+    406 "Not Acceptable",
+    408 "Request Timeout",
+    409 "Conflict",
+    410 "Gone",
+    411 "Length Required",
+    412 "Precondition Failed",
+    413 "Content Too Large",
+    414 "URI Too Long",
+    415 "Unsupported Media Type",
+    416 "Range Not Satisfiable",
+    417 "Expectation Failed",
+    422 "Unprocessable Content",
+    426 "Upgrade Required",
+    428 "Precondition Required",
+    429 "Too Many Requests",
+    431 "Request Header Fields Too Large",
+    500 "Internal Server Error",
+    501 "Not Implemented",
+    502 "Bad Gateway",
+    503 "Service Unavailable",
+    504 "Gateway Timeout",
+    505 "HTTP Version Not Supported",
 }
 
 /// Whether a response with this status to this request has no body
@@ -427,14 +446,6 @@ pub(crate) fn push_hex(out: &mut Vec<u8>, mut n: u64) {
         }
     }
     out.extend_from_slice(&tmp[i..]);
-}
-
-/// The three digits of a status code from 100 to 999.
-pub(crate) fn status_digits(status: u16) -> Option<[u8; 3]> {
-    (100..1000).contains(&status).then(|| {
-        let digit = |n: u16| b'0' + (n % 10) as u8;
-        [digit(status / 100), digit(status / 10), digit(status)]
-    })
 }
 
 /// Whether each byte may appear in a token (RFC 9110 §5.6.2).
@@ -580,11 +591,16 @@ mod tests {
     }
 
     #[test]
-    fn status_digits_are_three() {
-        assert_eq!(status_digits(200), Some(*b"200"));
-        assert_eq!(status_digits(100), Some(*b"100"));
-        assert_eq!(status_digits(999), Some(*b"999"));
-        assert_eq!(status_digits(99), None);
-        assert_eq!(status_digits(1000), None);
+    fn status_lines_carry_the_reason() {
+        assert_eq!(status_line(200), Some("HTTP/1.1 200 OK\r\n"));
+        assert_eq!(status_line(404), Some("HTTP/1.1 404 Not Found\r\n"));
+        assert_eq!(status_line(299), None);
+        for code in 0..1000 {
+            if let Some(line) = status_line(code) {
+                assert_eq!(line, format!("HTTP/1.1 {code} {}\r\n", reason(code)));
+            } else {
+                assert_eq!(reason(code), "");
+            }
+        }
     }
 }
