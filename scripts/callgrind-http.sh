@@ -3,6 +3,7 @@
 # world of crates/sylvan-bench (`http --serve sylvan|hyper`):
 #
 #   scripts/callgrind-http.sh [SERVER...]     # default: sylvan hyper
+#   N=20000 CONNS=4 KEEP=/tmp/cg-http scripts/callgrind-http.sh sylvan
 #
 # Each server runs under callgrind while a small client holds CONNS
 # keep-alive connections, each with one request in flight at a time (as
@@ -10,13 +11,16 @@
 # per connection). The figure is the difference over N − CONNS, so start-up,
 # accept and close cancel. Kernel time is not counted. Set KEEP=dir to keep
 # the profiles (callgrind_annotate them). Needs valgrind and python3; builds
-# the bench binary into $CARGO_TARGET_DIR (default target/).
+# the bench binary into $CARGO_TARGET_DIR (default target/). For another
+# revision, run a copy of this script in a worktree of it. With CONNS=1
+# every request is one hub turn, and repeated runs agree to the
+# instruction; with more connections the requests a turn serves vary a
+# little from run to run (tens of instructions per request).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "needs valgrind: apt-get install valgrind" >&2; exit 1; }
 command -v python3 >/dev/null || { echo "needs python3" >&2; exit 1; }
-servers=("${@:-sylvan}")
-[ $# -eq 0 ] && servers=(sylvan hyper)
+if [ $# -eq 0 ]; then servers=(sylvan hyper); else servers=("$@"); fi
 N="${N:-20000}"
 CONNS="${CONNS:-4}"
 target="${CARGO_TARGET_DIR:-target}"
@@ -82,6 +86,7 @@ count() {
     grep -o 'Collected : [0-9]*' "$work/vg.log" | grep -o '[0-9]*'
 }
 
+echo "N=$N requests on CONNS=$CONNS keep-alive connections"
 printf '%-8s %12s %10s\n' server "instr/req" "vs first"
 first=""
 for kind in "${servers[@]}"; do
