@@ -2,43 +2,56 @@
 //! Format), formatted at most once a second per OS thread.
 
 use std::cell::RefCell;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// `Sun, 06 Nov 1994 08:49:37 GMT`
 pub(crate) const IMF_LEN: usize = 29;
 /// `06/Nov/1994:08:49:37 +0000`
 pub(crate) const CLF_LEN: usize = 26;
+/// `Date: Sun, 06 Nov 1994 08:49:37 GMT` and CRLF
+const FIELD_LEN: usize = IMF_LEN + 8;
 
 struct Cache {
-    secs: u64,
-    imf: [u8; IMF_LEN],
+    /// The second the dates are for, `[start, start + 1 s)`.
+    start: SystemTime,
+    end: SystemTime,
+    /// The whole `Date` header field.
+    field: [u8; FIELD_LEN],
     clf: [u8; CLF_LEN],
 }
 
 thread_local! {
     static CACHE: RefCell<Cache> = const {
-        RefCell::new(Cache { secs: u64::MAX, imf: [0; IMF_LEN], clf: [0; CLF_LEN] })
+        RefCell::new(Cache { start: UNIX_EPOCH, end: UNIX_EPOCH, field: [0; FIELD_LEN], clf: [0; CLF_LEN] })
     };
 }
 
+/// Runs `f` with the dates of the current second, formatting them when the
+/// second has changed. Within a second that is one clock read and two
+/// comparisons, without turning the time into seconds since the epoch
+/// (which cost more than the read).
 fn with_cache<R>(f: impl FnOnce(&Cache) -> R) -> R {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = SystemTime::now();
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
-        if c.secs != secs {
-            c.secs = secs;
-            c.imf = imf_fixdate(secs);
+        // (Also when the clock went back.)
+        if !(c.start <= now && now < c.end) {
+            let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            c.start = UNIX_EPOCH + Duration::from_secs(secs);
+            c.end = c.start + Duration::from_secs(1);
+            c.field[..6].copy_from_slice(b"Date: ");
+            c.field[6..6 + IMF_LEN].copy_from_slice(&imf_fixdate(secs));
+            c.field[6 + IMF_LEN..].copy_from_slice(b"\r\n");
             c.clf = clf_date(secs);
         }
         f(&c)
     })
 }
 
-/// Runs `f` with the current IMF-fixdate (`Date` header value).
-pub(crate) fn with_http_date<R>(f: impl FnOnce(&[u8]) -> R) -> R {
-    with_cache(|c| f(&c.imf))
+/// Runs `f` with the current `Date` header field, CRLF included (its value
+/// an IMF-fixdate).
+pub(crate) fn with_date_field<R>(f: impl FnOnce(&[u8]) -> R) -> R {
+    with_cache(|c| f(&c.field))
 }
 
 /// Runs `f` with the current date in Common Log Format.
@@ -138,9 +151,10 @@ mod tests {
 
     #[test]
     fn cached_date_is_well_formed() {
-        with_http_date(|d| {
-            assert_eq!(d.len(), IMF_LEN);
-            assert!(d.ends_with(b" GMT"));
+        with_date_field(|d| {
+            assert_eq!(d.len(), FIELD_LEN);
+            assert!(d.starts_with(b"Date: "));
+            assert!(d.ends_with(b" GMT\r\n"));
         });
         with_clf_date(|d| assert!(d.ends_with("+0000")));
     }

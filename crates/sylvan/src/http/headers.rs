@@ -56,6 +56,29 @@ pub(crate) struct HeaderIdx {
     pub(crate) ve: u32,
 }
 
+/// Bytes of one [`HeaderIdx`] in a [`Headers`] buffer.
+const IDX_LEN: usize = 16;
+
+impl HeaderIdx {
+    fn encode(self) -> [u8; IDX_LEN] {
+        let mut b = [0; IDX_LEN];
+        for (k, n) in [self.ns, self.ne, self.vs, self.ve].into_iter().enumerate() {
+            b[4 * k..4 * k + 4].copy_from_slice(&n.to_ne_bytes());
+        }
+        b
+    }
+
+    fn decode(b: &[u8]) -> HeaderIdx {
+        let n = |k: usize| u32::from_ne_bytes(b[4 * k..4 * k + 4].try_into().expect("4 bytes"));
+        HeaderIdx {
+            ns: n(0),
+            ne: n(1),
+            vs: n(2),
+            ve: n(3),
+        }
+    }
+}
+
 /// The header fields of a request, in the order received; names compare
 /// case-insensitively.
 ///
@@ -82,8 +105,11 @@ pub(crate) struct HeaderIdx {
 /// # assert!(out.ends_with("5 fields"), "{out}");
 /// ```
 pub struct Headers {
+    /// The head's bytes, then the index of its fields: one [`HeaderIdx`]
+    /// each, `IDX_LEN` bytes. One allocation per request holds both.
     buf: Box<[u8]>,
-    index: Vec<HeaderIdx>,
+    /// Where the index starts in `buf`.
+    head_len: usize,
 }
 
 impl fmt::Debug for Headers {
@@ -98,8 +124,23 @@ impl fmt::Debug for Headers {
 }
 
 impl Headers {
-    pub(crate) fn new(buf: Box<[u8]>, index: Vec<HeaderIdx>) -> Headers {
-        Headers { buf, index }
+    /// A copy of `head` and of the `index` of its fields.
+    pub(crate) fn new(head: &[u8], index: impl ExactSizeIterator<Item = HeaderIdx>) -> Headers {
+        let mut buf = Vec::with_capacity(head.len() + index.len() * IDX_LEN);
+        buf.extend_from_slice(head);
+        for i in index {
+            buf.extend_from_slice(&i.encode());
+        }
+        Headers {
+            buf: buf.into_boxed_slice(),
+            head_len: head.len(),
+        }
+    }
+
+    fn index(&self) -> impl Iterator<Item = HeaderIdx> + '_ {
+        self.buf[self.head_len..]
+            .chunks_exact(IDX_LEN)
+            .map(HeaderIdx::decode)
     }
 
     /// A str of the head buffer; the parser checked it is ASCII.
@@ -107,8 +148,18 @@ impl Headers {
         std::str::from_utf8(&self.buf[s as usize..e as usize]).unwrap_or("")
     }
 
+    /// Bytes of the head buffer.
+    pub(crate) fn bytes_at(&self, (s, e): (u32, u32)) -> &[u8] {
+        &self.buf[s as usize..e as usize]
+    }
+
     fn name(&self, i: &HeaderIdx) -> &str {
         self.str_at((i.ns, i.ne))
+    }
+
+    fn is_named(&self, i: &HeaderIdx, name: &str) -> bool {
+        self.bytes_at((i.ns, i.ne))
+            .eq_ignore_ascii_case(name.as_bytes())
     }
 
     fn value(&self, i: &HeaderIdx) -> &[u8] {
@@ -124,19 +175,17 @@ impl Headers {
 
     /// The raw value of the first field named `name` (any case).
     pub fn get_bytes(&self, name: &str) -> Option<&[u8]> {
-        self.index
-            .iter()
-            .find(|i| self.name(i).eq_ignore_ascii_case(name))
-            .map(|i| self.value(i))
+        self.index()
+            .find(|i| self.is_named(i, name))
+            .map(|i| self.value(&i))
     }
 
     /// The values of every field named `name` (any case) that are valid
     /// UTF-8, in order.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.index
-            .iter()
-            .filter(move |i| self.name(i).eq_ignore_ascii_case(name))
-            .filter_map(|i| std::str::from_utf8(self.value(i)).ok())
+        self.index()
+            .filter(move |i| self.is_named(i, name))
+            .filter_map(|i| std::str::from_utf8(self.value(&i)).ok())
     }
 
     /// Whether a field named `name` (any case) is present.
@@ -146,7 +195,13 @@ impl Headers {
 
     /// Every field as `(name, raw value)`, in the order received.
     pub fn iter_bytes(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.index.iter().map(|i| (self.name(i), self.value(i)))
+        self.index().map(|i| (self.name(&i), self.value(&i)))
+    }
+
+    /// Every field as `(raw name, raw value)`, in the order received.
+    pub(crate) fn iter_raw(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.index()
+            .map(|i| (self.bytes_at((i.ns, i.ne)), self.value(&i)))
     }
 
     /// Every field whose value is valid UTF-8 as `(name, value)`.
@@ -157,21 +212,20 @@ impl Headers {
 
     /// Number of fields.
     pub fn len(&self) -> usize {
-        self.index.len()
+        (self.buf.len() - self.head_len) / IDX_LEN
     }
 
     /// Whether there are no fields.
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.len() == 0
     }
 
     /// Whether the comma-separated list in the fields named `name`
     /// contains `token` (any case), e.g. `Connection: keep-alive, Upgrade`.
     pub fn has_token(&self, name: &str, token: &str) -> bool {
-        self.index
-            .iter()
-            .filter(|i| self.name(i).eq_ignore_ascii_case(name))
-            .any(|i| list(self.value(i)).any(|t| t.eq_ignore_ascii_case(token.as_bytes())))
+        self.index()
+            .filter(|i| self.is_named(i, name))
+            .any(|i| list(self.value(&i)).any(|t| t.eq_ignore_ascii_case(token.as_bytes())))
     }
 }
 
@@ -192,4 +246,46 @@ fn trim(v: &[u8]) -> &[u8] {
 /// skipped (RFC 9110 §5.6.1).
 pub(crate) fn list(v: &[u8]) -> impl Iterator<Item = &[u8]> {
     v.split(|&b| b == b',').map(trim).filter(|e| !e.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Headers over `head`, whose fields are `name: value` lines after
+    /// the first line.
+    fn headers(head: &str) -> Headers {
+        let mut index = Vec::new();
+        let mut at = head.find('\n').unwrap() + 1;
+        for line in head[at..].split_inclusive('\n') {
+            if let Some(colon) = line.find(':') {
+                let value = line[colon + 1..].trim();
+                let vs = at + colon + 1 + line[colon + 1..].find(value).unwrap();
+                let idx = |n: usize| n as u32;
+                index.push(HeaderIdx {
+                    ns: idx(at),
+                    ne: idx(at + colon),
+                    vs: idx(vs),
+                    ve: idx(vs + value.len()),
+                });
+            }
+            at += line.len();
+        }
+        Headers::new(head.as_bytes(), index.into_iter())
+    }
+
+    #[test]
+    fn one_buffer_holds_the_head_and_its_index() {
+        let h = headers("GET / HTTP/1.1\r\nHost: x\r\nX-Tag: a\r\nx-tag: b, c\r\n\r\n");
+        assert_eq!(h.len(), 3);
+        assert!(!h.is_empty());
+        assert_eq!(h.get("HOST"), Some("x"));
+        assert_eq!(h.get_all("X-TAG").collect::<Vec<_>>(), ["a", "b, c"]);
+        assert!(h.has_token("x-tag", "C"));
+        assert!(!h.contains("accept"));
+        let all: Vec<_> = h.iter().collect();
+        assert_eq!(all, [("Host", "x"), ("X-Tag", "a"), ("x-tag", "b, c")]);
+        assert_eq!(h.str_at((0, 3)), "GET");
+        assert!(headers("GET / HTTP/1.1\r\n\r\n").is_empty());
+    }
 }

@@ -128,7 +128,7 @@ impl Head {
     }
 
     pub(crate) fn is_head(&self) -> bool {
-        self.method() == "HEAD"
+        self.headers.bytes_at(self.method) == b"HEAD"
     }
 }
 
@@ -139,11 +139,11 @@ thread_local! {
     pub(crate) static PARSE_CALLS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-/// The stack holds this many `httparse` header slots (1 KiB); more are
-/// heap allocated per parse. Kept small: every page of a connection's
-/// stack that a request touches stays resident while the connection
-/// idles, so a deep frame here costs memory on every keep-alive
-/// connection.
+/// The stack holds this many `httparse` header slots (1 KiB); a head with
+/// more fields is parsed again with slots on the heap. Kept small: every
+/// page of a connection's stack that a request touches stays resident
+/// while the connection idles, so a deep frame here costs memory on every
+/// keep-alive connection.
 const STACK_HEADERS: usize = 32;
 
 /// Parses one request head at the start of `buf`.
@@ -153,26 +153,50 @@ const STACK_HEADERS: usize = 32;
 pub(crate) fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, Reject> {
     #[cfg(test)]
     PARSE_CALLS.with(|c| c.set(c.get() + 1));
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
+    let on_stack = limits.max_headers.clamp(1, STACK_HEADERS);
+    match parse_with(buf, limits, &mut slots[..on_stack])? {
+        Parsed::Head(head, n) => Ok(Some((head, n))),
+        Parsed::Partial => Ok(None),
+        Parsed::TooManyFields if limits.max_headers > STACK_HEADERS => {
+            parse_with_heap_slots(buf, limits)
+        }
+        Parsed::TooManyFields => Err(Reject::HeadersTooLarge),
+    }
+}
+
+/// [`parse_head`] for a head with more fields than the stack holds slots.
+#[cold]
+fn parse_with_heap_slots(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, Reject> {
     // Each field ends with its own LF: slots for more fields than the
     // bytes hold lines would never be used, so the memory a parse takes
     // follows the input, not the setting (which may be `usize::MAX`).
     let lines = buf.iter().filter(|&&b| b == b'\n').count();
-    let max_headers = limits.max_headers.clamp(1, lines.max(1));
-    if max_headers <= STACK_HEADERS {
-        let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
-        parse_with(buf, limits, &mut slots[..max_headers])
-    } else {
-        let mut slots: Vec<MaybeUninit<httparse::Header<'_>>> = Vec::new();
-        slots.resize_with(max_headers, MaybeUninit::uninit);
-        parse_with(buf, limits, &mut slots)
+    let mut slots: Vec<MaybeUninit<httparse::Header<'_>>> = Vec::new();
+    slots.resize_with(
+        limits.max_headers.clamp(1, lines.max(1)),
+        MaybeUninit::uninit,
+    );
+    match parse_with(buf, limits, &mut slots)? {
+        Parsed::Head(head, n) => Ok(Some((head, n))),
+        Parsed::Partial => Ok(None),
+        Parsed::TooManyFields => Err(Reject::HeadersTooLarge),
     }
+}
+
+/// What one parse with a given number of header slots found.
+enum Parsed {
+    Head(Head, usize),
+    Partial,
+    /// More fields than slots.
+    TooManyFields,
 }
 
 fn parse_with<'b>(
     buf: &'b [u8],
     limits: &Limits,
     slots: &mut [MaybeUninit<httparse::Header<'b>>],
-) -> Result<Option<(Head, usize)>, Reject> {
+) -> Result<Parsed, Reject> {
     let mut req = httparse::Request::new(&mut []);
     let status =
         httparse::ParserConfig::default().parse_request_with_uninit_headers(&mut req, buf, slots);
@@ -180,9 +204,9 @@ fn parse_with<'b>(
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
             check_partial(buf, limits)?;
-            return Ok(None);
+            return Ok(Parsed::Partial);
         }
-        Err(httparse::Error::TooManyHeaders) => return Err(Reject::HeadersTooLarge),
+        Err(httparse::Error::TooManyHeaders) => return Ok(Parsed::TooManyFields),
         Err(httparse::Error::Version) => {
             // A line that is too long is reported as such even when the
             // parser stumbled on it first.
@@ -194,38 +218,51 @@ fn parse_with<'b>(
             return Err(Reject::Bad(bad_message(e)));
         }
     };
-    let line_len = request_line_len(buf);
+    let (Some(method), Some(target)) = (req.method, req.path) else {
+        return Err(Reject::Bad("malformed request"));
+    };
+    let base = buf.as_ptr() as usize;
+    // Every slice lies within `buf[..n]`.
+    let at = |s: &[u8]| (s.as_ptr() as usize).wrapping_sub(base);
+    let method = (at(method.as_bytes()), method.len());
+    let target = (at(target.as_bytes()), target.len());
+    // The request line runs from the method (after any empty lines the
+    // parser skipped) to the LF after the version, a few bytes past the
+    // target.
+    let target_end = target.0 + target.1;
+    let line_end = buf
+        .get(target_end..n)
+        .and_then(|rest| memchr(b'\n', rest))
+        .map_or(n, |i| target_end + i + 1);
+    let line_len = line_end.saturating_sub(method.0);
     if line_len > limits.max_request_line {
         return Err(Reject::UriTooLong);
     }
     if n - line_len > limits.max_header_bytes {
         return Err(Reject::HeadersTooLarge);
     }
-
     if u32::try_from(n).is_err() {
         // Offsets into the head are `u32`; `Server` refuses limits that
         // would allow a head this large, this is for `Limits` made by hand.
         return Err(Reject::HeadersTooLarge);
     }
-    let base = buf.as_ptr() as usize;
-    // Every slice lies within `buf[..n]`, and `n` fits a `u32`.
+    // `n` fits a `u32`, so do these.
     let off = |s: &[u8]| -> (u32, u32) {
-        let start = (s.as_ptr() as usize).wrapping_sub(base);
+        let start = at(s);
         (start as u32, (start + s.len()) as u32)
     };
-    let method = off(req.method.unwrap_or("").as_bytes());
-    let target = off(req.path.unwrap_or("").as_bytes());
+    let span = |(start, len): (usize, usize)| (start as u32, (start + len) as u32);
+    let (method, target) = (span(method), span(target));
     let version = match req.version {
         Some(0) => Version::Http10,
         _ => Version::Http11,
     };
-    let mut index = Vec::with_capacity(req.headers.len());
-    for h in req.headers.iter() {
+    let index = req.headers.iter().map(|h| {
         let (ns, ne) = off(h.name.as_bytes());
         let (vs, ve) = off(h.value);
-        index.push(HeaderIdx { ns, ne, vs, ve });
-    }
-    let headers = Headers::new(buf[..n].to_vec().into_boxed_slice(), index);
+        HeaderIdx { ns, ne, vs, ve }
+    });
+    let headers = Headers::new(&buf[..n], index);
     let mut head = Head {
         headers,
         method,
@@ -236,7 +273,7 @@ fn parse_with<'b>(
         expect_continue: false,
     };
     semantics(&mut head, limits)?;
-    Ok(Some((head, n)))
+    Ok(Parsed::Head(head, n))
 }
 
 /// Most empty lines ignored before a request line: RFC 9112 §2.2 asks a
@@ -304,25 +341,29 @@ impl HeadScan {
         let from = self.scanned.min(data.len());
         self.scanned = data.len();
         let mut scan = Scan::Partial;
-        if self.line_len.is_none() {
-            if let Some(i) = memchr(b'\n', &data[from..]) {
-                self.line_len = Some(from + i + 1);
-                scan = Scan::Parse;
-            }
-        }
-        let line = self.line_len.unwrap_or(data.len());
+        let line = match self.line_len {
+            Some(line) => line,
+            None => match memchr(b'\n', &data[from..]) {
+                Some(i) => {
+                    self.line_len = Some(from + i + 1);
+                    scan = Scan::Parse;
+                    from + i + 1
+                }
+                None => data.len(),
+            },
+        };
         if line > limits.max_request_line {
             return Err(Reject::UriTooLong);
         }
         // The end of the head is an empty line: LF, then CRLF or LF. Look
-        // for it in the new bytes (and the two before, where it may start).
-        let tail = &data[from.saturating_sub(2).max(line.saturating_sub(1))..];
-        let ended = self.line_len.is_some()
-            && tail
-                .windows(2)
-                .enumerate()
-                .any(|(i, w)| w == b"\n\n" || (w == b"\n\r" && tail.get(i + 2) == Some(&b'\n')));
-        if ended {
+        // for it in the new bytes (and the two before, where it may start),
+        // from the LF that ends the request line on; first at the very
+        // end, where a read that brings a whole head leaves it.
+        if self.line_len.is_some()
+            && (data.ends_with(b"\n\n")
+                || data.ends_with(b"\n\r\n")
+                || ends_head(&data[from.saturating_sub(2).max(line - 1)..]))
+        {
             return Ok(Scan::Parse);
         }
         if data.len() - line > limits.max_header_bytes {
@@ -330,6 +371,12 @@ impl HeadScan {
         }
         Ok(scan)
     }
+}
+
+/// Whether `bytes` hold an LF followed by an LF or a CRLF.
+fn ends_head(bytes: &[u8]) -> bool {
+    memchr::memchr_iter(b'\n', bytes)
+        .any(|i| matches!(&bytes[i + 1..], [b'\n', ..] | [b'\r', b'\n', ..]))
 }
 
 /// Length of the request line, CRLF included, ignoring the empty lines a
@@ -357,7 +404,7 @@ fn check_partial(buf: &[u8], limits: &Limits) -> Result<(), Reject> {
 }
 
 pub(crate) fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&b| b == needle)
+    memchr::memchr(needle, hay)
 }
 
 fn bad_message(e: httparse::Error) -> &'static str {
@@ -377,16 +424,16 @@ fn semantics(head: &mut Head, limits: &Limits) -> Result<(), Reject> {
     let mut chunked_last = false;
     let mut hosts = 0;
     let mut expect = None;
-    for (name, value) in head.headers.iter_bytes() {
+    for (name, value) in head.headers.iter_raw() {
         match name.len() {
-            4 if name.eq_ignore_ascii_case("host") => hosts += 1,
-            6 if name.eq_ignore_ascii_case("expect") => {
+            4 if name.eq_ignore_ascii_case(b"host") => hosts += 1,
+            6 if name.eq_ignore_ascii_case(b"expect") => {
                 if expect.is_some() {
                     return Err(Reject::Expectation);
                 }
                 expect = Some(value.eq_ignore_ascii_case(b"100-continue"));
             }
-            10 if name.eq_ignore_ascii_case("connection") => {
+            10 if name.eq_ignore_ascii_case(b"connection") => {
                 for t in list(value) {
                     if t.eq_ignore_ascii_case(b"close") {
                         head.connection.close = true;
@@ -395,13 +442,13 @@ fn semantics(head: &mut Head, limits: &Limits) -> Result<(), Reject> {
                     }
                 }
             }
-            14 if name.eq_ignore_ascii_case("content-length") => {
+            14 if name.eq_ignore_ascii_case(b"content-length") => {
                 if content_length.is_some() {
                     return Err(Reject::Bad("duplicate Content-Length"));
                 }
                 content_length = Some(parse_length(value)?);
             }
-            17 if name.eq_ignore_ascii_case("transfer-encoding") => {
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
                 for coding in list(value) {
                     if chunked_last {
                         // Anything after `chunked` (including a second
@@ -533,12 +580,11 @@ pub(crate) fn parse_response_head(
         let start = (s.as_ptr() as usize).wrapping_sub(base);
         (start as u32, (start + s.len()) as u32)
     };
-    let mut index = Vec::with_capacity(resp.headers.len());
-    for h in resp.headers.iter() {
+    let index = resp.headers.iter().map(|h| {
         let (ns, ne) = off(h.name.as_bytes());
         let (vs, ve) = off(h.value);
-        index.push(HeaderIdx { ns, ne, vs, ve });
-    }
+        HeaderIdx { ns, ne, vs, ve }
+    });
     let head = ResponseHead {
         status: code,
         reason: resp.reason.unwrap_or("").to_string(),
@@ -546,7 +592,7 @@ pub(crate) fn parse_response_head(
             Some(0) => Version::Http10,
             _ => Version::Http11,
         },
-        headers: Headers::new(buf[..n].to_vec().into_boxed_slice(), index),
+        headers: Headers::new(&buf[..n], index),
     };
     Ok(Some((head, n)))
 }
@@ -751,6 +797,29 @@ mod tests {
         assert_eq!(parse_points(no_headers), [16, 18]);
         let mixed = b"\r\n\nGET / HTTP/1.1\nHost: x\n\r\n";
         assert_eq!(parse_points(mixed), [15, 25]); // after the 3 bytes skipped
+    }
+
+    #[test]
+    fn head_scan_finds_the_end_of_a_head_read_whole() {
+        let l = Limits::default();
+        let head = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert_eq!(HeadScan::default().scan(head, &l), Ok(Scan::Parse));
+        // Followed by the start of a pipelined request or of a body.
+        let mut more = head.to_vec();
+        more.extend_from_slice(b"GET /next HTTP/1.1\r\nHo");
+        assert_eq!(HeadScan::default().scan(&more, &l), Ok(Scan::Parse));
+        // Not ended yet: a parse for the request line, then none until
+        // the end arrives.
+        let mut s = HeadScan::default();
+        let open = b"GET / HTTP/1.1\r\nHost: x\r\n";
+        assert_eq!(s.scan(open, &l), Ok(Scan::Parse));
+        assert_eq!(s.scan(open, &l), Ok(Scan::Partial));
+        assert_eq!(s.scan(head, &l), Ok(Scan::Parse));
+        // An LF-only head, and an empty line right after the request line.
+        assert_eq!(
+            HeadScan::default().scan(b"GET / HTTP/1.0\n\n", &l),
+            Ok(Scan::Parse)
+        );
     }
 
     #[test]

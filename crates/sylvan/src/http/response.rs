@@ -9,6 +9,73 @@ use super::upgrade::Upgraded;
 
 type UpgradeFn = Box<dyn FnOnce(Upgraded)>;
 
+/// One header field of a response.
+pub(crate) type Field = (Cow<'static, str>, Cow<'static, str>);
+
+/// The header fields of a response, in order. The first is kept inline:
+/// most responses built with [`Response::text`], `html` or `bytes` have
+/// only their `Content-Type`, and a vector for it was an allocation (and
+/// a free) per response. A second field moves them to a vector with room
+/// for four, as the vector alone used to allocate.
+#[derive(Default)]
+pub(crate) enum Fields {
+    #[default]
+    Empty,
+    One(Field),
+    Many(Vec<Field>),
+}
+
+impl Fields {
+    pub(crate) fn as_slice(&self) -> &[Field] {
+        match self {
+            Fields::Empty => &[],
+            Fields::One(f) => std::slice::from_ref(f),
+            Fields::Many(v) => v,
+        }
+    }
+
+    pub(crate) fn iter(&self) -> std::slice::Iter<'_, Field> {
+        self.as_slice().iter()
+    }
+
+    fn push(&mut self, field: Field) {
+        *self = match std::mem::take(self) {
+            Fields::Empty => Fields::One(field),
+            Fields::One(first) => {
+                let mut v = Vec::with_capacity(4);
+                v.push(first);
+                v.push(field);
+                Fields::Many(v)
+            }
+            Fields::Many(mut v) => {
+                v.push(field);
+                Fields::Many(v)
+            }
+        };
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&Field) -> bool) {
+        match self {
+            Fields::Empty => {}
+            Fields::One(f) => {
+                if !keep(f) {
+                    *self = Fields::Empty;
+                }
+            }
+            Fields::Many(v) => v.retain(keep),
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a Fields {
+    type Item = &'a Field;
+    type IntoIter = std::slice::Iter<'a, Field>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
 /// An HTTP response, built by a handler and sent by the server.
 ///
 /// The server owns the framing: it writes `Content-Length` or
@@ -39,7 +106,7 @@ type UpgradeFn = Box<dyn FnOnce(Upgraded)>;
 /// ```
 pub struct Response {
     status: u16,
-    headers: Vec<(Cow<'static, str>, Cow<'static, str>)>,
+    headers: Fields,
     body: Body,
     upgrade: Option<UpgradeFn>,
 }
@@ -48,7 +115,7 @@ impl fmt::Debug for Response {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Response")
             .field("status", &self.status)
-            .field("headers", &self.headers)
+            .field("headers", &self.headers.as_slice())
             .field("body", &self.body)
             .field("upgrade", &self.upgrade.is_some())
             .finish()
@@ -72,7 +139,7 @@ impl Response {
     pub fn new(status: u16) -> Response {
         Response {
             status,
-            headers: Vec::new(),
+            headers: Fields::Empty,
             body: Body::empty(),
             upgrade: None,
         }
@@ -265,67 +332,86 @@ impl Response {
 /// A response taken apart for sending.
 pub(crate) struct Parts {
     pub(crate) status: u16,
-    pub(crate) headers: Vec<(Cow<'static, str>, Cow<'static, str>)>,
+    pub(crate) headers: Fields,
     pub(crate) body: BodyKind,
     pub(crate) upgrade: Option<UpgradeFn>,
 }
 
-/// The reason phrase of a status code (`""` for unknown ones).
-///
-/// # Examples
-///
-/// ```
-/// assert_eq!(sylvan::http::reason(404), "Not Found");
-/// assert_eq!(sylvan::http::reason(299), "");
-/// ```
-pub fn reason(status: u16) -> &'static str {
-    match status {
-        100 => "Continue",
-        101 => "Switching Protocols",
-        103 => "Early Hints",
-        200 => "OK",
-        201 => "Created",
-        202 => "Accepted",
-        203 => "Non-Authoritative Information",
-        204 => "No Content",
-        205 => "Reset Content",
-        206 => "Partial Content",
-        300 => "Multiple Choices",
-        301 => "Moved Permanently",
-        302 => "Found",
-        303 => "See Other",
-        304 => "Not Modified",
-        307 => "Temporary Redirect",
-        308 => "Permanent Redirect",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        406 => "Not Acceptable",
-        408 => "Request Timeout",
-        409 => "Conflict",
-        410 => "Gone",
-        411 => "Length Required",
-        412 => "Precondition Failed",
-        413 => "Content Too Large",
-        414 => "URI Too Long",
-        415 => "Unsupported Media Type",
-        416 => "Range Not Satisfiable",
-        417 => "Expectation Failed",
-        422 => "Unprocessable Content",
-        426 => "Upgrade Required",
-        428 => "Precondition Required",
-        429 => "Too Many Requests",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        501 => "Not Implemented",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        505 => "HTTP Version Not Supported",
-        _ => "",
-    }
+/// The status codes that have a reason phrase, with it: the one table
+/// behind [`reason`] and the server's whole status lines.
+macro_rules! statuses {
+    ($($code:literal $reason:literal,)*) => {
+        /// The reason phrase of a status code (`""` for unknown ones).
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// assert_eq!(sylvan::http::reason(404), "Not Found");
+        /// assert_eq!(sylvan::http::reason(299), "");
+        /// ```
+        pub fn reason(status: u16) -> &'static str {
+            match status {
+                $($code => $reason,)*
+                _ => "",
+            }
+        }
+
+        /// `HTTP/1.1 <code> <reason>` and CRLF, for a code with a reason
+        /// phrase: the server writes it with one copy.
+        pub(crate) fn status_line(status: u16) -> Option<&'static str> {
+            match status {
+                $($code => Some(concat!("HTTP/1.1 ", $code, " ", $reason, "\r\n")),)*
+                _ => None,
+            }
+        }
+    };
+}
+
+statuses! {
+    100 "Continue",
+    101 "Switching Protocols",
+    103 "Early Hints",
+    200 "OK",
+    201 "Created",
+    202 "Accepted",
+    203 "Non-Authoritative Information",
+    204 "No Content",
+    205 "Reset Content",
+    206 "Partial Content",
+    300 "Multiple Choices",
+    301 "Moved Permanently",
+    302 "Found",
+    303 "See Other",
+    304 "Not Modified",
+    307 "Temporary Redirect",
+    308 "Permanent Redirect",
+    400 "Bad Request",
+    401 "Unauthorized",
+    403 "Forbidden",
+    404 "Not Found",
+    405 "Method Not Allowed",
+    406 "Not Acceptable",
+    408 "Request Timeout",
+    409 "Conflict",
+    410 "Gone",
+    411 "Length Required",
+    412 "Precondition Failed",
+    413 "Content Too Large",
+    414 "URI Too Long",
+    415 "Unsupported Media Type",
+    416 "Range Not Satisfiable",
+    417 "Expectation Failed",
+    422 "Unprocessable Content",
+    426 "Upgrade Required",
+    428 "Precondition Required",
+    429 "Too Many Requests",
+    431 "Request Header Fields Too Large",
+    500 "Internal Server Error",
+    501 "Not Implemented",
+    502 "Bad Gateway",
+    503 "Service Unavailable",
+    504 "Gateway Timeout",
+    505 "HTTP Version Not Supported",
 }
 
 /// Whether a response with this status to this request has no body
@@ -362,17 +448,61 @@ pub(crate) fn push_hex(out: &mut Vec<u8>, mut n: u64) {
     out.extend_from_slice(&tmp[i..]);
 }
 
+/// Whether each byte may appear in a token (RFC 9110 §5.6.2).
+const TCHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        i += 1;
+    }
+    t
+};
+
 /// A header name is sent only if it is an RFC 9110 token.
 pub(crate) fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !name.is_empty() && name.bytes().all(|b| TCHAR[usize::from(b)])
+}
+
+/// Whether `v` holds a CR, LF or NUL, the bytes that could end a header
+/// line early. Eight bytes at a time: a word none of whose bytes is below
+/// 0x0E (where all three lie) is passed over at once.
+fn has_line_break(v: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let is_break = |b: &u8| matches!(b, b'\r' | b'\n' | 0);
+    let mut words = v.chunks_exact(8);
+    for word in &mut words {
+        let x = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+        // Some byte of `x` is below 0x0E (Hacker's Delight, 6-1).
+        let low = x.wrapping_sub(ONES * 0x0E) & !x & (ONES * 0x80) != 0;
+        if low && word.iter().any(is_break) {
+            return true;
+        }
+    }
+    words.remainder().iter().any(is_break)
 }
 
 /// Appends a header value with CR, LF and NUL replaced by spaces.
 pub(crate) fn push_value(out: &mut Vec<u8>, v: &str) {
-    if v.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+    if has_line_break(v.as_bytes()) {
         out.extend(v.bytes().map(|b| match b {
             b'\r' | b'\n' | 0 => b' ',
             b => b,
@@ -408,5 +538,69 @@ mod tests {
         assert!(!valid_name("X Bad"));
         assert!(!valid_name(""));
         assert!(!valid_name("a:b"));
+        let tchar = "!#$%&'*+-.^_`|~0123456789abcxyzABCXYZ";
+        assert!(valid_name(tchar));
+        for b in (0..=255u8).filter(|b| !tchar.as_bytes().contains(b) && !b.is_ascii_alphanumeric())
+        {
+            let name = String::from_utf8_lossy(&[b'X', b]).into_owned();
+            assert!(!valid_name(&name), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn fields_keep_their_order_inline_and_in_a_vector() {
+        let names = |r: &Response| r.headers().map(|(n, _)| n.to_owned()).collect::<Vec<_>>();
+        let r = Response::new(200);
+        assert!(matches!(r.headers, Fields::Empty));
+        let r = Response::text("x");
+        assert!(matches!(r.headers, Fields::One(_)));
+        assert_eq!(names(&r), ["Content-Type"]);
+        let r = r.header("A", "1").header("B", "2");
+        assert!(matches!(&r.headers, Fields::Many(v) if v.capacity() == 4));
+        assert_eq!(names(&r), ["Content-Type", "A", "B"]);
+        let r = r.set_header("a", "3");
+        assert_eq!(names(&r), ["Content-Type", "B", "a"]);
+        assert_eq!(r.header_value("A"), Some("3"));
+        // Replacing the only field.
+        let r = Response::text("x").set_header("content-type", "text/csv");
+        assert_eq!(names(&r), ["content-type"]);
+        assert_eq!(r.header_value("Content-Type"), Some("text/csv"));
+        let parts = r.into_parts();
+        assert_eq!(parts.headers.iter().count(), 1);
+    }
+
+    #[test]
+    fn line_breaks_are_found_at_any_offset() {
+        for len in 0..24 {
+            let clean = vec![b'a'; len];
+            assert!(!has_line_break(&clean));
+            // Bytes next to the three, which a word test must not take for them.
+            assert!(!has_line_break(&vec![0x0E; len]));
+            assert!(!has_line_break(&vec![0xFF; len]));
+            for at in 0..len {
+                for b in [b'\r', b'\n', 0] {
+                    let mut v = clean.clone();
+                    v[at] = b;
+                    assert!(has_line_break(&v), "{b} at {at} of {len}");
+                }
+            }
+        }
+        assert!(!has_line_break(
+            b"\t\x0b\x0c\x01\x0e\x7f text/plain; charset=utf-8"
+        ));
+    }
+
+    #[test]
+    fn status_lines_carry_the_reason() {
+        assert_eq!(status_line(200), Some("HTTP/1.1 200 OK\r\n"));
+        assert_eq!(status_line(404), Some("HTTP/1.1 404 Not Found\r\n"));
+        assert_eq!(status_line(299), None);
+        for code in 0..1000 {
+            if let Some(line) = status_line(code) {
+                assert_eq!(line, format!("HTTP/1.1 {code} {}\r\n", reason(code)));
+            } else {
+                assert_eq!(reason(code), "");
+            }
+        }
     }
 }

@@ -103,7 +103,7 @@ fn handle_one<T: Transport>(
         _ => RequestBody::new(sh.clone() as Rc<dyn BodySource>, seq),
     };
     let started = info.log.is_some().then(|| sh.io.now());
-    sh.io.set_read_timeout(cfg.io_timeout);
+    sh.set_read_timeout(cfg.io_timeout);
     let req = Request::new(head, peer, body);
     let mut panicked = false;
     let resp = match catch_panic(|| handler(req)) {

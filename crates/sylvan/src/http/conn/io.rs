@@ -213,6 +213,8 @@ pub(crate) struct Shared<T> {
     /// (0 once the server itself reads the rest: drains it or lingers).
     pub(super) open: Cell<u64>,
     pub(super) continue_pending: Cell<bool>,
+    /// The read timeout last set on `io` (`None` before the first).
+    read_timeout: Cell<Option<Option<Duration>>>,
     pub(super) cfg: Rc<Config>,
 }
 
@@ -245,6 +247,7 @@ impl<T: Transport> Shared<T> {
             seq: Cell::new(0),
             open: Cell::new(0),
             continue_pending: Cell::new(false),
+            read_timeout: Cell::new(None),
             cfg,
         }
     }
@@ -374,11 +377,19 @@ impl<T: Transport> Shared<T> {
         self.write_all(bytes)
     }
 
+    /// Sets the timeout of the following reads. The idle and the handler's
+    /// read timeouts alternate at every request, and are often the same.
+    pub(super) fn set_read_timeout(&self, t: Option<Duration>) {
+        if self.read_timeout.replace(Some(t)) != Some(t) {
+            self.io.set_read_timeout(t);
+        }
+    }
+
     pub(super) fn set_read_deadline(&self, remaining: Duration) {
         let t = match self.cfg.io_timeout {
             Some(io) => remaining.min(io),
             None => remaining,
         };
-        self.io.set_read_timeout(Some(t));
+        self.set_read_timeout(Some(t));
     }
 }

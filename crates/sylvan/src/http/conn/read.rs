@@ -57,7 +57,7 @@ impl<T: Transport> Shared<T> {
             // Bytes the client may be waiting for (a 100 Continue, a
             // response) go out before we wait for its body.
             let r = self.try_flush().and_then(|()| {
-                self.io.set_read_timeout(self.cfg.io_timeout);
+                self.set_read_timeout(self.cfg.io_timeout);
                 self.fill(reading)
             });
             let err = match r {
@@ -150,7 +150,7 @@ pub(super) fn read_head<T: Transport>(
             }
         }
         match deadline {
-            None if empty => sh.io.set_read_timeout(Some(cfg.keep_alive_timeout)),
+            None if empty => sh.set_read_timeout(Some(cfg.keep_alive_timeout)),
             None => {
                 deadline = Some(sh.io.now() + cfg.header_timeout);
                 sh.set_read_deadline(cfg.header_timeout);
@@ -233,7 +233,7 @@ pub(super) fn linger<T: Transport>(sh: &Shared<T>) {
         if left.is_zero() {
             break;
         }
-        sh.io.set_read_timeout(Some(left));
+        sh.set_read_timeout(Some(left));
         {
             let mut rb = sh.rbuf.borrow_mut();
             let n = rb.data().len();

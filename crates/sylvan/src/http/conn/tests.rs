@@ -368,3 +368,44 @@ fn an_idle_connection_holds_no_buffers_and_serves_what_follows() {
     server.join().unwrap();
     assert!(pending.is_empty());
 }
+
+/// Records the read timeouts set on it; nothing to read or write.
+#[derive(Default)]
+struct TimeoutLog(RefCell<Vec<Option<Duration>>>);
+
+impl Transport for Rc<TimeoutLog> {
+    fn read(&self, _: &mut [u8]) -> io::Result<usize> {
+        Ok(0)
+    }
+
+    fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        Ok(buf.len())
+    }
+
+    fn set_read_timeout(&self, t: Option<Duration>) {
+        self.0.borrow_mut().push(t);
+    }
+
+    fn shutdown(&self, _: Shutdown) {}
+
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn into_upgraded(self) -> Option<UpgradedIo> {
+        None
+    }
+}
+
+/// The idle and the handler's read timeouts alternate at every request:
+/// the transport hears of a change only.
+#[test]
+fn a_read_timeout_is_set_only_when_it_changes() {
+    let log = Rc::new(TimeoutLog::default());
+    let sh = Shared::new(log.clone(), Rc::new(Config::default()));
+    let (a, b) = (Some(Duration::from_secs(60)), Some(Duration::from_secs(5)));
+    for t in [a, a, a, b, b, a, None, None] {
+        sh.set_read_timeout(t);
+    }
+    assert_eq!(*log.0.borrow(), [a, b, a, None]);
+}

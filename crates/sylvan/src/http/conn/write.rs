@@ -180,11 +180,14 @@ fn write_head(
     info: &ReqInfo,
 ) {
     let status = parts.status;
-    w.extend_from_slice(b"HTTP/1.1 ");
-    push_u64(w, u64::from(status));
-    w.push(b' ');
-    w.extend_from_slice(response::reason(status).as_bytes());
-    w.extend_from_slice(b"\r\n");
+    match response::status_line(status) {
+        Some(line) => w.extend_from_slice(line.as_bytes()),
+        None => {
+            w.extend_from_slice(b"HTTP/1.1 ");
+            push_u64(w, u64::from(status));
+            w.extend_from_slice(b" \r\n");
+        }
+    }
     let mut has_date = false;
     for (name, value) in &parts.headers {
         let skip = name.eq_ignore_ascii_case("content-length")
@@ -204,9 +207,7 @@ fn write_head(
         w.extend_from_slice(b"\r\n");
     }
     if !has_date {
-        w.extend_from_slice(b"Date: ");
-        date::with_http_date(|d| w.extend_from_slice(d));
-        w.extend_from_slice(b"\r\n");
+        date::with_date_field(|d| w.extend_from_slice(d));
     }
     if upgrading {
         w.extend_from_slice(b"Connection: Upgrade\r\n");
