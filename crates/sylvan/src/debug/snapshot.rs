@@ -73,7 +73,9 @@ pub struct HubSnapshot {
     pub ready: usize,
     /// Armed timers, as of the hub's last loop turn.
     pub timers: u64,
-    /// When the next timer is due, from now (zero if overdue).
+    /// When the next timer is due, from now (zero if overdue). A lower
+    /// bound: a timer cancelled since (cancelled timers leave the hub's
+    /// heap lazily) may still stand in for the next real one.
     pub next_timer: Option<Duration>,
     /// I/O sources (sockets, pipes) registered with the hub.
     pub io_sources: u64,

@@ -5,7 +5,7 @@
 //! innermost scoped deadline; fails at once with `TimedOut` if that scope has
 //! expired; otherwise arms one timer, lets the caller register the wake token
 //! wherever the wake-up will come from, and suspends. On wake it disarms the
-//! timer in O(log n). Wake tokens carry a sequence number unique to one park,
+//! timer in O(1) (the timer heap drops it lazily: `timer`). Wake tokens carry a sequence number unique to one park,
 //! so a late wake (a timer, a remote thread, a stale waiter-list entry) for an
 //! earlier park is ignored.
 
