@@ -56,8 +56,8 @@ use std::time::{Duration, Instant};
 
 use sylvan::sync::{Event, Queue};
 use sylvan_bench::{
-    Mem, Plan, Progress, Sample, Table, compare, fmt_kib, fmt_ns, fmt_ratio, fmt_target, kv,
-    run_child,
+    Mem, Plan, Progress, Sample, Table, calibrate, compare, fmt_kib, fmt_ns, fmt_ratio, fmt_target,
+    kv, run_child,
 };
 use tokio::runtime::Runtime;
 
@@ -193,6 +193,9 @@ fn run(plan: Plan) -> Result<(), String> {
         at_most(s.best_ns, 50.0, "≤ 50 ns"),
     );
 
+    // The floor under it: the switches alone, no scheduler.
+    let floor = switch_floor(plan);
+
     progress.say("2. spawn + join");
     let spawn_target = |s: Sample, t: Sample| {
         fmt_target(
@@ -260,6 +263,13 @@ fn run(plan: Plan) -> Result<(), String> {
         plan.reps,
         plan.target.as_millis()
     );
+    println!(
+        "Switch floor (1): a bare corosensei coroutine resumed and suspended, no scheduler: \
+         {:.1} ns per resume + suspend (best; median {:.1} ns). A yield round trip goes green → \
+         hub → green → hub → green, four switches, so it costs at least twice that; a direct \
+         green → green switch would cost at least once that.\n",
+        floor.best_ns, floor.median_ns
+    );
     println!("{NOTES}");
     println!("### Timings: best and median\n");
     print!("{}", r.raw.to_markdown());
@@ -302,6 +312,37 @@ fn tokio_yield(rt: &Runtime, iters: u64) -> Duration {
         b.await.expect("yield side");
         start.elapsed()
     })
+}
+
+/// Resume + suspend of one bare corosensei coroutine (on its default
+/// stack), best and median over the plan's repetitions: what two of
+/// sylvan's four switches per yield round trip cost before any
+/// bookkeeping.
+fn switch_floor(plan: Plan) -> Sample {
+    use corosensei::{Coroutine, CoroutineResult};
+    let mut coro = Coroutine::new(|y, ()| {
+        loop {
+            y.suspend(());
+        }
+    });
+    let mut run = |iters: u64| {
+        let start = Instant::now();
+        for _ in 0..iters {
+            if let CoroutineResult::Return(()) = coro.resume(()) {
+                unreachable!("the loop never returns");
+            }
+        }
+        start.elapsed()
+    };
+    let n = calibrate(&mut run, plan.target);
+    let mut runs: Vec<Duration> = (0..plan.reps.max(1)).map(|_| run(n)).collect();
+    runs.sort();
+    let per = |d: Duration| d.as_nanos() as f64 / n as f64;
+    Sample {
+        best_ns: per(runs[0]),
+        median_ns: per(runs[runs.len() / 2]),
+        iters: n,
+    }
 }
 
 // ---- 2. spawn + join --------------------------------------------------------
