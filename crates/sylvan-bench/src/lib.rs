@@ -81,7 +81,8 @@ pub struct Sample {
 }
 
 impl Sample {
-    fn from_runs(mut runs: Vec<Duration>, iters: u64) -> Sample {
+    /// The best and median of `runs`, each of `iters` iterations.
+    pub fn from_runs(mut runs: Vec<Duration>, iters: u64) -> Sample {
         runs.sort();
         let per = |d: Duration| d.as_nanos() as f64 / iters as f64;
         Sample {

@@ -335,14 +335,7 @@ fn switch_floor(plan: Plan) -> Sample {
         start.elapsed()
     };
     let n = calibrate(&mut run, plan.target);
-    let mut runs: Vec<Duration> = (0..plan.reps.max(1)).map(|_| run(n)).collect();
-    runs.sort();
-    let per = |d: Duration| d.as_nanos() as f64 / n as f64;
-    Sample {
-        best_ns: per(runs[0]),
-        median_ns: per(runs[runs.len() / 2]),
-        iters: n,
-    }
+    Sample::from_runs((0..plan.reps.max(1)).map(|_| run(n)).collect(), n)
 }
 
 // ---- 2. spawn + join --------------------------------------------------------

@@ -67,15 +67,7 @@ fn compare_n(plan: Plan, sides: &mut [&mut dyn FnMut(u64) -> Duration]) -> Vec<S
     }
     runs.into_iter()
         .zip(iters)
-        .map(|(mut r, n)| {
-            r.sort();
-            let per = |d: Duration| d.as_nanos() as f64 / n as f64;
-            Sample {
-                best_ns: per(r[0]),
-                median_ns: per(r[r.len() / 2]),
-                iters: n,
-            }
-        })
+        .map(|(r, n)| Sample::from_runs(r, n))
         .collect()
 }
 

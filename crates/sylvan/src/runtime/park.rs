@@ -5,9 +5,9 @@
 //! innermost scoped deadline; fails at once with `TimedOut` if that scope has
 //! expired; otherwise arms one timer, lets the caller register the wake token
 //! wherever the wake-up will come from, and suspends. On wake it disarms the
-//! timer in O(1) (the timer heap drops it lazily: `timer`). Wake tokens carry a sequence number unique to one park,
-//! so a late wake (a timer, a remote thread, a stale waiter-list entry) for an
-//! earlier park is ignored.
+//! timer in O(1) (the timer heap drops it lazily: `timer`). Wake tokens
+//! carry a sequence number unique to one park, so a late wake (a timer, a
+//! remote thread, a stale waiter-list entry) for an earlier park is ignored.
 
 use std::collections::VecDeque;
 use std::panic::Location;
