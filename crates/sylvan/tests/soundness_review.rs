@@ -83,6 +83,34 @@ fn a_subscriber_that_yields_in_span_exit_runs_as_the_root() {
     .unwrap();
 }
 
+/// The same between two green threads, where the one that yields runs
+/// the other on its own stack (a direct switch): the subscriber still runs
+/// as the root.
+#[test]
+fn a_subscriber_that_yields_in_span_exit_runs_as_the_root_between_green_threads() {
+    thread::spawn(|| {
+        let sub = hostile();
+        tracing::subscriber::with_default(sub, || {
+            sub.yield_on_exit.store(true, Ordering::Relaxed);
+            let spawn = |name: &'static str| {
+                sylvan::Builder::new()
+                    .span(tracing::info_span!("g", name))
+                    .spawn(|| {
+                        for _ in 0..5 {
+                            sylvan::yield_now();
+                        }
+                        7
+                    })
+                    .unwrap()
+            };
+            let (a, b) = (spawn("a"), spawn("b"));
+            assert_eq!(a.join().unwrap() + b.join().unwrap(), 14);
+        });
+    })
+    .join()
+    .unwrap();
+}
+
 #[test]
 fn a_subscriber_that_panics_in_span_enter_leaves_the_root_the_root() {
     thread::spawn(|| {

@@ -337,11 +337,15 @@ fn a_job_whose_caller_was_leaked_at_thread_exit_never_starts() {
     // Hold the only pool thread until the caller's thread is gone.
     let hold = Arc::new(Barrier::new(2));
     let h = hold.clone();
+    let (busy_tx, busy_rx) = std::sync::mpsc::channel();
     let blocker = std::thread::spawn(move || {
         sylvan::tpool::execute(move || {
+            busy_tx.send(()).unwrap();
             h.wait();
         })
     });
+    // The caller's job must queue behind this one, not take the thread.
+    busy_rx.recv().unwrap();
     let r = ran.clone();
     let (queued_tx, queued_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

@@ -8,8 +8,9 @@
 //! threads run only then; they never migrate to another OS thread.
 //!
 //! Invariants:
-//! - `current` is null while the root runs, or points at the [`Core`] of the
-//!   green thread being resumed, which the scheduler keeps alive (it holds an
+//! - `current` is null while the root runs (or a green thread runs the
+//!   loop's steps, see below), or points at the [`Core`] of the green
+//!   thread being resumed, which the scheduler keeps alive (it holds an
 //!   `Rc` to the task for the whole resume).
 //! - The hub is created by [`hub`] and destroyed by the thread-local
 //!   [`HubOwner`] at thread exit. Green threads are force-unwound only by an
@@ -34,6 +35,21 @@
 //!   in it: results, panic payloads and closures are dropped on the green
 //!   thread's own stack. `in_scheduler` marks that path; a blocking call
 //!   made from it anyway fails instead of re-entering the loop.
+//! - Direct switches: a green thread the root resumed that is about to
+//!   suspend (it yields or parks) while the root is parked runs the loop's
+//!   next steps itself, on its own stack ([`Hub::dispatch`]): it resumes
+//!   the green threads ahead of it in the ready queue, each nested on its
+//!   stack (they suspend back to it), until it pops its own slot, and then
+//!   goes on without ever having switched out. So a green thread handing
+//!   off to another and back costs one switch each way instead of two (via
+//!   the root). Only one green thread dispatches at a time (`dispatcher`);
+//!   those it resumes suspend back to it. While it dispatches it may not
+//!   suspend: it runs as the root, on the scheduler's path (`current` is
+//!   the root, `in_scheduler` set), as the loop does on the root's stack. It
+//!   shares the root loop's `budget` (so I/O and timers are polled as
+//!   often), and it stops — suspending to the root after all — when the
+//!   queue is empty, the budget is spent or the root was woken. It
+//!   dispatches only with [`DISPATCH_HEADROOM`] of stack left.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
@@ -57,6 +73,11 @@ use crate::sys::signal;
 const WAKER_TOKEN: mio::Token = mio::Token(usize::MAX);
 /// Green threads resumed between two non-blocking polls for I/O and timers.
 const BUDGET: u32 = 128;
+/// Stack a green thread needs left to run the loop on its own stack
+/// ([`Hub::dispatch`]); with less, it suspends to the root instead. What
+/// the loop puts on it (a resume, the bookkeeping of a green thread that
+/// ends, the return of its stack) is well under this.
+const DISPATCH_HEADROOM: usize = 16 * 1024;
 
 static NEXT_HUB_ID: AtomicU64 = AtomicU64::new(1);
 static NEXT_GREEN_ID: AtomicU64 = AtomicU64::new(1);
@@ -143,6 +164,12 @@ pub(crate) struct Hub {
     current: Cell<*const Core>,
     /// Set while the root context runs scheduler code (not user code).
     in_scheduler: Cell<bool>,
+    /// The green thread running the loop on its own stack, or null
+    /// ([`Hub::dispatch`]).
+    dispatcher: Cell<*const Core>,
+    /// Resumes left before the loop's next non-blocking turn; shared by
+    /// the root's loop and a dispatching green thread.
+    budget: Cell<u32>,
     pub(super) root: Core,
     pub(super) timers: RefCell<Timers>,
     pub(super) clock: Clock,
@@ -329,6 +356,8 @@ impl Hub {
             ready: RefCell::new(VecDeque::new()),
             current: Cell::new(ptr::null()),
             in_scheduler: Cell::new(false),
+            dispatcher: Cell::new(ptr::null()),
+            budget: Cell::new(BUDGET),
             root: Core::new(0, None, (0, 0), 0, None),
             timers: RefCell::new(Timers::default()),
             clock: Clock::new(),
@@ -521,6 +550,10 @@ impl Hub {
         if core.is_root() {
             self.run_until_root_woken();
         } else {
+            if self.run_others(core) {
+                // Woken (its slot was queued) while it ran the others.
+                return;
+            }
             let y = core.yielder.get();
             debug_assert!(!y.is_null(), "park checked cannot_suspend");
             // SAFETY: the yielder pointer was stored by the coroutine's entry
@@ -546,8 +579,71 @@ impl Hub {
             return;
         }
         self.ready.borrow_mut().push_back(core.slot.get());
+        if self.run_others(core) {
+            return;
+        }
         // SAFETY: as in `suspend_current`; checked not null just above.
         unsafe { (*y).suspend(()) };
+    }
+
+    /// Lets the running green thread `core`, about to suspend (yielding,
+    /// its slot queued, or parked), run the loop's next steps on its own
+    /// stack instead ([`dispatch`](Self::dispatch)) where it may: no other
+    /// green thread does so now, the root is parked in the loop (not in
+    /// `yield_root`, which runs each ready green thread once), and enough
+    /// of its stack is left. True: its own slot came up, so it goes on
+    /// without suspending.
+    #[inline]
+    fn run_others(&self, core: &Core) -> bool {
+        if !self.dispatcher.get().is_null() || self.root.parked.get() == 0 {
+            return false;
+        }
+        let here = 0u8;
+        let sp = std::hint::black_box(&here) as *const u8 as usize;
+        if sp.saturating_sub(core.sig_guard.stack_floor()) < DISPATCH_HEADROOM {
+            return false;
+        }
+        self.dispatch(core)
+    }
+
+    /// The root loop's steps run by the green thread `core` on its own
+    /// stack: pops ready slots and resumes them (nested here, they suspend
+    /// back to it) until it pops its own — then returns true and `core`
+    /// goes on — or until the queue is empty, the budget between polls is
+    /// spent or the root was woken: then returns false and `core` suspends
+    /// to the root, which goes on from there (its slot still queued if it
+    /// yielded).
+    #[inline(never)]
+    fn dispatch(&self, core: &Core) -> bool {
+        let _d = Dispatching::enter(self, core);
+        let me = core.slot.get();
+        loop {
+            let budget = self.budget.get();
+            if budget == 0 || self.root.parked.get() == 0 {
+                return false;
+            }
+            let Some(slot) = self.ready.borrow_mut().pop_front() else {
+                return false;
+            };
+            self.budget.set(budget - 1);
+            if slot == me {
+                // It goes on as if the loop had resumed it.
+                let shared = &self.shared;
+                shared.running.store(core.id, Ordering::Relaxed);
+                shared.location.store(
+                    core.last_block
+                        .get()
+                        .map_or(ptr::null_mut(), |l| l as *const _ as *mut _),
+                    Ordering::Relaxed,
+                );
+                shared.switches.store(
+                    shared.switches.load(Ordering::Relaxed) + 1,
+                    Ordering::Relaxed,
+                );
+                return true;
+            }
+            self.resume(slot);
+        }
     }
 
     /// The root's yield: one turn of the loop, then every green thread
@@ -559,6 +655,7 @@ impl Hub {
         }
         let _sched = SchedulerPath::enter(self);
         self.turn(false);
+        self.budget.set(BUDGET);
         let n = self.ready.borrow().len();
         for _ in 0..n {
             let Some(slot) = self.ready.borrow_mut().pop_front() else {
@@ -572,22 +669,24 @@ impl Hub {
     fn run_until_root_woken(&self) {
         let _sched = SchedulerPath::enter(self);
         loop {
-            let mut budget = BUDGET;
             while self.root.parked.get() != 0 {
+                // The budget is shared with a green thread that dispatches
+                // ([`dispatch`](Self::dispatch)), which may spend it all.
+                if self.budget.get() == 0 {
+                    self.turn(false);
+                    self.budget.set(BUDGET);
+                }
                 let Some(slot) = self.ready.borrow_mut().pop_front() else {
                     break;
                 };
+                self.budget.set(self.budget.get() - 1);
                 self.resume(slot);
-                budget -= 1;
-                if budget == 0 {
-                    self.turn(false);
-                    budget = BUDGET;
-                }
             }
             if self.root.parked.get() == 0 {
                 return;
             }
             self.turn(true);
+            self.budget.set(BUDGET);
         }
     }
 
@@ -1019,6 +1118,48 @@ fn set_guard(core: &Core) {
     unsafe { signal::set_current(&core.sig_guard) };
 }
 
+/// A green thread running the loop on its own stack ([`Hub::dispatch`]),
+/// for as long as it lives. The hub names it as the dispatcher, so the
+/// green threads it resumes suspend back to it rather than dispatch in
+/// turn. Meanwhile it runs as the root on the scheduler's path, exactly as
+/// the loop does on the root's stack: `current` is the root (and the
+/// overflow handler's record cleared), `in_scheduler` is set, and its span
+/// is exited. So the code the loop runs (span subscribers, bookkeeping of
+/// a green thread that ended) never runs while `current` names a green
+/// thread, a blocking call from it fails and a yield returns at once. All
+/// of it is undone on drop, unwinding included.
+struct Dispatching<'a> {
+    hub: &'a Hub,
+    core: &'a Core,
+    was_in_scheduler: bool,
+}
+
+impl<'a> Dispatching<'a> {
+    fn enter(hub: &'a Hub, core: &'a Core) -> Dispatching<'a> {
+        debug_assert!(ptr::eq(hub.current.get(), core));
+        hub.dispatcher.set(core);
+        hub.current.set(ptr::null());
+        signal::clear_current();
+        let d = Dispatching {
+            hub,
+            core,
+            was_in_scheduler: hub.in_scheduler.replace(true),
+        };
+        exit_span(core);
+        d
+    }
+}
+
+impl Drop for Dispatching<'_> {
+    fn drop(&mut self) {
+        enter_span(self.core);
+        self.hub.in_scheduler.set(self.was_in_scheduler);
+        self.hub.current.set(self.core);
+        set_guard(self.core);
+        self.hub.dispatcher.set(ptr::null());
+    }
+}
+
 /// Marks the root context as running scheduler code for as long as it
 /// lives (restoring the previous mark, so it nests).
 struct SchedulerPath<'a> {
@@ -1067,4 +1208,41 @@ fn wake_core(core: &Core, seq: u64, reason: Wake) -> bool {
     super::introspect::unparked(core.rec.get());
     core.wake.set(reason);
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether `b`, ready when `a` (with a stack of `stack` bytes, or the
+    /// default) yields while the root waits, ran nested on `a`'s stack:
+    /// its hub then names a dispatcher.
+    fn ran_nested(stack: Option<usize>) -> bool {
+        std::thread::spawn(move || {
+            let seen = Rc::new(Cell::new(false));
+            let s = seen.clone();
+            let builder = match stack {
+                Some(n) => crate::Builder::new().stack_size(n),
+                None => crate::Builder::new(),
+            };
+            let a = builder.spawn(crate::yield_now).unwrap();
+            let b = crate::spawn(move || s.set(!hub().dispatcher.get().is_null()));
+            a.join().unwrap();
+            b.join().unwrap();
+            seen.get()
+        })
+        .join()
+        .unwrap()
+    }
+
+    #[test]
+    fn a_green_thread_that_yields_runs_the_next_one_on_its_own_stack() {
+        assert!(ran_nested(None));
+    }
+
+    #[test]
+    fn one_with_less_stack_left_than_the_headroom_suspends_to_the_root() {
+        const { assert!(super::super::stack::MIN_STACK_SIZE <= DISPATCH_HEADROOM) };
+        assert!(!ran_nested(Some(super::super::stack::MIN_STACK_SIZE)));
+    }
 }

@@ -47,6 +47,13 @@ impl Guard {
             stack_kib: stack_size / 1024,
         }
     }
+
+    /// The lowest usable address of the stack (the guard page's top); 0
+    /// for the root, which has no guard record.
+    #[inline]
+    pub(crate) fn stack_floor(&self) -> usize {
+        self.hi
+    }
 }
 
 thread_local! {
