@@ -111,6 +111,48 @@ fn a_subscriber_that_yields_in_span_exit_runs_as_the_root_between_green_threads(
     .unwrap();
 }
 
+/// A subscriber that panics while a green thread runs another on its own
+/// stack (a direct switch): the panic reaches the switching green thread,
+/// and leaves nothing of its yield behind. (Its slot, queued by the yield,
+/// once stayed queued: its next park then "woke" at once, and a lock was
+/// handed out without being granted.)
+#[test]
+fn a_subscriber_panic_during_a_direct_switch_leaves_no_stale_wake_up() {
+    thread::spawn(|| {
+        let sub = hostile();
+        tracing::subscriber::with_default(sub, || {
+            let m = Rc::new(sylvan::sync::Mutex::new(0));
+            let (release_tx, release_rx) = sylvan::sync::channel::<()>();
+            let m2 = m.clone();
+            let holder = sylvan::spawn(move || {
+                let mut g = m2.lock().unwrap();
+                *g = 1;
+                release_rx.recv().unwrap();
+            });
+            sylvan::yield_now(); // the holder takes the lock and parks
+            let a = sylvan::spawn(move || {
+                sub.panic_on_enter.store(true, Ordering::Relaxed);
+                // Runs `b` nested; `b`'s span enter panics.
+                let r = std::panic::catch_unwind(sylvan::yield_now);
+                assert!(r.is_err(), "the subscriber's panic reaches the yield");
+                release_tx.send(()).unwrap();
+                let g = m.lock().unwrap();
+                *g
+            });
+            let b = sylvan::Builder::new()
+                .span(tracing::info_span!("b"))
+                .spawn(|| ())
+                .unwrap();
+            assert_eq!(a.join().unwrap(), 1, "the lock came from the holder");
+            holder.join().unwrap();
+            drop(b); // popped for the panicking enter, never resumed
+            sylvan::shutdown();
+        });
+    })
+    .join()
+    .unwrap();
+}
+
 #[test]
 fn a_subscriber_that_panics_in_span_enter_leaves_the_root_the_root() {
     thread::spawn(|| {

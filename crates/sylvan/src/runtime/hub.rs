@@ -615,8 +615,37 @@ impl Hub {
     /// yielded).
     #[inline(never)]
     fn dispatch(&self, core: &Core) -> bool {
-        let _d = Dispatching::enter(self, core);
         let me = core.slot.get();
+        let d = Dispatching::enter(self, core);
+        // Span subscribers (user code) run in here. A panic from one goes
+        // on to `core` (unwinding its yield or park), but only once its
+        // slot is off the queue, where it would later be popped as a
+        // wake-up that never happened. Its span is exited meanwhile.
+        let exited = Cell::new(false);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            exit_span(core);
+            exited.set(true);
+            let mine = self.run_ready(core, me);
+            exited.set(false);
+            enter_span(core);
+            mine
+        }));
+        drop(d);
+        match r {
+            Ok(mine) => mine,
+            Err(p) => {
+                self.ready.borrow_mut().retain(|&s| s != me);
+                if exited.get() {
+                    enter_span(core);
+                }
+                std::panic::resume_unwind(p)
+            }
+        }
+    }
+
+    /// [`dispatch`](Self::dispatch)'s loop.
+    #[inline]
+    fn run_ready(&self, core: &Core, me: u32) -> bool {
         loop {
             let budget = self.budget.get();
             if budget == 0 || self.root.parked.get() == 0 {
@@ -643,6 +672,8 @@ impl Hub {
                 return true;
             }
             self.resume(slot);
+            // The overflow handler's record: this is still `core`'s stack.
+            set_guard(core);
         }
     }
 
@@ -1122,12 +1153,13 @@ fn set_guard(core: &Core) {
 /// for as long as it lives. The hub names it as the dispatcher, so the
 /// green threads it resumes suspend back to it rather than dispatch in
 /// turn. Meanwhile it runs as the root on the scheduler's path, exactly as
-/// the loop does on the root's stack: `current` is the root (and the
-/// overflow handler's record cleared), `in_scheduler` is set, and its span
-/// is exited. So the code the loop runs (span subscribers, bookkeeping of
-/// a green thread that ended) never runs while `current` names a green
-/// thread, a blocking call from it fails and a yield returns at once. All
-/// of it is undone on drop, unwinding included.
+/// the loop does on the root's stack: `current` is the root and
+/// `in_scheduler` is set. So the code the loop runs (span subscribers,
+/// bookkeeping of a green thread that ended) never runs while `current`
+/// names a green thread, a blocking call from it fails and a yield returns
+/// at once. The overflow handler's record stays the green thread's: the
+/// loop runs on its stack. Entering and dropping it run no user code; the
+/// drop undoes it all, unwinding included.
 struct Dispatching<'a> {
     hub: &'a Hub,
     core: &'a Core,
@@ -1139,20 +1171,16 @@ impl<'a> Dispatching<'a> {
         debug_assert!(ptr::eq(hub.current.get(), core));
         hub.dispatcher.set(core);
         hub.current.set(ptr::null());
-        signal::clear_current();
-        let d = Dispatching {
+        Dispatching {
             hub,
             core,
             was_in_scheduler: hub.in_scheduler.replace(true),
-        };
-        exit_span(core);
-        d
+        }
     }
 }
 
 impl Drop for Dispatching<'_> {
     fn drop(&mut self) {
-        enter_span(self.core);
         self.hub.in_scheduler.set(self.was_in_scheduler);
         self.hub.current.set(self.core);
         set_guard(self.core);
