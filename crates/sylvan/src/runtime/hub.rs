@@ -588,14 +588,17 @@ impl Hub {
 
     /// Lets the running green thread `core`, about to suspend (yielding,
     /// its slot queued, or parked), run the loop's next steps on its own
-    /// stack instead ([`dispatch`](Self::dispatch)) where it may: no other
-    /// green thread does so now, the root is parked in the loop (not in
-    /// `yield_root`, which runs each ready green thread once), and enough
-    /// of its stack is left. True: its own slot came up, so it goes on
+    /// stack instead ([`dispatch`](Self::dispatch)) where it may and
+    /// something is ready: no other green thread does so now, the root is
+    /// parked in the loop (not in `yield_root`, which runs each ready green
+    /// thread once), and enough of its stack is left. True: its own slot came up, so it goes on
     /// without suspending.
     #[inline]
     fn run_others(&self, core: &Core) -> bool {
-        if !self.dispatcher.get().is_null() || self.root.parked.get() == 0 {
+        if !self.dispatcher.get().is_null()
+            || self.root.parked.get() == 0
+            || self.ready.borrow().is_empty()
+        {
             return false;
         }
         let here = 0u8;
