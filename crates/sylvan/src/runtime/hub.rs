@@ -591,8 +591,8 @@ impl Hub {
     /// stack instead ([`dispatch`](Self::dispatch)) where it may and
     /// something is ready: no other green thread does so now, the root is
     /// parked in the loop (not in `yield_root`, which runs each ready green
-    /// thread once), and enough of its stack is left. True: its own slot came up, so it goes on
-    /// without suspending.
+    /// thread once), and enough of its stack is left. True: its own slot
+    /// came up, so it goes on without suspending.
     #[inline]
     fn run_others(&self, core: &Core) -> bool {
         if !self.dispatcher.get().is_null()
@@ -660,18 +660,7 @@ impl Hub {
             self.budget.set(budget - 1);
             if slot == me {
                 // It goes on as if the loop had resumed it.
-                let shared = &self.shared;
-                shared.running.store(core.id, Ordering::Relaxed);
-                shared.location.store(
-                    core.last_block
-                        .get()
-                        .map_or(ptr::null_mut(), |l| l as *const _ as *mut _),
-                    Ordering::Relaxed,
-                );
-                shared.switches.store(
-                    shared.switches.load(Ordering::Relaxed) + 1,
-                    Ordering::Relaxed,
-                );
+                self.publish_running(core);
                 return true;
             }
             self.resume(slot);
@@ -745,18 +734,8 @@ impl Hub {
         // `current` names the green thread.
         enter_span(core);
         let switched = Switched::into(self, core);
+        self.publish_running(core);
         let shared = &self.shared;
-        shared.running.store(core.id, Ordering::Relaxed);
-        shared.location.store(
-            core.last_block
-                .get()
-                .map_or(ptr::null_mut(), |l| l as *const _ as *mut _),
-            Ordering::Relaxed,
-        );
-        shared.switches.store(
-            shared.switches.load(Ordering::Relaxed) + 1,
-            Ordering::Relaxed,
-        );
         // (`in_scheduler` stays set: it is only read while the root runs.)
         // The entry function lets no panic out; should one escape all the
         // same, the green thread is over: finish it (its joiners wake)
@@ -780,6 +759,24 @@ impl Hub {
             drop(coro);
             self.finish(slot, &task);
         }
+    }
+
+    /// Tells the watchdog that `core` runs from now on: its id, its last
+    /// blocking point, and one more switch.
+    #[inline]
+    fn publish_running(&self, core: &Core) {
+        let shared = &self.shared;
+        shared.running.store(core.id, Ordering::Relaxed);
+        shared.location.store(
+            core.last_block
+                .get()
+                .map_or(ptr::null_mut(), |l| l as *const _ as *mut _),
+            Ordering::Relaxed,
+        );
+        shared.switches.store(
+            shared.switches.load(Ordering::Relaxed) + 1,
+            Ordering::Relaxed,
+        );
     }
 
     /// Bookkeeping once a green thread has returned: no user code runs here
