@@ -405,8 +405,9 @@ mod tests {
 }
 
 /// The keep-alive hello-world servers the HTTP benchmarks run as child
-/// processes: sylvan's and hyper's, answering every request with
-/// `Hello, World!` (13 bytes, with `Date` and `Content-Type`).
+/// processes: sylvan's, hyper's and a bare `httparse` responder on tokio,
+/// answering every request with `Hello, World!` (13 bytes, with `Date` and
+/// `Content-Type`).
 pub mod hello {
     use std::process::ExitCode;
 
@@ -471,5 +472,92 @@ pub mod hello {
             }
         });
         ExitCode::SUCCESS
+    }
+
+    /// The floor an HTTP/1.1 server on tokio can reach: a bare responder
+    /// that parses each request head with `httparse` and answers the same
+    /// hello world (`Content-Type`, `Content-Length` and a `Date` formatted
+    /// at most once a second), with no limits, timeouts, bodies or error
+    /// responses. Pipelined requests get one write. A malformed or oversized
+    /// head closes the connection. Prints `PORT <n>` first.
+    pub fn serve_bare() -> ExitCode {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            println!("PORT {}", listener.local_addr().unwrap().port());
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let mut out = Vec::with_capacity(4096);
+                    let mut filled = 0;
+                    loop {
+                        match stream.read(&mut buf[filled..]).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => filled += n,
+                        }
+                        let mut start = 0;
+                        loop {
+                            let mut headers = [httparse::EMPTY_HEADER; 32];
+                            let mut req = httparse::Request::new(&mut headers);
+                            match req.parse(&buf[start..filled]) {
+                                Ok(httparse::Status::Complete(len)) => {
+                                    start += len;
+                                    bare_response(&mut out);
+                                }
+                                Ok(httparse::Status::Partial) => break,
+                                Err(_) => return,
+                            }
+                        }
+                        buf.copy_within(start..filled, 0);
+                        filled -= start;
+                        if filled == buf.len() {
+                            return;
+                        }
+                        if !out.is_empty() {
+                            if stream.write_all(&out).await.is_err() {
+                                return;
+                            }
+                            out.clear();
+                        }
+                    }
+                });
+            }
+        });
+        ExitCode::SUCCESS
+    }
+
+    /// Appends the bare responder's response, its `Date` field formatted
+    /// when the second changes.
+    fn bare_response(out: &mut Vec<u8>) {
+        use std::cell::RefCell;
+        use std::time::{SystemTime, UNIX_EPOCH};
+        thread_local! {
+            static DATE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+        }
+        let now = SystemTime::now();
+        let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        out.extend_from_slice(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 13\r\ndate: ",
+        );
+        DATE.with(|d| {
+            let mut d = d.borrow_mut();
+            if d.0 != secs {
+                *d = (secs, httpdate::fmt_http_date(now));
+            }
+            out.extend_from_slice(d.1.as_bytes());
+        });
+        out.extend_from_slice(b"\r\n\r\n");
+        out.extend_from_slice(BODY.as_bytes());
     }
 }

@@ -1,5 +1,6 @@
 //! sylvan's HTTP server against hyper 1.x on tokio's `current_thread`
-//! runtime, under `wrk`, in one run.
+//! runtime, and against a bare `httparse` responder on the same runtime
+//! (the floor: no limits, timeouts or bodies), under `wrk`, in one run.
 //!
 //! ```text
 //! cargo build --release -p sylvan-bench
@@ -7,14 +8,15 @@
 //! target/release/http --quick     # 1 s per measurement
 //! ```
 //!
-//! Each server is this binary re-executed as a child (`--serve sylvan|hyper`)
+//! Each server is this binary re-executed as a child (`--serve sylvan|hyper|bare`)
 //! pinned to CPU 0 with `taskset`; `wrk -t1` runs pinned to CPU 1, against a
 //! keep-alive hello world (`Hello, World!`, 13 bytes, with `Date` and
 //! `Content-Type`), at 64 and then 1000 connections, after a 1 s warm-up.
 //! Reported: requests per second and the 99th percentile latency from
 //! `wrk --latency`, and the server's CPU time per request (user + system,
 //! from `/proc/<pid>/stat`, over the measured run). Ratios are against
-//! hyper. Nothing asserts speed.
+//! hyper, and the CPU's against the bare responder too. Nothing asserts
+//! speed.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -27,6 +29,7 @@ fn main() -> ExitCode {
         return match args.get(2).map(String::as_str) {
             Some("sylvan") => sylvan_bench::hello::serve_sylvan(4096),
             Some("hyper") => sylvan_bench::hello::serve_hyper(),
+            Some("bare") => sylvan_bench::hello::serve_bare(),
             other => {
                 eprintln!("unknown server {other:?}");
                 ExitCode::FAILURE
@@ -200,7 +203,7 @@ fn run(secs: u32) -> Result<(), String> {
     let mut rows = Vec::new();
     for conns in [64u32, 1000] {
         let mut pair = Vec::new();
-        for kind in ["sylvan", "hyper"] {
+        for kind in ["sylvan", "hyper", "bare"] {
             eprintln!("{kind}, {conns} connections, {secs} s ...");
             let server = start(kind)?;
             wrk(server.port, conns, 1)?; // warm-up: connections, caches, CPU clock
@@ -217,19 +220,22 @@ fn run(secs: u32) -> Result<(), String> {
         "\n### HTTP hello world, keep-alive (`wrk -t1`, server on CPU 0, wrk on CPU 1, {secs} s)\n"
     );
     println!(
-        "| server | connections | requests/s | p99 latency | server CPU per request | req/s vs hyper | CPU vs hyper |"
+        "| server | connections | requests/s | p99 latency | server CPU per request | req/s vs hyper | CPU vs hyper | CPU vs bare | p99 vs hyper |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (conns, pair) in &rows {
         let hyper = pair[1].1;
+        let bare = pair[2].1;
         for (kind, r) in pair {
             println!(
-                "| {kind} | {conns} | {:.0} | {:.2} ms | {:.2} µs | {:.2}× | {:.2}× |{}",
+                "| {kind} | {conns} | {:.0} | {:.2} ms | {:.2} µs | {:.2}× | {:.2}× | {:.2}× | {:.2}× |{}",
                 r.rps,
                 r.p99.as_secs_f64() * 1e3,
                 r.cpu_us_per_req,
                 r.rps / hyper.rps,
                 r.cpu_us_per_req / hyper.cpu_us_per_req,
+                r.cpu_us_per_req / bare.cpu_us_per_req,
+                r.p99.as_secs_f64() / hyper.p99.as_secs_f64(),
                 if r.errors {
                     " (wrk reported errors)"
                 } else {

@@ -13,6 +13,13 @@ use std::time::{Duration, Instant};
 #[derive(Debug)]
 pub(crate) struct Clock {
     epoch: Instant,
+    /// The epoch again, as `CLOCK_MONOTONIC` nanoseconds (read just after
+    /// `epoch`), for the cheap real reads of [`now`](Self::now). Read
+    /// second, it is at or after `epoch`: the hub's time lags the
+    /// `Instant` time line by the gap between the two reads (tens of
+    /// nanoseconds), so a deadline given as an `Instant` fires that much
+    /// late, never early.
+    epoch_ns: u64,
     /// `Some(now)` while paused.
     paused: Cell<Option<u64>>,
     /// Added to real elapsed time (virtual time skipped while paused).
@@ -25,18 +32,22 @@ fn nanos(d: Duration) -> u64 {
 
 impl Clock {
     pub(crate) fn new() -> Clock {
+        let epoch = Instant::now();
         Clock {
-            epoch: Instant::now(),
+            epoch,
+            epoch_ns: crate::sys::time::monotonic_ns(),
             paused: Cell::new(None),
             offset: Cell::new(0),
         }
     }
 
+    #[inline]
     fn real(&self) -> u64 {
-        nanos(self.epoch.elapsed())
+        crate::sys::time::monotonic_ns().saturating_sub(self.epoch_ns)
     }
 
     /// Now, in nanoseconds since the epoch.
+    #[inline]
     pub(crate) fn now(&self) -> u64 {
         match self.paused.get() {
             Some(t) => t,

@@ -23,6 +23,7 @@
 //!   counts each delivery and writes one byte to a self-pipe; installing it
 //!   and putting back the previous disposition.
 //! - [`proc`]: small facts about the running process (resident set size).
+//! - [`time`]: the monotonic clock in nanoseconds, for the hub's clock.
 //! - [`fd`]: `O_NONBLOCK` on any descriptor, close-on-exec pipes, and
 //!   `pidfd_open` (Linux ≥ 5.3) for waiting on a child through the hub.
 //!
@@ -39,3 +40,4 @@ pub(crate) mod fd;
 pub(crate) mod mem;
 pub(crate) mod proc;
 pub(crate) mod signal;
+pub(crate) mod time;
