@@ -57,6 +57,44 @@ fn green_threads_that_yield_run_in_turn() {
 }
 
 #[test]
+fn the_order_holds_when_the_loop_stops_to_poll_mid_round() {
+    // More green threads than the loop runs between two polls (128): a
+    // yielding one that runs those ahead of it is stopped by the budget
+    // with some still ahead, and its turn must stay where it was (after
+    // them, before those that yielded meanwhile), round after round.
+    const N: usize = 300;
+    const ROUNDS: usize = 5;
+    let log = on_own_thread(|| {
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let handles: Vec<_> = (0..N)
+            .map(|i| {
+                let log = log.clone();
+                sylvan::spawn(move || {
+                    for _ in 0..ROUNDS {
+                        log.borrow_mut().push(i);
+                        sylvan::yield_now();
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        Rc::try_unwrap(log).unwrap().into_inner()
+    });
+    let expected: Vec<usize> = (0..ROUNDS).flat_map(|_| 0..N).collect();
+    assert_eq!(log.len(), expected.len());
+    if let Some(at) = (0..log.len()).find(|&i| log[i] != expected[i]) {
+        panic!(
+            "out of turn at {at} (round {}): ran {}, expected {}",
+            at / N,
+            log[at],
+            expected[at]
+        );
+    }
+}
+
+#[test]
 fn a_green_thread_yielding_in_a_loop_still_lets_timers_fire() {
     // Nothing else is ready while `a` spins, so it keeps finding its own
     // turn next; the loop's budget must still send it to the root now and

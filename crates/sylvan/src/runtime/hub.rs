@@ -567,6 +567,12 @@ impl Hub {
     /// Lets other green threads run once, then continues. Returns at once,
     /// without running anything, where suspending is not allowed (see
     /// [`cannot_suspend`](Self::cannot_suspend)).
+    ///
+    /// Where it may run the loop itself ([`may_dispatch`](Self::may_dispatch))
+    /// its slot is never queued: it runs the green threads ahead of it
+    /// (those ready now) and goes on, as if its slot had come up, unless
+    /// the loop must stop first, and then its slot is queued where its turn
+    /// was. With none ready, that is no switch at all.
     #[inline]
     pub(crate) fn yield_current(&self) {
         let core = self.current_core();
@@ -578,46 +584,71 @@ impl Hub {
             // See `cannot_suspend`.
             return;
         }
-        self.ready.borrow_mut().push_back(core.slot.get());
-        if self.run_others(core) {
-            return;
+        if self.may_dispatch(core) {
+            let ahead = self.ready.borrow().len();
+            if ahead == 0 {
+                // Nothing else to run: its own turn, unless the loop must
+                // poll (its budget spent) or the root was woken.
+                let budget = self.budget.get();
+                if budget != 0 {
+                    self.budget.set(budget - 1);
+                    self.publish_running(core);
+                    return;
+                }
+            } else if self.dispatch(core, Some(ahead)) {
+                return;
+            } else {
+                // `dispatch` queued its slot where its turn was.
+                // SAFETY: as in `suspend_current`; checked not null above.
+                unsafe { (*y).suspend(()) };
+                return;
+            }
         }
+        self.ready.borrow_mut().push_back(core.slot.get());
         // SAFETY: as in `suspend_current`; checked not null just above.
         unsafe { (*y).suspend(()) };
     }
 
-    /// Lets the running green thread `core`, about to suspend (yielding,
-    /// its slot queued, or parked), run the loop's next steps on its own
-    /// stack instead ([`dispatch`](Self::dispatch)) where it may and
-    /// something is ready: no other green thread does so now, the root is
-    /// parked in the loop (not in `yield_root`, which runs each ready green
-    /// thread once), and enough of its stack is left. True: its own slot
-    /// came up, so it goes on without suspending.
+    /// Whether the running green thread `core`, about to suspend, may run
+    /// the loop's next steps on its own stack instead
+    /// ([`dispatch`](Self::dispatch)): no other green thread does so now,
+    /// the root is parked in the loop (not in `yield_root`, which runs each
+    /// ready green thread once), and enough of its stack is left.
     #[inline]
-    fn run_others(&self, core: &Core) -> bool {
-        if !self.dispatcher.get().is_null()
-            || self.root.parked.get() == 0
-            || self.ready.borrow().is_empty()
-        {
+    fn may_dispatch(&self, core: &Core) -> bool {
+        if !self.dispatcher.get().is_null() || self.root.parked.get() == 0 {
             return false;
         }
         let here = 0u8;
         let sp = std::hint::black_box(&here) as *const u8 as usize;
-        if sp.saturating_sub(core.sig_guard.stack_floor()) < DISPATCH_HEADROOM {
+        sp.saturating_sub(core.sig_guard.stack_floor()) >= DISPATCH_HEADROOM
+    }
+
+    /// Lets the running green thread `core`, about to park, run the loop's
+    /// next steps on its own stack where it may and something is ready.
+    /// True: it was woken meanwhile (its slot came up), so it goes on
+    /// without suspending.
+    #[inline]
+    fn run_others(&self, core: &Core) -> bool {
+        if self.ready.borrow().is_empty() || !self.may_dispatch(core) {
             return false;
         }
-        self.dispatch(core)
+        self.dispatch(core, None)
     }
 
     /// The root loop's steps run by the green thread `core` on its own
     /// stack: pops ready slots and resumes them (nested here, they suspend
-    /// back to it) until it pops its own — then returns true and `core`
+    /// back to it) until its own turn comes — then returns true and `core`
     /// goes on — or until the queue is empty, the budget between polls is
     /// spent or the root was woken: then returns false and `core` suspends
-    /// to the root, which goes on from there (its slot still queued if it
-    /// yielded).
+    /// to the root, which goes on from there.
+    ///
+    /// Its turn: for a yield, `ahead` is the number of slots queued ahead
+    /// of it (its own is not queued); it comes once they have run, and if
+    /// the loop stops first its slot is queued where its turn was. For a
+    /// park (`ahead` is `None`), it is its slot popped (it was woken).
     #[inline(never)]
-    fn dispatch(&self, core: &Core) -> bool {
+    fn dispatch(&self, core: &Core, ahead: Option<usize>) -> bool {
         let me = core.slot.get();
         let d = Dispatching::enter(self, core);
         // Span subscribers (user code) run in here. A panic from one goes
@@ -628,7 +659,7 @@ impl Hub {
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             exit_span(core);
             exited.set(true);
-            let mine = self.run_ready(core, me);
+            let mine = self.run_ready(core, me, ahead);
             exited.set(false);
             enter_span(core);
             mine
@@ -648,20 +679,41 @@ impl Hub {
 
     /// [`dispatch`](Self::dispatch)'s loop.
     #[inline]
-    fn run_ready(&self, core: &Core, me: u32) -> bool {
+    fn run_ready(&self, core: &Core, me: u32, mut ahead: Option<usize>) -> bool {
         loop {
             let budget = self.budget.get();
             if budget == 0 || self.root.parked.get() == 0 {
+                if let Some(k) = ahead {
+                    // Its turn comes after the `k` still ahead of it.
+                    let mut ready = self.ready.borrow_mut();
+                    let at = k.min(ready.len());
+                    ready.insert(at, me);
+                }
                 return false;
             }
-            let Some(slot) = self.ready.borrow_mut().pop_front() else {
+            let slot = match ahead {
+                Some(0) => None,
+                _ => self.ready.borrow_mut().pop_front(),
+            };
+            let Some(slot) = slot else {
+                if ahead.is_some() {
+                    // Those ahead of it have run (or, should the queue
+                    // have been emptied meanwhile, are gone): its turn.
+                    self.budget.set(budget - 1);
+                    self.publish_running(core);
+                    return true;
+                }
                 return false;
             };
             self.budget.set(budget - 1);
-            if slot == me {
-                // It goes on as if the loop had resumed it.
-                self.publish_running(core);
-                return true;
+            match &mut ahead {
+                Some(k) => *k -= 1,
+                None if slot == me => {
+                    // It goes on as if the loop had resumed it.
+                    self.publish_running(core);
+                    return true;
+                }
+                None => {}
             }
             self.resume(slot);
             // The overflow handler's record: this is still `core`'s stack.
