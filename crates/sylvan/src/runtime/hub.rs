@@ -39,8 +39,10 @@
 //!   suspend (it yields or parks) while the root is parked runs the loop's
 //!   next steps itself, on its own stack ([`Hub::dispatch`]): it resumes
 //!   the green threads ahead of it in the ready queue, each nested on its
-//!   stack (they suspend back to it), until it pops its own slot, and then
-//!   goes on without ever having switched out. So a green thread handing
+//!   stack (they suspend back to it), until its own turn comes (a yield:
+//!   those ahead of it have run, its slot never queued; a park: its slot,
+//!   queued by a wake, is popped), and then goes on without ever having
+//!   switched out. So a green thread handing
 //!   off to another and back costs one switch each way instead of two (via
 //!   the root). Only one green thread dispatches at a time (`dispatcher`);
 //!   those it resumes suspend back to it. While it dispatches it may not
