@@ -89,12 +89,15 @@ impl Clock {
         }
     }
 
-    /// What [`now`](Self::now) would have said at `i` (the paused time
-    /// while paused): one real clock read serves several uses.
-    pub(crate) fn now_at(&self, i: Instant) -> u64 {
+    /// What [`now`](Self::now) would have said when `CLOCK_MONOTONIC` read
+    /// `mono_ns` (the paused time while paused): one real clock read
+    /// serves several uses.
+    pub(crate) fn now_at_mono(&self, mono_ns: u64) -> u64 {
         match self.paused.get() {
             Some(t) => t,
-            None => self.nanos_at(i).saturating_add(self.offset.get()),
+            None => mono_ns
+                .saturating_sub(self.epoch_ns)
+                .saturating_add(self.offset.get()),
         }
     }
 

@@ -197,7 +197,8 @@ pub(crate) struct Hub {
     /// When the current pass of the loop began (its poll returned, or the
     /// hub started), and the switch count then: for the scheduling-lag
     /// histogram.
-    pass_start: Cell<Option<std::time::Instant>>,
+    /// (Nanoseconds since the introspection epoch.)
+    pass_start: Cell<Option<u64>>,
     pass_switches: Cell<u64>,
     _altstack: signal::AltStack,
 }
@@ -350,8 +351,8 @@ impl Hub {
             intro: super::introspect::Published::new(),
             exit_hooks: Mutex::new(Vec::new()),
         });
-        let started = std::time::Instant::now();
-        shared.intro.pass_started(started);
+        let started = super::introspect::now_ns();
+        shared.intro.pass_started_ns(started);
         Ok(Hub {
             tasks: RefCell::new(Vec::new()),
             free_slots: RefCell::new(Vec::new()),
@@ -911,14 +912,14 @@ impl Hub {
             self.stacks.trim(super::stack::WARM_SLOTS);
         }
         let got_events = self.poll_events(timeout);
-        if timeout == Some(Duration::ZERO) {
-            self.pass_start.set(Some(now.0));
-            self.shared.intro.pass_started_ns(now.1);
+        // A poll that did not wait began the pass when the turn began.
+        let start = if timeout == Some(Duration::ZERO) {
+            now
         } else {
-            let start = std::time::Instant::now();
-            self.pass_start.set(Some(start));
-            self.shared.intro.pass_started(start);
-        }
+            super::introspect::now_ns()
+        };
+        self.pass_start.set(Some(start));
+        self.shared.intro.pass_started_ns(start);
         if idle && auto_advance && !got_events && self.ready.borrow().is_empty() {
             if let Some(t) = next_timer {
                 self.clock.advance_to(t);
@@ -939,27 +940,28 @@ impl Hub {
     /// its start ([`Published::pass_started`](super::introspect::Published::pass_started)),
     /// so readers see its lag grow while a green thread runs without
     /// yielding.
-    /// Returns the time it read, also as nanoseconds since the
-    /// introspection epoch.
-    fn publish_turn(&self, next_timer: Option<u64>, paused: bool) -> (std::time::Instant, u64) {
-        let now = std::time::Instant::now();
+    /// Returns the time it read, as nanoseconds since the introspection
+    /// epoch.
+    fn publish_turn(&self, next_timer: Option<u64>, paused: bool) -> u64 {
+        let mono = crate::sys::time::monotonic_ns();
+        let now = mono.saturating_sub(super::introspect::epoch_ns());
         let switches = self.shared.switches.load(Ordering::Relaxed);
         if let Some(start) = self.pass_start.get() {
             if switches != self.pass_switches.get() {
                 self.shared
                     .intro
-                    .record_lag(now.saturating_duration_since(start));
+                    .record_lag(Duration::from_nanos(now.saturating_sub(start)));
             }
         }
         self.pass_switches.set(switches);
-        let ns = self.shared.intro.turn(
+        self.shared.intro.turn(
             now,
             self.timers.borrow().len(),
             next_timer,
-            self.clock.now_at(now),
+            self.clock.now_at_mono(mono),
             paused,
         );
-        (now, ns)
+        now
     }
 
     fn poll_events(&self, timeout: Option<Duration>) -> bool {

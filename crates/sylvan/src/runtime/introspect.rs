@@ -38,7 +38,7 @@ use std::panic::Location;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering, fence};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::hub::HubShared;
 
@@ -100,19 +100,27 @@ pub(crate) fn spare() -> *const Record {
     &SPARE
 }
 
-/// The process's introspection epoch: coarse times count from it.
-pub(crate) fn epoch() -> Instant {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    *EPOCH.get_or_init(Instant::now)
+/// The process's introspection epoch, as `CLOCK_MONOTONIC` nanoseconds
+/// (the clock `Instant` reads): every time published here counts from it.
+pub(crate) fn epoch_ns() -> u64 {
+    static EPOCH: OnceLock<u64> = OnceLock::new();
+    *EPOCH.get_or_init(crate::sys::time::monotonic_ns)
 }
 
-/// Coarse "now" in milliseconds since [`epoch`], advanced by the watchdog
-/// thread every tick (at most 50 ms apart while any hub exists).
+/// Now, in nanoseconds since [`epoch_ns`]: one clock read, no `timespec`
+/// arithmetic (the hub reads it every turn).
+#[inline]
+pub(crate) fn now_ns() -> u64 {
+    crate::sys::time::monotonic_ns().saturating_sub(epoch_ns())
+}
+
+/// Coarse "now" in milliseconds since [`epoch_ns`], advanced by the
+/// watchdog thread every tick (at most 50 ms apart while any hub exists).
 static COARSE_MS: AtomicU64 = AtomicU64::new(0);
 
-/// Advances the coarse clock to `now` (never backwards).
-pub(crate) fn tick(now: Instant) {
-    let ms = now.saturating_duration_since(epoch()).as_millis() as u64;
+/// Advances the coarse clock to now (never backwards).
+pub(crate) fn tick() {
+    let ms = now_ns() / 1_000_000;
     if COARSE_MS.load(Ordering::Relaxed) < ms {
         COARSE_MS.fetch_max(ms, Ordering::Relaxed);
     }
@@ -137,20 +145,11 @@ fn micros(d: Duration) -> u64 {
         .saturating_add(u64::from(d.subsec_micros()))
 }
 
-/// `i` in nanoseconds since [`epoch`] (0 before it), without a 128-bit
-/// multiplication.
-fn since_epoch_ns(i: Instant) -> u64 {
-    let d = i.saturating_duration_since(epoch());
-    d.as_secs()
-        .saturating_mul(1_000_000_000)
-        .saturating_add(u64::from(d.subsec_nanos()))
-}
-
 /// Reads the process-wide settings from the environment, once.
 pub(crate) fn init_from_env() {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
-        epoch();
+        epoch_ns();
         if std::env::var("SYLVAN_PARK_BACKTRACE").is_ok_and(|v| v.trim() == "1") {
             set_backtraces(true);
         }
@@ -300,35 +299,27 @@ impl Published {
         self.next_timer.store(next.unwrap_or(0), Ordering::Relaxed);
     }
 
-    /// A pass of the hub's loop began at `at`.
-    #[inline]
-    pub(crate) fn pass_started(&self, at: Instant) {
-        self.pass_started_ns(since_epoch_ns(at));
-    }
-
-    /// [`pass_started`](Self::pass_started) with the time as nanoseconds
-    /// since [`epoch`].
+    /// A pass of the hub's loop began at `ns` (nanoseconds since
+    /// [`epoch_ns`]).
     #[inline]
     pub(crate) fn pass_started_ns(&self, ns: u64) {
         self.pass_start_ns.store(ns, Ordering::Relaxed);
     }
 
-    /// The hub reached a turn of its loop: publishes the timers and the
-    /// clock. Returns `now` as nanoseconds since [`epoch`].
+    /// The hub reached a turn of its loop at `ns` (nanoseconds since
+    /// [`epoch_ns`]): publishes the timers and the clock.
     pub(crate) fn turn(
         &self,
-        now: Instant,
+        ns: u64,
         timers: usize,
         next: Option<u64>,
         clock_ns: u64,
         paused: bool,
-    ) -> u64 {
-        let ns = since_epoch_ns(now);
+    ) {
         self.timers(timers, next);
         self.clock_ns.store(clock_ns, Ordering::Relaxed);
         self.clock_paused.store(paused, Ordering::Relaxed);
         self.clock_at_ns.store(ns, Ordering::Relaxed);
-        ns
     }
 
     /// Counts one scheduling-lag sample.
@@ -564,7 +555,7 @@ pub(crate) fn read_hub(h: &HubShared) -> RawHub {
     let clock_ns = p.clock_ns.load(Ordering::Relaxed);
     let clock_at_ns = p.clock_at_ns.load(Ordering::Relaxed);
     let pass_start_ns = p.pass_start_ns.load(Ordering::Relaxed);
-    let now_ns = since_epoch_ns(Instant::now());
+    let now_ns = now_ns();
     let clock_now = if p.clock_paused.load(Ordering::Relaxed) {
         clock_ns
     } else {

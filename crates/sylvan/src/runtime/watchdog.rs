@@ -138,7 +138,7 @@ fn run() {
     loop {
         let mut min_threshold = Duration::from_millis(200);
         let now = Instant::now();
-        super::introspect::tick(now);
+        super::introspect::tick();
         st.hubs.retain_mut(|w| {
             let Some(hub) = w.hub.upgrade() else {
                 return false;
