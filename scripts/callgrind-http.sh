@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Server-side instructions per request (callgrind) of the keep-alive hello
-# world of crates/sylvan-bench (`http --serve sylvan|hyper`):
+# world of crates/sylvan-bench (`http --serve sylvan|hyper|bare`; bare is a
+# bare httparse responder on tokio, the floor):
 #
-#   scripts/callgrind-http.sh [SERVER...]     # default: sylvan hyper
+#   scripts/callgrind-http.sh [SERVER...]     # default: sylvan hyper bare
 #   N=20000 CONNS=4 KEEP=/tmp/cg-http scripts/callgrind-http.sh sylvan
 #
 # Each server runs under callgrind while a small client holds CONNS
@@ -20,7 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "needs valgrind: apt-get install valgrind" >&2; exit 1; }
 command -v python3 >/dev/null || { echo "needs python3" >&2; exit 1; }
-if [ $# -eq 0 ]; then servers=(sylvan hyper); else servers=("$@"); fi
+if [ $# -eq 0 ]; then servers=(sylvan hyper bare); else servers=("$@"); fi
 N="${N:-20000}"
 CONNS="${CONNS:-4}"
 target="${CARGO_TARGET_DIR:-target}"
