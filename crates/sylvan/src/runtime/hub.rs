@@ -200,6 +200,9 @@ pub(crate) struct Hub {
     /// (Nanoseconds since the introspection epoch.)
     pass_start: Cell<Option<u64>>,
     pass_switches: Cell<u64>,
+    /// The stack green threads share for short non-blocking work
+    /// ([`on_hub_stack`](super::hub_stack::on_hub_stack)).
+    pub(super) hub_stack: super::hub_stack::HubStack,
     _altstack: signal::AltStack,
 }
 
@@ -377,6 +380,7 @@ impl Hub {
             held: Cell::new(0),
             pass_start: Cell::new(Some(started)),
             pass_switches: Cell::new(0),
+            hub_stack: Default::default(),
             _altstack: altstack,
         })
     }
@@ -528,6 +532,8 @@ impl Hub {
             self.in_scheduler.get().then_some(
                 "it was made from the scheduler's own path (a destructor run by the hub)",
             )
+        } else if core.yielder.get().is_null() && self.hub_stack.in_use() {
+            Some("it runs on the hub's stack (a non-blocking section)")
         } else if core.yielder.get().is_null() {
             Some("the green thread has not started")
         } else {

@@ -17,7 +17,9 @@
 //!   waiter, a [`WakeToken`] kept by whoever will hand the parked context
 //!   something (`WakeToken::wake` says whether it still waited); across
 //!   threads, an [`Unparker`];
-//! - green I/O: [`GreenIo`], [`Registration`], [`Dir`].
+//! - green I/O: [`GreenIo`], [`Registration`], [`Dir`];
+//! - [`on_hub_stack`]: a short non-blocking step (a request head's parse)
+//!   on the stack the hub's green threads share, whose lines stay cached.
 //!
 //! Every function here is a thin `#[inline]` wrapper over the hub: they
 //! sit on hot paths.
@@ -26,6 +28,7 @@ use std::time::{Duration, Instant};
 
 mod clock;
 mod hub;
+mod hub_stack;
 pub(crate) mod introspect;
 mod io;
 pub(crate) mod local;
@@ -39,6 +42,7 @@ mod task;
 mod timer;
 mod watchdog;
 
+pub(crate) use hub_stack::on_hub_stack;
 pub(crate) use io::{Dir, GreenIo, Registration};
 pub(crate) use lock_cell::{ExclusiveCell, ExclusiveRef, SharedCell, SharedMut, SharedRef};
 pub use multi::{Runtime, RuntimeBuilder};

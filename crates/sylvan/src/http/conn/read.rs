@@ -125,7 +125,12 @@ pub(super) fn read_head<T: Transport>(
                 match scan.scan(rb.data(), &cfg.limits) {
                     Ok(Scan::Skip(n)) => rb.consume(n),
                     Ok(Scan::Partial) => break,
-                    Ok(Scan::Parse) => match parse::parse_head(rb.data(), &cfg.limits) {
+                    // Parsed on the hub's stack, whose lines stay cached,
+                    // not this connection's (cold when many connections
+                    // take turns): the parse is deep and never blocks.
+                    Ok(Scan::Parse) => match crate::runtime::on_hub_stack(|| {
+                        parse::parse_head(rb.data(), &cfg.limits)
+                    }) {
                         Ok(Some((head, n))) => {
                             rb.consume(n);
                             return HeadRead::Head(head);
