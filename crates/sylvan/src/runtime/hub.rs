@@ -943,7 +943,7 @@ impl Hub {
     /// the pass that ends here: the time from the poll that began it to now,
     /// when it ran green threads (the longest any green thread made ready
     /// by that poll waited to run). A pass still going on is published by
-    /// its start ([`Published::pass_started`](super::introspect::Published::pass_started)),
+    /// its start ([`Published::pass_started_ns`](super::introspect::Published::pass_started_ns)),
     /// so readers see its lag grow while a green thread runs without
     /// yielding.
     /// Returns the time it read, as nanoseconds since the introspection

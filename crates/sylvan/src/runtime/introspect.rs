@@ -66,7 +66,7 @@ pub(crate) struct Record {
     /// [`FINISHED`] once it finished while its handle is held.
     park: AtomicU64,
     parked_at: AtomicPtr<Location<'static>>,
-    /// When it parked, in coarse milliseconds since [`epoch`].
+    /// When it parked, in coarse milliseconds since [`epoch_ns`].
     since_ms: AtomicU64,
     /// Effective deadline of the park, hub-clock nanoseconds; 0 for none.
     deadline: AtomicU64,
@@ -168,11 +168,11 @@ pub(crate) struct Published {
     /// Next timer due, hub-clock nanoseconds; 0 for none.
     pub(crate) next_timer: AtomicU64,
     /// The hub clock at its last turn, with the real time (ns since
-    /// [`epoch`]) of that moment and whether the clock was paused.
+    /// [`epoch_ns`]) of that moment and whether the clock was paused.
     pub(crate) clock_ns: AtomicU64,
     pub(crate) clock_at_ns: AtomicU64,
     /// When the hub's current pass began (its last poll returned, or the
-    /// hub started), ns since [`epoch`].
+    /// hub started), ns since [`epoch_ns`].
     pub(crate) pass_start_ns: AtomicU64,
     pub(crate) clock_paused: AtomicBool,
     pub(crate) io_sources: AtomicU64,
@@ -511,7 +511,7 @@ pub(crate) struct RawHub {
     pub(crate) lag: Vec<u64>,
     pub(crate) lag_sum_us: u64,
     /// When the hub's current pass began and when this was read, ns since
-    /// [`epoch`].
+    /// [`epoch_ns`].
     pub(crate) pass_start_ns: u64,
     pub(crate) now_ns: u64,
 }
