@@ -5,6 +5,7 @@
 #
 #   scripts/callgrind-http.sh [SERVER...]     # default: sylvan hyper bare
 #   N=20000 CONNS=4 KEEP=/tmp/cg-http scripts/callgrind-http.sh sylvan
+#   MISSES=1 N=21000 CONNS=1000 scripts/callgrind-http.sh   # L1 data misses
 #
 # Each server runs under callgrind while a small client holds CONNS
 # keep-alive connections, each with one request in flight at a time (as
@@ -17,8 +18,14 @@
 # every request is one hub turn, and repeated runs agree to the
 # instruction; with more connections the requests a turn serves vary a
 # little from run to run (tens of instructions per request).
+#
+# With MISSES=1 the figure is L1 data-cache misses per request instead
+# (cachegrind's cache simulation): with many connections, the cache lines
+# each request's state costs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Many connections need more descriptors than the usual soft limit.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 command -v valgrind >/dev/null || { echo "needs valgrind: apt-get install valgrind" >&2; exit 1; }
 command -v python3 >/dev/null || { echo "needs python3" >&2; exit 1; }
 if [ $# -eq 0 ]; then servers=(sylvan hyper bare); else servers=("$@"); fi
@@ -74,7 +81,9 @@ PY
 # Instructions of one server run that answers `$2` requests.
 count() {
     local kind=$1 n=$2 file="$out/$1-$2.out"
-    valgrind --tool=callgrind --callgrind-out-file="$file" "$bin" --serve "$kind" \
+    local tool=(--tool=callgrind --callgrind-out-file="$file")
+    [ "${MISSES:-0}" = 1 ] && tool=(--tool=cachegrind --cache-sim=yes --cachegrind-out-file="$file")
+    valgrind "${tool[@]}" "$bin" --serve "$kind" \
         >"$work/port" 2>"$work/vg.log" &
     local pid=$!
     for _ in $(seq 600); do
@@ -84,16 +93,23 @@ count() {
     python3 "$work/drive.py" "$(awk '/^PORT/{print $2}' "$work/port")" "$n" "$CONNS"
     kill -TERM "$pid"
     wait "$pid" 2>/dev/null || true
-    grep -o 'Collected : [0-9]*' "$work/vg.log" | grep -o '[0-9]*'
+    if [ "${MISSES:-0}" = 1 ]; then
+        # "D1  misses:   1,234 ( ... rd + ... wr)": the total.
+        awk '/D1  misses:/ { gsub(",", "", $4); print $4 }' "$work/vg.log"
+    else
+        grep -o 'Collected : [0-9]*' "$work/vg.log" | grep -o '[0-9]*'
+    fi
 }
 
 echo "N=$N requests on CONNS=$CONNS keep-alive connections"
-printf '%-8s %12s %10s\n' server "instr/req" "vs first"
+what="instr/req"
+[ "${MISSES:-0}" = 1 ] && what="D1miss/req"
+printf '%-8s %12s %10s\n' server "$what" "vs first"
 first=""
 for kind in "${servers[@]}"; do
     lo=$(count "$kind" "$CONNS")
     hi=$(count "$kind" "$N")
-    per=$(( (hi - lo) / (N - CONNS) ))
+    per=$(awk "BEGIN{printf \"%.1f\", ($hi - $lo) / ($N - $CONNS)}")
     first=${first:-$per}
-    printf '%-8s %12d %10s\n' "$kind" "$per" "$(awk "BEGIN{printf \"%.3f\", $per/$first}")"
+    printf '%-8s %12s %10s\n' "$kind" "$per" "$(awk "BEGIN{printf \"%.3f\", $per/$first}")"
 done
