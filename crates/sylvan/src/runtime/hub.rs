@@ -532,8 +532,6 @@ impl Hub {
             self.in_scheduler.get().then_some(
                 "it was made from the scheduler's own path (a destructor run by the hub)",
             )
-        } else if core.yielder.get().is_null() && self.hub_stack.in_use() {
-            Some("it runs on the hub's stack (a non-blocking section)")
         } else if core.yielder.get().is_null() {
             Some("the green thread has not started")
         } else {

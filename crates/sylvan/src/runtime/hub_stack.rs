@@ -14,9 +14,10 @@
 //!
 //! - It cannot suspend there. While it runs, the green thread's yielder is
 //!   hidden, exactly as before its entry function set it: a blocking call
-//!   fails at once (`Killed`, the reason given as running on the hub's
-//!   stack) and `yield_now` returns. So no other green thread can run, and
-//!   none can take the shared stack, until it returns.
+//!   fails at once with `Killed` and `yield_now` returns (so a loop that
+//!   waits by yielding would spin: only code that never waits belongs
+//!   there). So no other green thread can run, and none can take the
+//!   shared stack, until it returns.
 //! - A panic in it goes on in the caller, on the green thread's own stack
 //!   (corosensei's `on_stack` catches it at the root of the hub stack and
 //!   resumes it); the yielder is put back on every path.
@@ -30,7 +31,7 @@
 //! reported as a plain SIGSEGV, not as a green thread's overflow: only
 //! code of bounded depth runs there.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ptr;
 
 use corosensei::stack::DefaultStack;
@@ -45,14 +46,11 @@ const HUB_STACK_SIZE: usize = 256 * 1024;
 
 /// The hub's stack, made on first use; borrowed while a closure runs on it.
 #[derive(Default)]
-pub(crate) struct HubStack(RefCell<Option<DefaultStack>>);
-
-impl HubStack {
-    /// Whether a closure runs on it now (for the reason a blocking call
-    /// made there fails).
-    pub(super) fn in_use(&self) -> bool {
-        self.0.try_borrow_mut().is_err()
-    }
+pub(crate) struct HubStack {
+    stack: RefCell<Option<DefaultStack>>,
+    /// Its allocation failed once: closures run in place from then on
+    /// (rather than a failing `mmap` per call).
+    unavailable: Cell<bool>,
 }
 
 /// Runs `f` on the current hub's own stack when called from a green
@@ -69,7 +67,11 @@ pub(crate) fn on_hub_stack<R>(f: impl FnOnce() -> R) -> R {
     if core.is_root() || core.yielder.get().is_null() {
         return f();
     }
-    let Ok(mut slot) = hub.hub_stack.0.try_borrow_mut() else {
+    let hs = &hub.hub_stack;
+    if hs.unavailable.get() {
+        return f();
+    }
+    let Ok(mut slot) = hs.stack.try_borrow_mut() else {
         return f();
     };
     let stack = match &mut *slot {
@@ -77,6 +79,7 @@ pub(crate) fn on_hub_stack<R>(f: impl FnOnce() -> R) -> R {
         None => match DefaultStack::new(HUB_STACK_SIZE) {
             Ok(s) => slot.insert(s),
             Err(_) => {
+                hs.unavailable.set(true);
                 drop(slot);
                 return f();
             }
@@ -118,14 +121,21 @@ mod tests {
         std::hint::black_box(&x) as *const u8 as usize
     }
 
+    /// Whether `addr` lies on the running green thread's own stack.
+    fn on_own_stack(addr: usize) -> bool {
+        let floor = try_hub().unwrap().current_core().sig_guard.stack_floor();
+        (floor..floor + crate::runtime::DEFAULT_STACK_SIZE).contains(&addr)
+    }
+
     #[test]
     fn a_green_thread_runs_the_closure_on_another_stack_and_gets_its_result() {
         let g = crate::spawn(|| {
-            let mine = here();
+            assert!(on_own_stack(here()));
             let (there, v) = on_hub_stack(|| (here(), vec![1, 2, 3]));
-            // Green stacks are 256 KiB slots; the hub's stack is its own
-            // mapping: far from this frame.
-            assert!(mine.abs_diff(there) > 256 * 1024, "{mine:#x} vs {there:#x}");
+            assert!(
+                !on_own_stack(there),
+                "{there:#x} is on the green thread's stack"
+            );
             // A second call uses the same stack.
             let again = on_hub_stack(here);
             assert!(
@@ -135,6 +145,31 @@ mod tests {
             v
         });
         assert_eq!(g.join().unwrap(), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn green_threads_resumed_by_another_one_running_the_loop_use_it_in_turn() {
+        // Yielding green threads resume one another nested on their own
+        // stacks (direct switches): each still gets the hub stack, and
+        // each closure's result comes back to its own caller.
+        let threads: Vec<_> = (0..50u64)
+            .map(|i| {
+                crate::spawn(move || {
+                    let mut sum = 0;
+                    for round in 0..20u64 {
+                        crate::yield_now();
+                        let (there, v) = on_hub_stack(|| (here(), i * 1000 + round));
+                        assert!(!on_own_stack(there));
+                        sum += v;
+                    }
+                    sum
+                })
+            })
+            .collect();
+        for (i, g) in threads.into_iter().enumerate() {
+            let i = i as u64;
+            assert_eq!(g.join().unwrap(), 20 * i * 1000 + (0..20).sum::<u64>());
+        }
     }
 
     #[test]
@@ -186,9 +221,7 @@ mod tests {
             assert_eq!(p.downcast_ref::<&str>(), Some(&"boom on the hub stack"));
             // The yielder is back: it can suspend, and the stack is free.
             crate::sleep(Duration::from_millis(1)).unwrap();
-            let mine = here();
-            let there = on_hub_stack(here);
-            assert!(mine.abs_diff(there) > 256 * 1024);
+            assert!(!on_own_stack(on_hub_stack(here)));
         });
         g.join().unwrap();
     }
