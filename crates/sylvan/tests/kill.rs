@@ -105,7 +105,10 @@ fn kill_interrupts_tpool_execute() {
         })
     });
     assert_eq!(r, Err(Cancelled::Killed));
-    tx.send(()).unwrap();
+    // Lets the job go if a pool thread started it. Killed while it still
+    // waited in the queue, it is skipped unstarted (as `execute` documents)
+    // and its receiver is gone: nothing to let go then.
+    let _ = tx.send(());
 }
 
 #[test]
