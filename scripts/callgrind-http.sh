@@ -29,6 +29,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 command -v valgrind >/dev/null || { echo "needs valgrind: apt-get install valgrind" >&2; exit 1; }
 command -v python3 >/dev/null || { echo "needs python3" >&2; exit 1; }
 if [ $# -eq 0 ]; then servers=(sylvan hyper bare); else servers=("$@"); fi
+misses="${MISSES:-0}"
 N="${N:-20000}"
 CONNS="${CONNS:-4}"
 target="${CARGO_TARGET_DIR:-target}"
@@ -78,11 +79,12 @@ for s in socks:
     s.close()
 PY
 
-# Instructions of one server run that answers `$2` requests.
+# Instructions (L1 data misses with MISSES=1) of one server run that
+# answers `$2` requests.
 count() {
     local kind=$1 n=$2 file="$out/$1-$2.out"
     local tool=(--tool=callgrind --callgrind-out-file="$file")
-    [ "${MISSES:-0}" = 1 ] && tool=(--tool=cachegrind --cache-sim=yes --cachegrind-out-file="$file")
+    [ "$misses" = 1 ] && tool=(--tool=cachegrind --cache-sim=yes --cachegrind-out-file="$file")
     valgrind "${tool[@]}" "$bin" --serve "$kind" \
         >"$work/port" 2>"$work/vg.log" &
     local pid=$!
@@ -93,7 +95,7 @@ count() {
     python3 "$work/drive.py" "$(awk '/^PORT/{print $2}' "$work/port")" "$n" "$CONNS"
     kill -TERM "$pid"
     wait "$pid" 2>/dev/null || true
-    if [ "${MISSES:-0}" = 1 ]; then
+    if [ "$misses" = 1 ]; then
         # "D1  misses:   1,234 ( ... rd + ... wr)": the total.
         awk '/D1  misses:/ { gsub(",", "", $4); print $4 }' "$work/vg.log"
     else
@@ -103,7 +105,7 @@ count() {
 
 echo "N=$N requests on CONNS=$CONNS keep-alive connections"
 what="instr/req"
-[ "${MISSES:-0}" = 1 ] && what="D1miss/req"
+[ "$misses" = 1 ] && what="D1miss/req"
 printf '%-8s %12s %10s\n' server "$what" "vs first"
 first=""
 for kind in "${servers[@]}"; do
