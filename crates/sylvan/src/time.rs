@@ -78,7 +78,12 @@ pub fn sleep(dur: Duration) -> Result<(), Cancelled> {
     let Some(until) = runtime::try_after(dur) else {
         return Err(Cancelled::Killed);
     };
-    sleep_until_ns(loc, until)
+    // Made just now from a positive duration, `until` lies ahead: the
+    // first park need not read the clock again.
+    match runtime::park_at_fresh(loc, Some(until), true, |_| {})? {
+        Parked::OwnDeadline => Ok(()),
+        Parked::Woken => sleep_until_ns(loc, until),
+    }
 }
 
 /// Blocks until `instant` (on the hub's clock, see [`now`]).

@@ -2,7 +2,6 @@
 //! Format), formatted at most once a second per OS thread.
 
 use std::cell::RefCell;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// `Sun, 06 Nov 1994 08:49:37 GMT`
 pub(crate) const IMF_LEN: usize = 29;
@@ -12,9 +11,9 @@ pub(crate) const CLF_LEN: usize = 26;
 const FIELD_LEN: usize = IMF_LEN + 8;
 
 struct Cache {
-    /// The second the dates are for, `[start, start + 1 s)`.
-    start: SystemTime,
-    end: SystemTime,
+    /// The second the dates are for, in seconds since the Unix epoch
+    /// (`u64::MAX` before the first use).
+    secs: u64,
     /// The whole `Date` header field.
     field: [u8; FIELD_LEN],
     clf: [u8; CLF_LEN],
@@ -22,23 +21,22 @@ struct Cache {
 
 thread_local! {
     static CACHE: RefCell<Cache> = const {
-        RefCell::new(Cache { start: UNIX_EPOCH, end: UNIX_EPOCH, field: [0; FIELD_LEN], clf: [0; CLF_LEN] })
+        RefCell::new(Cache { secs: u64::MAX, field: [0; FIELD_LEN], clf: [0; CLF_LEN] })
     };
 }
 
 /// Runs `f` with the dates of the current second, formatting them when the
-/// second has changed. Within a second that is one clock read and two
-/// comparisons, without turning the time into seconds since the epoch
-/// (which cost more than the read).
+/// second has changed. Within a second that is one read of the coarse
+/// wall clock (the last timer tick's: a few milliseconds late at most,
+/// as nginx's per-loop cached time is, and a quarter of a precise read's
+/// cost) and one comparison.
 fn with_cache<R>(f: impl FnOnce(&Cache) -> R) -> R {
-    let now = SystemTime::now();
+    let secs = crate::sys::time::realtime_coarse_secs();
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
         // (Also when the clock went back.)
-        if !(c.start <= now && now < c.end) {
-            let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-            c.start = UNIX_EPOCH + Duration::from_secs(secs);
-            c.end = c.start + Duration::from_secs(1);
+        if c.secs != secs {
+            c.secs = secs;
             c.field[..6].copy_from_slice(b"Date: ");
             c.field[6..6 + IMF_LEN].copy_from_slice(&imf_fixdate(secs));
             c.field[6 + IMF_LEN..].copy_from_slice(b"\r\n");
@@ -157,5 +155,34 @@ mod tests {
             assert!(d.ends_with(b" GMT\r\n"));
         });
         with_clf_date(|d| assert!(d.ends_with("+0000")));
+    }
+
+    #[test]
+    fn the_cached_date_is_the_wall_clock_second() {
+        // The coarse clock lags a precise read by at most a tick, so the
+        // date lies in the second before the first read or up to the
+        // second of the last.
+        let secs = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+        };
+        let before = secs();
+        let field = with_date_field(<[u8]>::to_vec);
+        let clf = with_clf_date(str::to_owned);
+        let after = secs();
+        let range = before.saturating_sub(1)..=after;
+        assert!(
+            range
+                .clone()
+                .any(|s| field[6..6 + IMF_LEN] == imf_fixdate(s)),
+            "{:?} not in {range:?}",
+            String::from_utf8_lossy(&field)
+        );
+        assert!(
+            range.clone().any(|s| clf.as_bytes() == clf_date(s)),
+            "{clf} not in {range:?}"
+        );
     }
 }

@@ -892,36 +892,44 @@ impl Hub {
 
     /// One turn of the event loop: poll I/O (blocking only if `may_block`
     /// and nothing is ready), handle remote wakes, fire due timers.
+    ///
+    /// The clock is read once before the poll and, if the poll may wait,
+    /// once after it: that reading (or, for a poll that did not wait, the
+    /// first) serves the pass's start and the timers fired (a timer that
+    /// came due during a non-waiting poll's system call fires next turn:
+    /// late by that call, never early).
     pub(crate) fn turn(&self, may_block: bool) {
         let idle = may_block && self.ready.borrow().is_empty() && self.root.parked.get() != 0;
         let next_timer = self.timers.borrow().next_deadline();
         let paused = self.clock.is_paused();
         let auto_advance = paused && self.remote_inflight.get() == 0;
+        let mono = crate::sys::time::monotonic_ns();
         let timeout = if !idle {
             Some(Duration::ZERO)
         } else {
             match next_timer {
                 Some(_) if auto_advance => Some(Duration::ZERO),
-                Some(t) if !paused => {
-                    Some(Duration::from_nanos(t.saturating_sub(self.clock.now())))
-                }
+                Some(t) if !paused => Some(Duration::from_nanos(
+                    t.saturating_sub(self.clock.now_at_mono(mono)),
+                )),
                 _ => None,
             }
         };
         if timeout.is_none() {
             self.check_deadlock();
         }
-        let now = self.publish_turn(next_timer, paused);
+        self.publish_turn(mono, next_timer, paused);
         if idle && timeout != Some(Duration::ZERO) {
             self.stacks.trim(super::stack::WARM_SLOTS);
         }
         let got_events = self.poll_events(timeout);
         // A poll that did not wait began the pass when the turn began.
-        let start = if timeout == Some(Duration::ZERO) {
-            now
+        let mono = if timeout == Some(Duration::ZERO) {
+            mono
         } else {
-            super::introspect::now_ns()
+            crate::sys::time::monotonic_ns()
         };
+        let start = mono.saturating_sub(super::introspect::epoch_ns());
         self.pass_start.set(Some(start));
         self.shared.intro.pass_started_ns(start);
         if idle && auto_advance && !got_events && self.ready.borrow().is_empty() {
@@ -929,7 +937,7 @@ impl Hub {
                 self.clock.advance_to(t);
             }
         }
-        self.fire_timers();
+        self.fire_timers(mono);
         // Again after firing: a reader during the pass sees the timers left.
         let timers = self.timers.borrow();
         self.shared
@@ -944,10 +952,8 @@ impl Hub {
     /// its start ([`Published::pass_started_ns`](super::introspect::Published::pass_started_ns)),
     /// so readers see its lag grow while a green thread runs without
     /// yielding.
-    /// Returns the time it read, as nanoseconds since the introspection
-    /// epoch.
-    fn publish_turn(&self, next_timer: Option<u64>, paused: bool) -> u64 {
-        let mono = crate::sys::time::monotonic_ns();
+    /// `mono` is the turn's `CLOCK_MONOTONIC` reading.
+    fn publish_turn(&self, mono: u64, next_timer: Option<u64>, paused: bool) {
         let now = mono.saturating_sub(super::introspect::epoch_ns());
         let switches = self.shared.switches.load(Ordering::Relaxed);
         if let Some(start) = self.pass_start.get() {
@@ -965,7 +971,6 @@ impl Hub {
             self.clock.now_at_mono(mono),
             paused,
         );
-        now
     }
 
     fn poll_events(&self, timeout: Option<Duration>) -> bool {
@@ -999,8 +1004,10 @@ impl Hub {
         any
     }
 
-    fn fire_timers(&self) {
-        let now = self.clock.now();
+    /// Wakes the green threads whose timers are due by the hub clock when
+    /// `CLOCK_MONOTONIC` read `mono` (the paused time while paused).
+    fn fire_timers(&self, mono: u64) {
+        let now = self.clock.now_at_mono(mono);
         loop {
             let t = self.timers.borrow_mut().pop_expired(now);
             match t {

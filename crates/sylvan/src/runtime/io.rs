@@ -166,10 +166,14 @@ impl Registration {
             if hub.shared.id != self.hub_id {
                 return Err(wrong_hub());
             }
+            // Made now from a positive timeout, the deadline lies ahead
+            // (park need not read the clock again); on a later round it
+            // may have passed.
+            let ahead = deadline.is_none() && timeout.is_some_and(|d| !d.is_zero());
             if deadline.is_none() {
                 deadline = timeout.map(|d| hub.clock.after(d));
             }
-            self.wait_in(hub, dir, deadline, loc)?;
+            self.wait_in(hub, dir, deadline, ahead, loc)?;
         }
     }
 
@@ -207,10 +211,11 @@ impl Registration {
             if hub.shared.id != self.hub_id {
                 return Err(wrong_hub());
             }
+            let ahead = deadline.is_none() && timeout.is_some_and(|d| !d.is_zero());
             if deadline.is_none() {
                 deadline = timeout.map(|d| hub.clock.after(d));
             }
-            self.wait_in(hub, Dir::Read, deadline, loc)?;
+            self.wait_in(hub, Dir::Read, deadline, ahead, loc)?;
         }
     }
 
@@ -223,7 +228,7 @@ impl Registration {
         deadline: Option<u64>,
         loc: &'static Location<'static>,
     ) -> io::Result<()> {
-        self.wait_in(hub(), dir, deadline, loc)
+        self.wait_in(hub(), dir, deadline, false, loc)
     }
 
     fn wait_in(
@@ -231,6 +236,7 @@ impl Registration {
         hub: &Hub,
         dir: Dir,
         deadline: Option<u64>,
+        deadline_ahead: bool,
         loc: &'static Location<'static>,
     ) -> io::Result<()> {
         let list = match dir {
@@ -248,7 +254,7 @@ impl Registration {
         }
         hub.io_waiters.set(hub.io_waiters.get() + 1);
         let waiting = Waiting(hub);
-        let r = park::park_at(loc, deadline, |t| {
+        let r = park::park_at_fresh(loc, deadline, deadline_ahead, |t| {
             registered = true;
             list.borrow_mut().push(t);
         });

@@ -47,8 +47,8 @@ pub(crate) use io::{Dir, GreenIo, Registration};
 pub(crate) use lock_cell::{ExclusiveCell, ExclusiveRef, SharedCell, SharedMut, SharedRef};
 pub use multi::{Runtime, RuntimeBuilder};
 pub(crate) use park::{
-    Parked, Unparker, WaitList, WakeToken, check_cancelled, park_at, park_at_arm, retract, wait_on,
-    woken_arm_before_unwind, woken_before_unwind,
+    Parked, Unparker, WaitList, WakeToken, check_cancelled, park_at, park_at_arm, park_at_fresh,
+    retract, wait_on, woken_arm_before_unwind, woken_before_unwind,
 };
 pub use scope::{Scope, ScopedGreenThread, scope};
 pub(crate) use spawn::spawn_cell;
