@@ -44,7 +44,8 @@ use crate::runtime::{self, Parked, clock_ctl};
 /// # Precision
 ///
 /// May sleep longer than `dur`, never shorter: the wake-up comes at the
-/// first hub turn at or after the deadline. When the hub has nothing else
+/// first hub turn at or after the deadline, so any non-zero sleep
+/// suspends at least once, however short. When the hub has nothing else
 /// to do it waits in `epoll_wait`, whose timeout has millisecond
 /// granularity, so an idle hub wakes up to about 1 ms late.
 ///
@@ -78,9 +79,10 @@ pub fn sleep(dur: Duration) -> Result<(), Cancelled> {
     let Some(until) = runtime::try_after(dur) else {
         return Err(Cancelled::Killed);
     };
-    // Made just now from a positive duration, `until` lies ahead: the
-    // first park need not read the clock again.
-    match runtime::park_at_fresh(loc, Some(until), true, |_| {})? {
+    // Made just now from a positive duration, `until` lies ahead (unless
+    // it saturated at the end of time): the first park need not read the
+    // clock again.
+    match runtime::park_at_fresh(loc, Some(until), until != u64::MAX, |_| {})? {
         Parked::OwnDeadline => Ok(()),
         Parked::Woken => sleep_until_ns(loc, until),
     }

@@ -127,3 +127,33 @@ fn root_blocked_forever_reports_a_deadlock() {
     let q = sylvan::sync::Queue::<u8>::unbounded();
     let _ = q.get();
 }
+
+/// A deadline made from a timeout at the end of (virtual) time saturates
+/// there and has passed at once: a read with a timeout times out and a
+/// sleep returns without suspending, so a green thread that is ready (and
+/// would send the read its data) has not run.
+#[test]
+fn a_deadline_saturated_at_the_end_of_time_has_passed_at_once() {
+    use std::io::{Read, Write};
+    sylvan::time::pause();
+    sylvan::time::advance(Duration::MAX);
+    let listener = sylvan::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut client = sylvan::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (mut server, _) = listener.accept().unwrap();
+    server
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    let ran = Rc::new(std::cell::Cell::new(false));
+    let r = ran.clone();
+    let writer = sylvan::spawn(move || {
+        r.set(true);
+        client.write_all(b"x").unwrap();
+        client
+    });
+    let mut buf = [0u8; 1];
+    let err = server.read(&mut buf).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    sylvan::sleep(Duration::from_secs(1)).unwrap();
+    assert!(!ran.get(), "the read or the sleep suspended");
+    drop(writer.join().unwrap());
+}

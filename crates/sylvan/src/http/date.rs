@@ -27,9 +27,9 @@ thread_local! {
 
 /// Runs `f` with the dates of the current second, formatting them when the
 /// second has changed. Within a second that is one read of the coarse
-/// wall clock (the last timer tick's: a few milliseconds late at most,
-/// as nginx's per-loop cached time is, and a quarter of a precise read's
-/// cost) and one comparison.
+/// wall clock (the last timer tick's: at most a tick late, 1–10 ms by the
+/// kernel's HZ, as nginx's per-loop cached time is, and a quarter of a
+/// precise read's cost) and one comparison.
 fn with_cache<R>(f: impl FnOnce(&Cache) -> R) -> R {
     let secs = crate::sys::time::realtime_coarse_secs();
     CACHE.with(|c| {

@@ -895,9 +895,9 @@ impl Hub {
     ///
     /// The clock is read once before the poll and, if the poll may wait,
     /// once after it: that reading (or, for a poll that did not wait, the
-    /// first) serves the pass's start and the timers fired (a timer that
-    /// came due during a non-waiting poll's system call fires next turn:
-    /// late by that call, never early).
+    /// first) serves the pass's start and the timers fired: a timer that
+    /// came due after the first reading of a turn whose poll did not wait
+    /// fires at the next turn, a pass late, never early.
     pub(crate) fn turn(&self, may_block: bool) {
         let idle = may_block && self.ready.borrow().is_empty() && self.root.parked.get() != 0;
         let next_timer = self.timers.borrow().next_deadline();

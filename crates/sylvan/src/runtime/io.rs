@@ -166,13 +166,12 @@ impl Registration {
             if hub.shared.id != self.hub_id {
                 return Err(wrong_hub());
             }
-            // Made now from a positive timeout, the deadline lies ahead
-            // (park need not read the clock again); on a later round it
-            // may have passed.
-            let ahead = deadline.is_none() && timeout.is_some_and(|d| !d.is_zero());
-            if deadline.is_none() {
-                deadline = timeout.map(|d| hub.clock.after(d));
-            }
+            // On a later round the deadline may have passed.
+            let ahead = deadline.is_none() && {
+                let (d, ahead) = fresh_deadline(hub, timeout);
+                deadline = d;
+                ahead
+            };
             self.wait_in(hub, dir, deadline, ahead, loc)?;
         }
     }
@@ -211,10 +210,11 @@ impl Registration {
             if hub.shared.id != self.hub_id {
                 return Err(wrong_hub());
             }
-            let ahead = deadline.is_none() && timeout.is_some_and(|d| !d.is_zero());
-            if deadline.is_none() {
-                deadline = timeout.map(|d| hub.clock.after(d));
-            }
+            let ahead = deadline.is_none() && {
+                let (d, ahead) = fresh_deadline(hub, timeout);
+                deadline = d;
+                ahead
+            };
             self.wait_in(hub, Dir::Read, deadline, ahead, loc)?;
         }
     }
@@ -277,6 +277,20 @@ impl Registration {
                 Err(c.into())
             }
         }
+    }
+}
+
+/// The deadline `timeout` from now, and whether it certainly lies ahead:
+/// made from a positive timeout and not saturated at the end of time, so
+/// park need not read the clock again to check it.
+#[inline]
+fn fresh_deadline(hub: &Hub, timeout: Option<Duration>) -> (Option<u64>, bool) {
+    match timeout {
+        Some(d) => {
+            let deadline = hub.clock.after(d);
+            (Some(deadline), !d.is_zero() && deadline != u64::MAX)
+        }
+        None => (None, false),
     }
 }
 

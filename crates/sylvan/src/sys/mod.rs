@@ -23,7 +23,8 @@
 //!   counts each delivery and writes one byte to a self-pipe; installing it
 //!   and putting back the previous disposition.
 //! - [`proc`]: small facts about the running process (resident set size).
-//! - [`time`]: the monotonic clock in nanoseconds, for the hub's clock.
+//! - [`time`]: the monotonic clock in nanoseconds, for the hub's clock,
+//!   and the coarse wall clock's whole seconds, for the HTTP `Date` header.
 //! - [`fd`]: `O_NONBLOCK` on any descriptor, close-on-exec pipes, and
 //!   `pidfd_open` (Linux ≥ 5.3) for waiting on a child through the hub.
 //!

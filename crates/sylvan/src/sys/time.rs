@@ -1,19 +1,18 @@
 //! The clocks, read directly: monotonic for the hub, coarse wall-clock
 //! seconds for dates.
 
-/// Reads `clock`: zero if the call failed (it cannot for the clocks
-/// used here, which Linux has had since 2.6.32), a clock standing still,
-/// never undefined behaviour.
+/// Reads `clock`; `None` if the call failed (it cannot for the clocks
+/// used here, which Linux has had since 2.6.32, but a sandbox may refuse).
 #[inline]
-fn read(clock: libc::clockid_t) -> libc::timespec {
+fn read(clock: libc::clockid_t) -> Option<libc::timespec> {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: `ts` is a valid, writable `timespec`; an unknown clock id
-    // makes the call fail with EINVAL and leave `ts` as it was.
-    unsafe { libc::clock_gettime(clock, &mut ts) };
-    ts
+    // SAFETY: `ts` is a valid, writable `timespec`; on failure (EINVAL for
+    // an unknown clock id) the call leaves it as it was.
+    let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
+    (rc == 0).then_some(ts)
 }
 
 /// `CLOCK_MONOTONIC` in nanoseconds: the clock `std::time::Instant` reads
@@ -22,7 +21,12 @@ fn read(clock: libc::clockid_t) -> libc::timespec {
 /// armed per read, the timers fired per turn).
 #[inline]
 pub(crate) fn monotonic_ns() -> u64 {
-    let ts = read(libc::CLOCK_MONOTONIC);
+    // Were the read to fail: a clock standing still at zero, never
+    // undefined behaviour.
+    let ts = read(libc::CLOCK_MONOTONIC).unwrap_or(libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    });
     // Seconds since boot: no overflow for 584 years.
     (ts.tv_sec as u64)
         .wrapping_mul(1_000_000_000)
@@ -33,10 +37,16 @@ pub(crate) fn monotonic_ns() -> u64 {
 /// wall clock as of the last timer tick (a few milliseconds behind at
 /// most), read without the time counter, about a quarter of the cost of a
 /// precise read. For what changes once a second: the HTTP `Date` header.
-/// A clock set before 1970 reads 0.
+/// A clock set before 1970 reads 0. Should the coarse clock be refused,
+/// the precise wall clock is read instead.
 #[inline]
 pub(crate) fn realtime_coarse_secs() -> u64 {
-    u64::try_from(read(libc::CLOCK_REALTIME_COARSE).tv_sec).unwrap_or(0)
+    match read(libc::CLOCK_REALTIME_COARSE) {
+        Some(ts) => u64::try_from(ts.tv_sec).unwrap_or(0),
+        None => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    }
 }
 
 #[cfg(test)]
