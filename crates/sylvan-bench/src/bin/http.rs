@@ -4,14 +4,17 @@
 //!
 //! ```text
 //! cargo build --release -p sylvan-bench
-//! target/release/http             # 5 s per measurement
-//! target/release/http --quick     # 1 s per measurement
+//! target/release/http             # 5 s per server (two runs of 3 s)
+//! target/release/http --quick     # 1 s runs
 //! ```
 //!
 //! Each server is this binary re-executed as a child (`--serve sylvan|hyper|bare`)
 //! pinned to CPU 0 with `taskset`; `wrk -t1` runs pinned to CPU 1, against a
 //! keep-alive hello world (`Hello, World!`, 13 bytes, with `Date` and
 //! `Content-Type`), at 64 and then 1000 connections, after a 1 s warm-up.
+//! Each server runs twice, in the order sylvan hyper bare bare hyper
+//! sylvan, and its two runs are merged, so a load on the shared host that
+//! drifts during the run weighs on the three alike.
 //! Reported: requests per second and the 99th percentile latency from
 //! `wrk --latency`, and the server's CPU time per request (user + system,
 //! from `/proc/<pid>/stat`, over the measured run). Ratios are against
@@ -129,6 +132,24 @@ struct Run {
     cpu_us_per_req: f64,
 }
 
+/// One server's runs as one: requests/s and p99 averaged, CPU per
+/// request over all the requests.
+fn merge(runs: &[Run]) -> Run {
+    let n = runs.len().max(1) as f64;
+    let requests: u64 = runs.iter().map(|r| r.requests).sum();
+    let cpu_us: f64 = runs
+        .iter()
+        .map(|r| r.cpu_us_per_req * r.requests as f64)
+        .sum();
+    Run {
+        rps: runs.iter().map(|r| r.rps).sum::<f64>() / n,
+        p99: Duration::from_secs_f64(runs.iter().map(|r| r.p99.as_secs_f64()).sum::<f64>() / n),
+        requests,
+        errors: runs.iter().any(|r| r.errors),
+        cpu_us_per_req: cpu_us / requests.max(1) as f64,
+    }
+}
+
 fn parse_duration(s: &str) -> Option<Duration> {
     let (num, unit) = s.split_at(s.find(|c: char| c.is_ascii_alphabetic())?);
     let v: f64 = num.parse().ok()?;
@@ -201,23 +222,34 @@ fn run(secs: u32) -> Result<(), String> {
     }
     let tck = clk_tck();
     let mut rows = Vec::new();
+    const KINDS: [&str; 3] = ["sylvan", "hyper", "bare"];
+    // Each server is measured twice, in the order A B C C B A, each time
+    // for half the time, and its two runs merged: a load on the shared
+    // host that drifts over the run weighs on each server alike.
+    let half = secs.div_ceil(2);
     for conns in [64u32, 1000] {
-        let mut pair = Vec::new();
-        for kind in ["sylvan", "hyper", "bare"] {
-            eprintln!("{kind}, {conns} connections, {secs} s ...");
+        let mut runs: Vec<Vec<Run>> = vec![Vec::new(); KINDS.len()];
+        for i in [0, 1, 2, 2, 1, 0] {
+            let kind = KINDS[i];
+            eprintln!("{kind}, {conns} connections, {half} s ...");
             let server = start(kind)?;
             wrk(server.port, conns, 1)?; // warm-up: connections, caches, CPU clock
-            let r = measure(&server, conns, secs, tck)?;
+            let r = measure(&server, conns, half, tck)?;
             eprintln!(
                 "  {:.0} req/s, p99 {:?}, {:.2} µs CPU/request",
                 r.rps, r.p99, r.cpu_us_per_req
             );
-            pair.push((kind, r));
+            runs[i].push(r);
         }
+        let pair: Vec<(&str, Run)> = KINDS
+            .iter()
+            .zip(&runs)
+            .map(|(&kind, rs)| (kind, merge(rs)))
+            .collect();
         rows.push((conns, pair));
     }
     println!(
-        "\n### HTTP hello world, keep-alive (`wrk -t1`, server on CPU 0, wrk on CPU 1, {secs} s)\n"
+        "\n### HTTP hello world, keep-alive (`wrk -t1`, server on CPU 0, wrk on CPU 1; each server two runs of {half} s, in the order sylvan hyper bare bare hyper sylvan, merged)\n"
     );
     println!(
         "| server | connections | requests/s | p99 latency | server CPU per request | req/s vs hyper | CPU vs hyper | CPU vs bare | p99 vs hyper |"
