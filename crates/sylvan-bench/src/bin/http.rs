@@ -289,8 +289,8 @@ fn run(secs: u32) -> Result<(), String> {
         "Clock reads on this machine (best of 5 × 1M): CLOCK_MONOTONIC {:.1} ns, \
          CLOCK_REALTIME_COARSE {:.1} ns. callgrind does not count them (under valgrind they \
          are system calls, not vDSO reads).",
-        clock_read_ns(libc::CLOCK_MONOTONIC),
-        clock_read_ns(libc::CLOCK_REALTIME_COARSE)
+        clock_read_ns(rustix::time::ClockId::Monotonic),
+        clock_read_ns(rustix::time::ClockId::RealtimeCoarse)
     );
     println!(
         "Targets (issue 17): CPU per request ≤ the bare httparse responder's (≈ 0.75× hyper's) at 64 and 1,000 connections; p99 at 64 ≤ hyper's; RSS at 1,000 idle keep-alive connections ≤ hyper's (`hold`)."
@@ -299,19 +299,13 @@ fn run(secs: u32) -> Result<(), String> {
 }
 
 /// Nanoseconds per `clock_gettime(clock)`, best of 5 runs of a million.
-fn clock_read_ns(clock: libc::clockid_t) -> f64 {
+fn clock_read_ns(clock: rustix::time::ClockId) -> f64 {
     let n = 1_000_000u32;
     (0..5)
         .map(|_| {
             let start = std::time::Instant::now();
             for _ in 0..n {
-                let mut ts = libc::timespec {
-                    tv_sec: 0,
-                    tv_nsec: 0,
-                };
-                // SAFETY: `ts` is a valid, writable `timespec`.
-                unsafe { libc::clock_gettime(clock, &mut ts) };
-                std::hint::black_box(ts);
+                std::hint::black_box(rustix::time::clock_gettime(clock));
             }
             start.elapsed().as_secs_f64() * 1e9 / f64::from(n)
         })
