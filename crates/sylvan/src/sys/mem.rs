@@ -42,7 +42,7 @@ pub(crate) fn prefetch<const LINES: usize>(addr: usize) {
             let line = first.wrapping_add(i * 64);
             // SAFETY: a prefetch reads nothing the program sees and never
             // faults, even for an address that is not mapped.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(line as *const i8) };
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(std::ptr::without_provenance(line)) };
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
