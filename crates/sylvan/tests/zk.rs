@@ -45,8 +45,18 @@ fn next<T: 'static>(q: &Queue<T>, limit: Duration) -> T {
 /// hang). A watch holds the latest state: this is the state after the
 /// next change.
 fn next_state(rx: &mut WatchReceiver<Option<SessionState>>, limit: Duration) -> SessionState {
+    next_state_or(rx, limit, String::new)
+}
+
+/// [`next_state`], whose failure also says `context()` (what else the test
+/// can see then, to tell the causes apart).
+fn next_state_or(
+    rx: &mut WatchReceiver<Option<SessionState>>,
+    limit: Duration,
+    context: impl FnOnce() -> String,
+) -> SessionState {
     sylvan::timeout(limit, || rx.changed())
-        .unwrap_or_else(|_| panic!("no state change within {limit:?}"))
+        .unwrap_or_else(|_| panic!("no state change within {limit:?}{}", context()))
         .unwrap();
     rx.borrow_and_update().expect("a state")
 }
@@ -295,10 +305,16 @@ fn session_survives_a_server_restart_within_the_session_timeout() {
         sylvan::spawn(move || zk.exists("/eph"))
     };
     srv.restart();
-    assert_eq!(
-        next_state(&mut states, Duration::from_secs(30)),
-        SessionState::Reconnected
-    );
+    let state = next_state_or(&mut states, Duration::from_secs(30), || {
+        // (Seen once in a full test run, never reproduced: whether the
+        // restarted server still serves tells a dead JVM from a client
+        // that does not come back.)
+        match srv.srvr() {
+            Some(s) => format!("; the server still serves: {}", s.replace('\n', " | ")),
+            None => "; the server no longer answers srvr".to_string(),
+        }
+    });
+    assert_eq!(state, SessionState::Reconnected);
     assert_eq!(zk.session_id(), Some(id), "the same session");
     let st = pending
         .join()
