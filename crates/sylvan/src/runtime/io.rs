@@ -166,12 +166,7 @@ impl Registration {
             if hub.shared.id != self.hub_id {
                 return Err(wrong_hub());
             }
-            // On a later round the deadline may have passed.
-            let ahead = deadline.is_none() && {
-                let (d, ahead) = fresh_deadline(hub, timeout);
-                deadline = d;
-                ahead
-            };
+            let ahead = fresh_deadline(hub, timeout, &mut deadline);
             self.wait_in(hub, dir, deadline, ahead, loc)?;
         }
     }
@@ -210,11 +205,7 @@ impl Registration {
             if hub.shared.id != self.hub_id {
                 return Err(wrong_hub());
             }
-            let ahead = deadline.is_none() && {
-                let (d, ahead) = fresh_deadline(hub, timeout);
-                deadline = d;
-                ahead
-            };
+            let ahead = fresh_deadline(hub, timeout, &mut deadline);
             self.wait_in(hub, Dir::Read, deadline, ahead, loc)?;
         }
     }
@@ -280,18 +271,22 @@ impl Registration {
     }
 }
 
-/// The deadline `timeout` from now, and whether it certainly lies ahead:
-/// made from a positive timeout and not saturated at the end of time, so
-/// park need not read the clock again to check it.
+/// Sets `deadline`, on an I/O loop's first wait, to `timeout` from now,
+/// and says whether it certainly lies ahead: made just now from a positive
+/// timeout and not saturated at the end of time, so park need not read the
+/// clock again to check it. On a later round (`deadline` already set) it
+/// may have passed: false.
 #[inline]
-fn fresh_deadline(hub: &Hub, timeout: Option<Duration>) -> (Option<u64>, bool) {
-    match timeout {
-        Some(d) => {
-            let deadline = hub.clock.after(d);
-            (Some(deadline), !d.is_zero() && deadline != u64::MAX)
-        }
-        None => (None, false),
+fn fresh_deadline(hub: &Hub, timeout: Option<Duration>, deadline: &mut Option<u64>) -> bool {
+    if deadline.is_some() {
+        return false;
     }
+    let Some(d) = timeout else {
+        return false;
+    };
+    let at = hub.clock.after(d);
+    *deadline = Some(at);
+    !d.is_zero() && at != u64::MAX
 }
 
 fn wrong_hub() -> io::Error {

@@ -77,7 +77,7 @@ pub(crate) fn park_at(
     own: Option<u64>,
     register: impl FnOnce(WakeToken),
 ) -> Result<Parked, Cancelled> {
-    park_at_arm(location, own, register).0
+    park_at_fresh(location, own, false, register)
 }
 
 /// [`park_at`], told whether `own` is known to lie ahead: made by the
