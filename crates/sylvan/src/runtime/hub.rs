@@ -565,6 +565,11 @@ impl Hub {
     /// Suspends the current context until it is woken (park's second half).
     ///
     /// The caller (`park`) has checked [`cannot_suspend`](Self::cannot_suspend).
+    ///
+    /// Inlined into `park` for the reason given at
+    /// [`yield_current`](Self::yield_current): one frame fewer to return
+    /// through, mispredicted, after each switch back in.
+    #[inline(always)]
     pub(crate) fn suspend_current(&self, core: &Core) {
         if core.is_root() {
             self.run_until_root_woken();
@@ -593,7 +598,18 @@ impl Hub {
     /// (those ready now) and goes on, as if its slot had come up, unless
     /// the loop must stop first, and then its slot is queued where its turn
     /// was. With none ready, that is no switch at all.
-    #[inline]
+    ///
+    /// Always inlined, down to the switch itself, so that a green thread
+    /// calling `yield_now` has no frame of sylvan's to return through once
+    /// it is switched back in. After a switch of stacks the CPU's return
+    /// predictions belong to the other stack: each return the resumed
+    /// green thread makes into a frame from before the switch is
+    /// mispredicted, and so are as many of its resumer's returns once it
+    /// is switched back to. With the switch in the caller's own frame a
+    /// yield round trip returns through nothing mispredicted (callgrind:
+    /// 374 → 337 instructions; about 0.6× the wall time per round trip of
+    /// the build before, measured in the same runs).
+    #[inline(always)]
     pub(crate) fn yield_current(&self) {
         let core = self.current_core();
         if core.is_root() {
@@ -604,6 +620,9 @@ impl Hub {
             // See `cannot_suspend`.
             return;
         }
+        // Whether its slot is queued already (by `dispatch`, where its
+        // turn was).
+        let mut queued = false;
         if self.may_dispatch(core) {
             let ahead = self.ready.borrow().len();
             if ahead == 0 {
@@ -618,14 +637,13 @@ impl Hub {
             } else if self.dispatch(core, Some(ahead)) {
                 return;
             } else {
-                // `dispatch` queued its slot where its turn was.
-                // SAFETY: as in `suspend_current`; checked not null above.
-                unsafe { (*y).suspend(()) };
-                return;
+                queued = true;
             }
         }
-        self.ready.borrow_mut().push_back(core.slot.get());
-        // SAFETY: as in `suspend_current`; checked not null just above.
+        if !queued {
+            self.ready.borrow_mut().push_back(core.slot.get());
+        }
+        // SAFETY: as in `suspend_current`; checked not null above.
         unsafe { (*y).suspend(()) };
     }
 

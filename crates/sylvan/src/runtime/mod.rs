@@ -135,7 +135,7 @@ pub(crate) fn scope_deadline() -> Option<u64> {
 
 /// Lets every other ready green thread run once; nothing where suspending
 /// is not allowed, or when the thread's hub is already gone.
-#[inline]
+#[inline(always)]
 pub(crate) fn yield_now() {
     if let Some(hub) = hub_unless_exiting() {
         hub.yield_current();
