@@ -81,6 +81,66 @@ fn shutdown_drops_every_green_thread() {
     );
 }
 
+/// Green threads that only ever yield, each suspended in `yield_now`, are
+/// unwound at shutdown from there. `yield_now` is inlined down to the
+/// switch, so the forced unwind starts in the caller's own frame (and, for
+/// some, in a function below the green thread's closure), running the
+/// destructors of each frame on the way out.
+#[test]
+fn green_threads_suspended_in_yield_now_are_unwound_from_the_callers_frame() {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+
+    #[inline(never)]
+    fn spin_below(t: util::SyncTracked, turns: &AtomicUsize) {
+        let _t = t;
+        loop {
+            turns.fetch_add(1, SeqCst);
+            sylvan::yield_now();
+        }
+    }
+
+    let drops = util::SyncDropCounter::default();
+    let d = drops.clone();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let turns = Arc::new(AtomicUsize::new(0));
+        for i in 0..4 {
+            let outer = d.track();
+            let inner = (i % 2 == 1).then(|| d.track());
+            let turns = turns.clone();
+            drop(sylvan::spawn(move || {
+                let _outer = outer;
+                match inner {
+                    Some(t) => spin_below(t, &turns),
+                    None => loop {
+                        turns.fetch_add(1, SeqCst);
+                        sylvan::yield_now();
+                    },
+                }
+            }));
+        }
+        // Each runs and yields many times (nested on one another's stacks
+        // while the root is parked), then is left suspended in a yield.
+        let ev = sylvan::sync::Event::<()>::new();
+        let ev2 = ev.clone();
+        let t2 = turns.clone();
+        drop(sylvan::spawn(move || {
+            while t2.load(SeqCst) < 1000 {
+                sylvan::yield_now();
+            }
+            ev2.send(()).unwrap();
+        }));
+        ev.wait().unwrap();
+        sylvan::shutdown();
+        let _ = done_tx.send(sylvan::debug::stats().green_threads);
+    });
+    let left = done_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("shutdown returned within a minute");
+    assert_eq!(left, 0, "every green thread is gone");
+    assert_eq!(drops.dropped(), 6, "every frame's destructors ran");
+}
+
 #[test]
 fn destructors_that_block_fail_instead_of_suspending() {
     let result = Arc::new(Mutex::new(None));
