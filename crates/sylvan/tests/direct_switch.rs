@@ -1,8 +1,8 @@
 //! Direct switches: a green thread about to yield or park while the root
 //! waits runs the ready green threads itself, nested on its own stack,
 //! until its own turn comes (the hub's `dispatch`). Each test drives one
-//! path through that: the order green threads run in, the I/O and timers
-//! the loop must still poll, a kill, a panic or an end while nested, green
+//! path through that: the order green threads run in, the I/O, timers and
+//! wakes from other threads the loop must still take, a kill, a panic or an end while nested, green
 //! threads last resumed by another unwound at shutdown, scoped children
 //! run on their owner's stack, and a small stack. Each runs on a thread of
 //! its own and reports through a channel, so a hang fails the test instead
@@ -151,6 +151,45 @@ fn a_green_thread_yielding_in_a_loop_still_lets_io_complete() {
         client.join().unwrap()
     });
     assert_eq!(&got, b"hello");
+}
+
+/// While nothing waits on I/O, the loop's turns skip the poll's system
+/// call; wakes from other OS threads must still arrive.
+#[test]
+fn a_green_thread_yielding_in_a_loop_still_lets_other_threads_wake_the_hub() {
+    let got = on_own_thread(|| {
+        let (tx, rx) = channel::<u32>();
+        let (ack_tx, ack_rx) = mpsc::channel::<()>();
+        // Each send waits for the previous value's ack, so it nearly
+        // always finds the receiver parked: a wake from another thread.
+        let sender = std::thread::spawn(move || {
+            for i in 0..100 {
+                tx.send(i).unwrap();
+                ack_rx.recv().unwrap();
+            }
+        });
+        let done = Rc::new(Cell::new(false));
+        let d = done.clone();
+        let spinner = sylvan::spawn(move || {
+            while !d.get() {
+                sylvan::yield_now();
+            }
+        });
+        let receiver = sylvan::spawn(move || {
+            let mut sum = 0;
+            for _ in 0..100 {
+                sum += rx.recv().unwrap();
+                ack_tx.send(()).unwrap();
+            }
+            done.set(true);
+            sum
+        });
+        let sum = receiver.join().unwrap();
+        spinner.join().unwrap();
+        sender.join().unwrap();
+        sum
+    });
+    assert_eq!(got, (0..100).sum::<u32>());
 }
 
 #[test]

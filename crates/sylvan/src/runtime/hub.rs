@@ -993,7 +993,19 @@ impl Hub {
         if idle && timeout != Some(Duration::ZERO) {
             self.stacks.trim(super::stack::WARM_SLOTS);
         }
-        let got_events = self.poll_events(timeout);
+        // With nothing parked on I/O, a poll that may not wait could only
+        // record readiness for later (edge-triggered events stay queued in
+        // the kernel until a poll takes them, and a green thread that then
+        // parks on one is a waiter, so the next turn polls) or report the
+        // waker, whose wakes are taken from `pending` either way: skip its
+        // system call, as Go's scheduler skips its non-blocking netpoll
+        // when no goroutine waits on the network. Green threads that only
+        // yield or compute then pay no poll.
+        let got_events = if timeout == Some(Duration::ZERO) && self.io_waiters.get() == 0 {
+            self.take_remote_wakes()
+        } else {
+            self.poll_events(timeout)
+        };
         // A poll that did not wait began the pass when the turn began.
         let mono = if timeout == Some(Duration::ZERO) {
             mono
@@ -1061,18 +1073,24 @@ impl Hub {
             }
         }
         drop(events);
-        if self.shared.pending.swap(false, Ordering::AcqRel) {
-            let mut buf = self.remote_buf.borrow_mut();
-            std::mem::swap(
-                &mut *buf,
-                &mut self.shared.remote.lock().unwrap_or_else(|e| e.into_inner()),
-            );
-            for t in buf.drain(..) {
-                self.wake(t, Wake::Notified);
-            }
-            any = true;
+        self.take_remote_wakes() || any
+    }
+
+    /// Wakes the contexts other threads asked to wake since the last call;
+    /// whether there were any.
+    fn take_remote_wakes(&self) -> bool {
+        if !self.shared.pending.swap(false, Ordering::AcqRel) {
+            return false;
         }
-        any
+        let mut buf = self.remote_buf.borrow_mut();
+        std::mem::swap(
+            &mut *buf,
+            &mut self.shared.remote.lock().unwrap_or_else(|e| e.into_inner()),
+        );
+        for t in buf.drain(..) {
+            self.wake(t, Wake::Notified);
+        }
+        true
     }
 
     /// Wakes the green threads whose timers are due by the hub clock when
