@@ -85,7 +85,9 @@ fn shutdown_drops_every_green_thread() {
 /// unwound at shutdown from there. `yield_now` is inlined down to the
 /// switch, so the forced unwind starts in the caller's own frame (and, for
 /// some, in a function below the green thread's closure), running the
-/// destructors of each frame on the way out.
+/// destructors of each frame on the way out. That inlining happens only in
+/// an optimized build (corosensei's suspend is not inlined at `-O0`):
+/// `scripts/test.sh` runs this suite with `--release` too.
 #[test]
 fn green_threads_suspended_in_yield_now_are_unwound_from_the_callers_frame() {
     use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};

@@ -62,7 +62,7 @@ fn write_hub(f: &mut fmt::Formatter<'_>, h: &HubSnapshot) -> fmt::Result {
     if !h.lag_now.is_zero() {
         writeln!(
             f,
-            "  lag now {} (since the hub last polled)",
+            "  lag now {} (since the hub's last turn)",
             human(h.lag_now)
         )?;
     }
@@ -428,7 +428,7 @@ impl Snapshot {
         }
         let _ = writeln!(
             o,
-            "# HELP sylvan_scheduling_lag_now_seconds Time since the hub last polled, while a green thread runs or is ready (0 otherwise).\n# TYPE sylvan_scheduling_lag_now_seconds gauge"
+            "# HELP sylvan_scheduling_lag_now_seconds Time since the hub's loop last took its turn (I/O, timers, wakes from other threads), while a green thread runs or is ready (0 otherwise).\n# TYPE sylvan_scheduling_lag_now_seconds gauge"
         );
         for (h, l) in self.hubs.iter().zip(&labels) {
             let _ = writeln!(

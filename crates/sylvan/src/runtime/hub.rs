@@ -48,8 +48,8 @@
 //!   those it resumes suspend back to it. While it dispatches it may not
 //!   suspend: it runs as the root, on the scheduler's path (`current` is
 //!   the root, `in_scheduler` set), as the loop does on the root's stack. It
-//!   shares the root loop's `budget` (so I/O and timers are polled as
-//!   often), and it stops — suspending to the root after all — when the
+//!   shares the root loop's `budget` (so the loop takes its turns for I/O,
+//!   timers and remote wakes as often), and it stops — suspending to the root after all — when the
 //!   queue is empty, the budget is spent or the root was woken. It
 //!   dispatches only with [`DISPATCH_HEADROOM`] of stack left.
 
@@ -657,8 +657,9 @@ impl Hub {
         if !self.dispatcher.get().is_null() || self.root.parked.get() == 0 {
             return false;
         }
-        let here = 0u8;
-        let sp = std::hint::black_box(&here) as *const u8 as usize;
+        // The real stack pointer: inlined into the caller's frame, a
+        // local's address could lie above that frame's buffers.
+        let sp = crate::sys::mem::stack_pointer();
         sp.saturating_sub(core.sig_guard.stack_floor()) >= DISPATCH_HEADROOM
     }
 
@@ -880,8 +881,7 @@ impl Hub {
     /// stands, for [`pop_ready`](Self::pop_ready).
     #[inline]
     fn note_stack(&self, core: &Core) {
-        let here = 0u8;
-        let sp = std::hint::black_box(&here) as *const u8 as usize;
+        let sp = crate::sys::mem::stack_pointer();
         if let Some(h) = self
             .stack_hints
             .borrow_mut()

@@ -49,6 +49,46 @@ pub(crate) fn prefetch<const LINES: usize>(addr: usize) {
     let _ = addr;
 }
 
+/// Where the caller's stack stands now: its stack pointer on x86-64 and
+/// AArch64, elsewhere an address below every frame of the caller's. For
+/// stack headroom checks, which may not use the address of a local: once
+/// inlined into a large frame, that local may lie anywhere in it, above
+/// the frame's big buffers, and overstate what is left below.
+#[inline(always)]
+pub(crate) fn stack_pointer() -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let sp: usize;
+        // SAFETY: copies the stack pointer register; reads and writes no
+        // memory and leaves the flags alone.
+        unsafe {
+            std::arch::asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags))
+        };
+        sp
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        let sp: usize;
+        // SAFETY: as above.
+        unsafe {
+            std::arch::asm!("mov {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags))
+        };
+        sp
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        below_the_caller()
+    }
+}
+
+/// The address of a local of a frame of its own, below its caller's.
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+#[inline(never)]
+fn below_the_caller() -> usize {
+    let here = 0u8;
+    std::hint::black_box(&here) as *const u8 as usize
+}
+
 /// An anonymous, private, read-write mapping, unmapped on drop.
 #[derive(Debug)]
 pub(crate) struct Mapping {
@@ -367,6 +407,20 @@ pub(crate) fn map_count() -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_stack_pointer_lies_below_the_whole_frame_of_its_caller() {
+        // A frame with a large buffer: the stack pointer is below all of
+        // it (a headroom check that took a local's address could land
+        // above the buffer), and not far below (it is this frame's).
+        let mut buf = [0u8; 32 * 1024];
+        std::hint::black_box(&mut buf);
+        let sp = stack_pointer();
+        let lowest = buf.as_ptr() as usize;
+        assert!(sp <= lowest, "{sp:#x} is above the buffer at {lowest:#x}");
+        assert!(lowest - sp < 64 * 1024, "{sp:#x} is far below {lowest:#x}");
+        std::hint::black_box(&mut buf);
+    }
 
     #[test]
     fn a_prefetch_never_faults_wherever_it_points() {
