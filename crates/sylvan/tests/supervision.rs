@@ -265,6 +265,34 @@ fn pool_kill_all_kills_spawn_n_jobs_started_or_not() {
     assert_eq!(pool.spawn(|| 1).unwrap().join().unwrap(), 1);
 }
 
+/// Members come and go through reused slots of the pool: `kill_all`
+/// counts exactly those alive, and a member's full-pool spawn still runs
+/// inline after its slot was used by others before it.
+#[test]
+fn pool_membership_follows_jobs_through_reused_slots() {
+    let pool = GreenPool::new(2);
+    for round in 0..5u32 {
+        let a = pool.spawn(move || round).unwrap();
+        let b = pool.spawn(move || round + 1).unwrap();
+        assert_eq!(a.join().unwrap() + b.join().unwrap(), 2 * round + 1);
+    }
+    assert_eq!(pool.kill_all(), 0, "every job of the rounds finished");
+    // Waits on an event nobody sends (no timer: were the member below
+    // not seen as one, its wait for a slot would be reported as a
+    // deadlock instead of hanging).
+    let never = sylvan::sync::Event::<()>::new();
+    let waiter = pool.spawn(move || never.wait()).unwrap();
+    let p = pool.clone();
+    // Fills the pool, then spawns into it: as a member it runs inline.
+    let member = pool
+        .spawn(move || p.spawn(|| 7).unwrap().join().unwrap())
+        .unwrap();
+    assert_eq!(member.join().unwrap(), 7);
+    assert_eq!(pool.kill_all(), 1, "only the waiter is left");
+    assert_eq!(waiter.join().unwrap(), Err(sylvan::Cancelled::Killed));
+    assert_eq!(pool.running(), 0);
+}
+
 #[test]
 fn an_unlinked_callback_is_dropped_at_once_and_never_called() {
     let calls = log();

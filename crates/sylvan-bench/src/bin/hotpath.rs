@@ -14,14 +14,16 @@
 //! one iteration is a round trip), `spawn` (spawn + join from the root),
 //! `spawn_inside` (the same from a green thread), `batch` (spawn 1000, then
 //! join them; the count is of green threads), `queue` (a `Queue::bounded(1)`
-//! ping-pong). The wall time per iteration goes to standard error.
+//! ping-pong), `pool` (`GreenPool::new(1000)`: `spawn_n` a trivial job
+//! COUNT times, then `wait_all`; the count is of jobs). The wall time per
+//! iteration goes to standard error.
 
 use std::process::ExitCode;
 use std::time::Instant;
 
 use sylvan::sync::Queue;
 
-const USAGE: &str = "usage: hotpath yield|spawn|spawn_inside|batch|queue COUNT";
+const USAGE: &str = "usage: hotpath yield|spawn|spawn_inside|batch|queue|pool COUNT";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -74,6 +76,16 @@ fn main() -> ExitCode {
                 back.get().expect("queue open");
             }
             echo.join().expect("echo side");
+        }
+        "pool" => {
+            let pool = sylvan::GreenPool::new(1000);
+            for i in 0..n {
+                pool.spawn_n(move || {
+                    std::hint::black_box(i);
+                })
+                .expect("the root is not cancelled");
+            }
+            pool.wait_all().expect("the root is not cancelled");
         }
         other => {
             eprintln!("hotpath: unknown path {other:?}\n{USAGE}");

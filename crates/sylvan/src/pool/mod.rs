@@ -3,9 +3,10 @@
 //! results as they complete.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::error::Error;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::{self, Location};
 use std::rc::Rc;
 
@@ -69,8 +70,63 @@ struct Inner {
     queued: Cell<usize>,
     spawners: RefCell<WaitList>,
     idle: RefCell<WaitList>,
-    /// The green threads of the pool (started or not), by id.
-    members: RefCell<HashMap<u64, Killer>>,
+    /// The green threads of the pool (started or not).
+    members: RefCell<Members>,
+}
+
+/// The green threads of a pool: one entry per slot in use, at the index
+/// its [`SlotGuard`] holds from admission (so nothing is allocated per
+/// job once the vectors have grown), and their ids, for
+/// [`Inner::current_is_member`].
+#[derive(Default)]
+struct Members {
+    /// By slot index: the member's id and killer, once spawned.
+    slots: Vec<Option<(u64, Killer)>>,
+    /// Indexes of `slots` free for the next admission.
+    free: Vec<usize>,
+    ids: HashSet<u64, BuildHasherDefault<IdHasher>>,
+}
+
+impl Members {
+    /// An index for a slot just taken.
+    fn reserve(&mut self) -> usize {
+        self.free.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            self.slots.len() - 1
+        })
+    }
+
+    /// Frees index `at`; its member, if one was spawned, for the caller
+    /// to drop outside the borrow (the killer holds the task).
+    fn release(&mut self, at: usize) -> Option<Killer> {
+        let member = self.slots[at].take();
+        self.free.push(at);
+        let (id, killer) = member?;
+        self.ids.remove(&id);
+        Some(killer)
+    }
+}
+
+/// Hashes green thread ids, which are unique and handed out in sequence:
+/// one multiplication (Fibonacci hashing) spreads them over the table, at
+/// a fraction of the default hasher's cost.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(self.0.rotate_left(8) ^ u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// How a spawn gets to run: in a slot of its own, or inline in the caller.
@@ -83,18 +139,27 @@ enum Admission {
 /// it finishes, panics, is unwound, or is killed before it ran).
 struct SlotGuard {
     inner: Rc<Inner>,
-    /// The id of the green thread holding the slot, once spawned.
-    member: Rc<Cell<Option<u64>>>,
+    /// Its entry in `inner.members`.
+    at: usize,
+}
+
+impl SlotGuard {
+    /// The guard of a slot just counted in `inner.running`.
+    fn new(inner: &Rc<Inner>) -> SlotGuard {
+        let at = inner.members.borrow_mut().reserve();
+        SlotGuard {
+            inner: inner.clone(),
+            at,
+        }
+    }
 }
 
 impl Drop for SlotGuard {
     fn drop(&mut self) {
         let inner = &*self.inner;
-        if let Some(id) = self.member.get() {
-            // Dropped outside the borrow: the killer holds the task.
-            let killer = inner.members.borrow_mut().remove(&id);
-            drop(killer);
-        }
+        // Dropped outside the borrow: the killer holds the task.
+        let killer = inner.members.borrow_mut().release(self.at);
+        drop(killer);
         inner.running.set(inner.running.get() - 1);
         inner.fill();
         if inner.running.get() == 0 {
@@ -119,7 +184,8 @@ impl Inner {
 
     fn current_is_member(&self) -> bool {
         let id = runtime::current_id();
-        self.members.borrow().contains_key(&id)
+        // (The root, id 0, never is.)
+        id != 0 && self.members.borrow().ids.contains(&id)
     }
 }
 
@@ -168,7 +234,7 @@ impl GreenPool {
                 queued: Cell::new(0),
                 spawners: RefCell::new(WaitList::default()),
                 idle: RefCell::new(WaitList::default()),
-                members: RefCell::new(HashMap::new()),
+                members: RefCell::new(Members::default()),
             }),
         }
     }
@@ -188,10 +254,7 @@ impl GreenPool {
         });
         match r {
             // Only `fill` wakes our token, and it handed us a slot.
-            Ok(_) => Ok(Admission::Slot(SlotGuard {
-                inner: self.inner.clone(),
-                member: Rc::default(),
-            })),
+            Ok(_) => Ok(Admission::Slot(SlotGuard::new(&self.inner))),
             Err(c) => {
                 if registered {
                     inner.queued.set(inner.queued.get() - 1);
@@ -210,17 +273,14 @@ impl GreenPool {
         let inner = &*self.inner;
         if inner.queued.get() == 0 && inner.running.get() < inner.size.get() {
             inner.running.set(inner.running.get() + 1);
-            return Some(Admission::Slot(SlotGuard {
-                inner: self.inner.clone(),
-                member: Rc::default(),
-            }));
+            return Some(Admission::Slot(SlotGuard::new(&self.inner)));
         }
         inner.current_is_member().then_some(Admission::Inline)
     }
 
     /// Spawns `f` as a member of the pool, in the slot `guard`.
     fn spawn_in<T: 'static>(guard: SlotGuard, f: impl FnOnce() -> T + 'static) -> GreenThread<T> {
-        let (inner, member) = (guard.inner.clone(), guard.member.clone());
+        let (inner, at) = (guard.inner.clone(), guard.at);
         let g = spawn(move || {
             let guard = guard;
             let v = f();
@@ -229,11 +289,11 @@ impl GreenPool {
         });
         // It has not run yet: it is a member from now until its slot is
         // freed (it finishes, is unwound, or is dropped unrun).
-        member.set(Some(g.id().as_u64()));
-        inner
-            .members
-            .borrow_mut()
-            .insert(g.id().as_u64(), g.killer());
+        let id = g.id().as_u64();
+        let mut members = inner.members.borrow_mut();
+        members.slots[at] = Some((id, g.killer()));
+        members.ids.insert(id);
+        drop(members);
         g
     }
 
@@ -269,7 +329,8 @@ impl GreenPool {
     pub fn kill_all(&self) -> usize {
         let members = self.inner.members.borrow();
         let mut n = 0;
-        for k in members.values().filter(|k| !k.is_finished()) {
+        let killers = members.slots.iter().flatten().map(|(_, k)| k);
+        for k in killers.filter(|k| !k.is_finished()) {
             k.kill();
             n += 1;
         }
