@@ -551,3 +551,38 @@ fn selects_over_channels_with_peers_on_other_threads_lose_and_duplicate_nothing(
     all.sort_unstable();
     assert_eq!(all, (0..2 * N).collect::<Vec<_>>());
 }
+
+/// A select with both a put and a get arm on one rendezvous queue cannot
+/// meet itself: registering its get arm must not wake its own put arm
+/// (it then went round again without ever parking, and a putter arriving
+/// later waited for it forever). Found by `select_model`'s property test.
+#[test]
+fn a_select_putting_and_getting_on_one_rendezvous_queue_meets_a_later_putter() {
+    for round in 0..20 {
+        // Several rounds: the select picks among ready arms at random.
+        let (putter_done, select_got) = on_hub(move || {
+            let q: Queue<u8> = Queue::bounded(0);
+            let q2 = q.clone();
+            let both = sylvan::spawn(move || {
+                let mut mine = Some(1u8);
+                Select::<Option<u8>>::new()
+                    .put(&q2, &mut mine, |_| None)
+                    .get(&q2, |r| r.ok())
+                    .select()
+            });
+            sylvan::yield_now(); // it registers both arms and parks
+            let q3 = q.clone();
+            let putter = sylvan::spawn(move || {
+                let mut v = Some(45u8);
+                Select::<()>::new().put(&q3, &mut v, |_| ()).select()
+            });
+            for _ in 0..10 {
+                sylvan::yield_now();
+            }
+            let got = both.is_finished().then(|| both.join().unwrap());
+            (putter.is_finished(), got)
+        });
+        assert!(putter_done, "round {round}: the putter still waits");
+        assert_eq!(select_got, Some(Ok(Some(45))), "round {round}");
+    }
+}

@@ -415,6 +415,40 @@ impl WaitList {
         }
     }
 
+    /// As [`wake_one`](Self::wake_one), passing over the registrations of
+    /// the park `me` (a `select` whose other arm, on the same queue, is
+    /// registering): they stay, in their place, and the oldest other waiter
+    /// still waiting is woken. A select with both a put and a get arm on a
+    /// rendezvous queue otherwise woke itself as its get arm arrived, and
+    /// went round again, never parked, while a putter waited for it.
+    pub(crate) fn wake_one_except(&mut self, me: WakeToken) -> bool {
+        if self.is_empty() {
+            return false;
+        }
+        let Some(hub) = try_hub() else {
+            self.clear();
+            return false;
+        };
+        let mut mine = Vec::new();
+        let mut woke = false;
+        while let Some(t) = self.pop_front() {
+            if t.slot == me.slot && t.seq == me.seq {
+                mine.push(t);
+            } else if hub.wake(t.token(), t.reason()) {
+                woke = true;
+                break;
+            } else {
+                self.stale = self.stale.saturating_sub(1);
+            }
+        }
+        for t in mine.into_iter().rev() {
+            if let Some(h) = self.head.replace(t) {
+                self.rest.push_front(h);
+            }
+        }
+        woke
+    }
+
     /// Wakes every waiter, on this thread's hub; as [`wake_one`](Self::wake_one).
     #[inline]
     pub(crate) fn wake_all(&mut self) {

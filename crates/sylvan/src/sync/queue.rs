@@ -476,9 +476,13 @@ impl<T> Queue<T> {
         }
     }
 
-    /// Registers a multi-way park (`select`, `iwait`) as a getter.
+    /// Registers a multi-way park (`select`, `iwait`) as a getter. The
+    /// putter it tells is never the same park's own put arm: it cannot
+    /// meet itself.
     pub(crate) fn register_getter(&self, token: WakeToken, arm: u32) {
-        self.getter_arrives();
+        if self.inner.cap == Some(0) {
+            self.inner.putters.borrow_mut().wake_one_except(token);
+        }
         self.inner.getters.borrow_mut().push_arm(token, arm);
     }
 
