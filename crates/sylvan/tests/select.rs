@@ -586,3 +586,81 @@ fn a_select_putting_and_getting_on_one_rendezvous_queue_meets_a_later_putter() {
         assert_eq!(select_got, Some(Ok(Some(45))), "round {round}");
     }
 }
+
+/// The same for a rendezvous channel: a select with both a send and a
+/// receive arm on one `bounded(0)` channel does not wake itself, so with
+/// no peer it parks and its timeout arm fires (under the paused clock,
+/// which only moves while the hub is idle), and a later sender meets it.
+/// Each round runs on a thread of its own with a time limit: the select
+/// that woke itself never parked, and this hung.
+#[test]
+fn a_select_sending_and_receiving_on_one_rendezvous_channel_parks_and_meets_a_peer() {
+    for round in 0..20 {
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done_tx.send(on_hub(|| {
+                let (tx, rx) = sylvan::sync::bounded::<u8>(0);
+                let mut mine = Some(1u8);
+                let alone = Select::<&str>::new()
+                    .send(&tx, &mut mine, |_| "sent")
+                    .recv(&rx, |_| "received")
+                    .timeout(Duration::from_millis(10), || "timed out")
+                    .select()
+                    .unwrap();
+                let (tx2, rx2) = (tx.clone(), rx.clone());
+                let both = sylvan::spawn(move || {
+                    let mut mine = Some(1u8);
+                    Select::<Option<u8>>::new()
+                        .send(&tx2, &mut mine, |_| None)
+                        .recv(&rx2, |r| r.ok())
+                        .select()
+                });
+                sylvan::yield_now(); // it registers both arms and parks
+                let sender = sylvan::spawn(move || tx.send(45).is_ok());
+                for _ in 0..10 {
+                    sylvan::yield_now();
+                }
+                let got = both.is_finished().then(|| both.join().unwrap());
+                let sent = sender.is_finished().then(|| sender.join().unwrap());
+                (alone, sent, got)
+            }));
+        });
+        let (alone, sent, got) = done_rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("round {round}: hung (the select never parked)"));
+        assert_eq!(alone, "timed out", "round {round}");
+        assert_eq!(sent, Some(true), "round {round}: the sender still waits");
+        assert_eq!(got, Some(Ok(Some(45))), "round {round}");
+    }
+}
+
+/// Its own put arm stays registered through that: a plain getter arriving
+/// later takes the select's item.
+#[test]
+fn a_select_putting_and_getting_on_one_rendezvous_queue_serves_a_later_getter() {
+    let (taken, fired) = on_hub(|| {
+        let q: Queue<u8> = Queue::bounded(0);
+        let q2 = q.clone();
+        let both = sylvan::spawn(move || {
+            let mut mine = Some(1u8);
+            Select::<&str>::new()
+                .put(
+                    &q2,
+                    &mut mine,
+                    |r| if r.is_ok() { "put" } else { "put failed" },
+                )
+                .get(&q2, |_| "got")
+                .select()
+        });
+        sylvan::yield_now(); // it registers both arms and parks
+        let getter = sylvan::spawn(move || q.get());
+        for _ in 0..10 {
+            sylvan::yield_now();
+        }
+        let taken = getter.is_finished().then(|| getter.join().unwrap());
+        let fired = both.is_finished().then(|| both.join().unwrap());
+        (taken, fired)
+    });
+    assert_eq!(taken, Some(Ok(1)), "the getter took the select's item");
+    assert_eq!(fired, Some(Ok("put")));
+}

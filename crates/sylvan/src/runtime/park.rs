@@ -296,6 +296,13 @@ impl Unparker {
         }
     }
 
+    /// Whether it wakes park `token` of this thread's hub (a `select`
+    /// registering another arm on the same channel, which must not wake
+    /// itself).
+    pub(crate) fn is_park(&self, token: WakeToken) -> bool {
+        self.token == token && try_hub().is_some_and(|h| Arc::ptr_eq(&h.shared, &self.shared))
+    }
+
     /// Whether the hub of the parked context still runs. A hub whose thread
     /// exited leaked its green threads: waking them does nothing.
     pub(crate) fn hub_alive(&self) -> bool {
@@ -432,7 +439,7 @@ impl WaitList {
         let mut mine = Vec::new();
         let mut woke = false;
         while let Some(t) = self.pop_front() {
-            if t.slot == me.slot && t.seq == me.seq {
+            if t.token() == me {
                 mine.push(t);
             } else if hub.wake(t.token(), t.reason()) {
                 woke = true;

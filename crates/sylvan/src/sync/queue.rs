@@ -476,7 +476,7 @@ impl<T> Queue<T> {
         }
     }
 
-    /// Registers a multi-way park (`select`, `iwait`) as a getter. The
+    /// Registers a `select` as a getter (`iwait` registers watchers). The
     /// putter it tells is never the same park's own put arm: it cannot
     /// meet itself.
     pub(crate) fn register_getter(&self, token: WakeToken, arm: u32) {

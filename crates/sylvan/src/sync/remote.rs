@@ -18,7 +18,7 @@
 
 use std::collections::VecDeque;
 
-use crate::runtime::Unparker;
+use crate::runtime::{Unparker, WakeToken};
 
 #[derive(Debug, Default)]
 pub(crate) struct RemoteWaiters {
@@ -52,6 +52,46 @@ impl RemoteWaiters {
     /// Whether any waiter is listed.
     pub(crate) fn any(&self) -> bool {
         self.entries.len() > self.holes
+    }
+
+    /// As [`pop`](Self::pop), passing over (and keeping, in place) the
+    /// entries of park `me` of this thread's hub: a `select` registering
+    /// another arm on the same channel must not wake itself.
+    pub(crate) fn pop_except(&mut self, me: WakeToken) -> Option<Unparker> {
+        let mut i = 0;
+        while i < self.entries.len() {
+            let (wanted, dead) = match &self.entries[i].1 {
+                Some(u) if u.is_park(me) => (false, false),
+                Some(u) => (u.hub_alive(), !u.hub_alive()),
+                None => (false, false),
+            };
+            if wanted || dead {
+                let u = self.entries[i].1.take();
+                if i == 0 {
+                    self.entries.pop_front();
+                } else {
+                    self.holes += 1;
+                    i += 1;
+                }
+                if wanted {
+                    return u;
+                }
+            } else if i == 0 && self.entries[0].1.is_none() {
+                self.entries.pop_front();
+                self.holes -= 1;
+            } else {
+                i += 1;
+            }
+        }
+        None
+    }
+
+    /// Whether any waiter other than park `me` of this thread's hub is
+    /// listed.
+    pub(crate) fn any_except(&self, me: WakeToken) -> bool {
+        self.entries
+            .iter()
+            .any(|(_, u)| u.as_ref().is_some_and(|u| !u.is_park(me)))
     }
 
     /// Takes every waiter.

@@ -300,8 +300,10 @@ impl<T> Chan<T> {
     fn register(&self, side: Side, token: WakeToken, takes: bool) -> u64 {
         let mut st = self.lock();
         let id = st.list(side).push(Unparker::new(token));
-        let sender = if takes {
-            self.receiver_arrives(&mut st, side)
+        // The sender told is never this park's own send arm (a select with
+        // both arms on a rendezvous channel cannot meet itself).
+        let sender = if takes && side == Side::Recv && self.cap == Some(0) {
+            st.send_waiters.pop_except(token)
         } else {
             None
         };
@@ -309,8 +311,14 @@ impl<T> Chan<T> {
         // peer on another thread may have made the channel ready since,
         // finding nobody to wake. Checked under the lock it registered
         // with, so no wake-up falls between; if ready, it wakes itself
-        // (its entry stays, to be removed when it leaves).
-        let ready = self.ready_for(&st, side);
+        // (its entry stays, to be removed when it leaves). Its own receive
+        // arm does not make its send arm ready.
+        let ready = match side {
+            Side::Send if self.cap == Some(0) => {
+                st.recv_waiters.any_except(token) || st.no_receivers()
+            }
+            _ => self.ready_for(&st, side),
+        };
         drop(st);
         if let Some(u) = sender {
             u.unpark();
