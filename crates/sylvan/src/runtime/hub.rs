@@ -49,8 +49,9 @@
 //!   suspend: it runs as the root, on the scheduler's path (`current` is
 //!   the root, `in_scheduler` set), as the loop does on the root's stack. It
 //!   shares the root loop's `budget` (so the loop takes its turns for I/O,
-//!   timers and remote wakes as often), and it stops — suspending to the root after all — when the
-//!   queue is empty, the budget is spent or the root was woken. It
+//!   timers and remote wakes as often), and it stops — suspending to the
+//!   root after all — when the queue is empty, the budget is spent or the
+//!   root was woken. It
 //!   dispatches only with [`DISPATCH_HEADROOM`] of stack left.
 
 use std::cell::{Cell, RefCell};

@@ -441,7 +441,7 @@ impl<T> Queue<T> {
             if self.is_closed() {
                 return Err(GetError::Closed);
             }
-            self.getter_arrives();
+            self.getter_arrives(None);
             runtime::wait_on(&self.inner.getters, loc)?;
         }
     }
@@ -469,20 +469,22 @@ impl<T> Queue<T> {
 
     /// A getter is about to wait: on a rendezvous queue that makes a
     /// [`try_put`](Self::try_put) possible, so a `select` waiting to put
-    /// (the only waiters on a rendezvous queue's `putters`) is told.
-    fn getter_arrives(&self) {
+    /// (the only waiters on a rendezvous queue's `putters`) is told: never
+    /// the getter's own park `me`, a select registering (one with both a
+    /// put and a get arm here cannot meet itself).
+    fn getter_arrives(&self, me: Option<WakeToken>) {
         if self.inner.cap == Some(0) {
-            self.inner.putters.borrow_mut().wake_one();
+            let mut putters = self.inner.putters.borrow_mut();
+            match me {
+                Some(me) => putters.wake_one_except(me),
+                None => putters.wake_one(),
+            };
         }
     }
 
-    /// Registers a `select` as a getter (`iwait` registers watchers). The
-    /// putter it tells is never the same park's own put arm: it cannot
-    /// meet itself.
+    /// Registers a `select` as a getter (`iwait` registers watchers).
     pub(crate) fn register_getter(&self, token: WakeToken, arm: u32) {
-        if self.inner.cap == Some(0) {
-            self.inner.putters.borrow_mut().wake_one_except(token);
-        }
+        self.getter_arrives(Some(token));
         self.inner.getters.borrow_mut().push_arm(token, arm);
     }
 

@@ -57,33 +57,19 @@ impl RemoteWaiters {
     /// As [`pop`](Self::pop), passing over (and keeping, in place) the
     /// entries of park `me` of this thread's hub: a `select` registering
     /// another arm on the same channel must not wake itself.
+    /// (Waiters of dead hubs it passes are left for `pop` to drop.)
     pub(crate) fn pop_except(&mut self, me: WakeToken) -> Option<Unparker> {
-        let mut i = 0;
-        while i < self.entries.len() {
-            let (wanted, dead) = match &self.entries[i].1 {
-                Some(u) if u.is_park(me) => (false, false),
-                Some(u) => (u.hub_alive(), !u.hub_alive()),
-                None => (false, false),
-            };
-            if wanted || dead {
-                let u = self.entries[i].1.take();
-                if i == 0 {
-                    self.entries.pop_front();
-                } else {
-                    self.holes += 1;
-                    i += 1;
-                }
-                if wanted {
-                    return u;
-                }
-            } else if i == 0 && self.entries[0].1.is_none() {
-                self.entries.pop_front();
-                self.holes -= 1;
-            } else {
-                i += 1;
-            }
+        let i = self
+            .entries
+            .iter()
+            .position(|(_, u)| u.as_ref().is_some_and(|u| !u.is_park(me) && u.hub_alive()))?;
+        let u = self.entries[i].1.take();
+        if i == 0 {
+            self.entries.pop_front();
+        } else {
+            self.holes += 1;
         }
-        None
+        u
     }
 
     /// Whether any waiter other than park `me` of this thread's hub is

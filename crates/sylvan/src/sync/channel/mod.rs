@@ -196,13 +196,20 @@ impl<T> Chan<T> {
     }
 
     /// Whether a waiter on `side` that was woken could make progress now,
-    /// so a wake-up that reached a cancelled waiter must be passed on.
-    fn ready_for(&self, st: &State<T>, side: Side) -> bool {
+    /// so a wake-up that reached a cancelled waiter must be passed on; or
+    /// whether park `me`, registering, finds `side` ready (its own entries
+    /// on the other side do not count: it cannot meet itself).
+    fn ready_for(&self, st: &State<T>, side: Side, me: Option<WakeToken>) -> bool {
         match side {
             Side::Recv => st.len() > 0 || st.no_senders(),
             // On a rendezvous channel only a `select` waits here, for a
             // receiver to hand its value to.
-            Side::Send if self.cap == Some(0) => st.recv_waiters.any() || st.no_receivers(),
+            Side::Send if self.cap == Some(0) => {
+                me.map_or_else(
+                    || st.recv_waiters.any(),
+                    |me| st.recv_waiters.any_except(me),
+                ) || st.no_receivers()
+            }
             Side::Send => self.has_room(st) || st.no_receivers(),
         }
     }
@@ -243,7 +250,7 @@ impl<T> Chan<T> {
         let mut st = st;
         let r = runtime::park_at(loc, None, |token| {
             waiting.id = Some(st.list(side).push(Unparker::new(token)));
-            let sender = self.receiver_arrives(&mut st, side);
+            let sender = self.receiver_arrives(&mut st, side, token);
             drop(st);
             if let Some(u) = sender {
                 u.unpark();
@@ -270,7 +277,7 @@ impl<T> Chan<T> {
         let mut st = self.lock();
         let forward = if st.list(side).remove(id) {
             None
-        } else if self.ready_for(&st, side) {
+        } else if self.ready_for(&st, side, None) {
             st.list(side).pop()
         } else {
             None
@@ -283,11 +290,13 @@ impl<T> Chan<T> {
 
     /// A receiver is about to wait: on a rendezvous channel that makes a
     /// `try_send` possible, so a `select` waiting to send (the only
-    /// waiters in a rendezvous channel's `send_waiters`) is told. Returns
-    /// whom to unpark once the lock is released.
-    fn receiver_arrives(&self, st: &mut State<T>, side: Side) -> Option<Unparker> {
+    /// waiters in a rendezvous channel's `send_waiters`) is told: never
+    /// the receiver's own park `me` (a select with both arms on this
+    /// channel cannot meet itself). Returns whom to unpark once the lock
+    /// is released.
+    fn receiver_arrives(&self, st: &mut State<T>, side: Side, me: WakeToken) -> Option<Unparker> {
         if side == Side::Recv && self.cap == Some(0) {
-            st.send_waiters.pop()
+            st.send_waiters.pop_except(me)
         } else {
             None
         }
@@ -300,10 +309,8 @@ impl<T> Chan<T> {
     fn register(&self, side: Side, token: WakeToken, takes: bool) -> u64 {
         let mut st = self.lock();
         let id = st.list(side).push(Unparker::new(token));
-        // The sender told is never this park's own send arm (a select with
-        // both arms on a rendezvous channel cannot meet itself).
-        let sender = if takes && side == Side::Recv && self.cap == Some(0) {
-            st.send_waiters.pop_except(token)
+        let sender = if takes {
+            self.receiver_arrives(&mut st, side, token)
         } else {
             None
         };
@@ -311,14 +318,8 @@ impl<T> Chan<T> {
         // peer on another thread may have made the channel ready since,
         // finding nobody to wake. Checked under the lock it registered
         // with, so no wake-up falls between; if ready, it wakes itself
-        // (its entry stays, to be removed when it leaves). Its own receive
-        // arm does not make its send arm ready.
-        let ready = match side {
-            Side::Send if self.cap == Some(0) => {
-                st.recv_waiters.any_except(token) || st.no_receivers()
-            }
-            _ => self.ready_for(&st, side),
-        };
+        // (its entry stays, to be removed when it leaves).
+        let ready = self.ready_for(&st, side, Some(token));
         drop(st);
         if let Some(u) = sender {
             u.unpark();
