@@ -22,6 +22,11 @@ pub(crate) enum Fields {
     #[default]
     Empty,
     One(Field),
+    /// The `Content-Type` of [`Response::text`], `html` or `bytes`, alone:
+    /// a valid name, a value without line breaks, and no framing field,
+    /// so the head writer copies it out without checking it
+    /// ([`typed`](Self::typed)).
+    Typed(Field),
     Many(Vec<Field>),
 }
 
@@ -29,8 +34,16 @@ impl Fields {
     pub(crate) fn as_slice(&self) -> &[Field] {
         match self {
             Fields::Empty => &[],
-            Fields::One(f) => std::slice::from_ref(f),
+            Fields::One(f) | Fields::Typed(f) => std::slice::from_ref(f),
             Fields::Many(v) => v,
+        }
+    }
+
+    /// The one field of a typed response: sent as it is.
+    pub(crate) fn typed(&self) -> Option<&Field> {
+        match self {
+            Fields::Typed(f) => Some(f),
+            _ => None,
         }
     }
 
@@ -41,7 +54,7 @@ impl Fields {
     fn push(&mut self, field: Field) {
         *self = match std::mem::take(self) {
             Fields::Empty => Fields::One(field),
-            Fields::One(first) => {
+            Fields::One(first) | Fields::Typed(first) => {
                 let mut v = Vec::with_capacity(4);
                 v.push(first);
                 v.push(field);
@@ -57,7 +70,7 @@ impl Fields {
     fn retain(&mut self, mut keep: impl FnMut(&Field) -> bool) {
         match self {
             Fields::Empty => {}
-            Fields::One(f) => {
+            Fields::One(f) | Fields::Typed(f) => {
                 if !keep(f) {
                     *self = Fields::Empty;
                 }
@@ -145,6 +158,19 @@ impl Response {
         }
     }
 
+    /// `200 OK` with `body` and its `Content-Type`: the one field, built in
+    /// place (through [`header`](Self::header) the response would be moved
+    /// and its fields matched on once more, for every response) and known
+    /// valid. `content_type` is one of this module's constants.
+    fn typed(content_type: &'static str, body: Body) -> Response {
+        Response {
+            status: 200,
+            headers: Fields::Typed((Cow::Borrowed("Content-Type"), Cow::Borrowed(content_type))),
+            body,
+            upgrade: None,
+        }
+    }
+
     /// `200 OK` with a UTF-8 plain-text body.
     ///
     /// # Examples
@@ -154,9 +180,7 @@ impl Response {
     /// assert_eq!(r.body().len(), Some(2));
     /// ```
     pub fn text(body: impl Into<Cow<'static, str>>) -> Response {
-        Response::new(200)
-            .header("Content-Type", "text/plain; charset=utf-8")
-            .with_body(body.into())
+        Response::typed("text/plain; charset=utf-8", body.into().into())
     }
 
     /// `200 OK` with an HTML body.
@@ -168,9 +192,7 @@ impl Response {
     /// assert_eq!(r.header_value("Content-Type"), Some("text/html; charset=utf-8"));
     /// ```
     pub fn html(body: impl Into<Cow<'static, str>>) -> Response {
-        Response::new(200)
-            .header("Content-Type", "text/html; charset=utf-8")
-            .with_body(body.into())
+        Response::typed("text/html; charset=utf-8", body.into().into())
     }
 
     /// `200 OK` with a binary body (`application/octet-stream`).
@@ -182,9 +204,7 @@ impl Response {
     /// assert_eq!(r.body().len(), Some(4));
     /// ```
     pub fn bytes(body: impl Into<Body>) -> Response {
-        Response::new(200)
-            .header("Content-Type", "application/octet-stream")
-            .with_body(body)
+        Response::typed("application/octet-stream", body.into())
     }
 
     /// `200 OK` with a body streamed from `reader` (see
@@ -553,7 +573,7 @@ mod tests {
         let r = Response::new(200);
         assert!(matches!(r.headers, Fields::Empty));
         let r = Response::text("x");
-        assert!(matches!(r.headers, Fields::One(_)));
+        assert!(matches!(r.headers, Fields::Typed(_)));
         assert_eq!(names(&r), ["Content-Type"]);
         let r = r.header("A", "1").header("B", "2");
         assert!(matches!(&r.headers, Fields::Many(v) if v.capacity() == 4));

@@ -189,22 +189,14 @@ fn write_head(
         }
     }
     let mut has_date = false;
-    for (name, value) in &parts.headers {
-        let skip = name.eq_ignore_ascii_case("content-length")
-            || name.eq_ignore_ascii_case("transfer-encoding")
-            || name.eq_ignore_ascii_case("connection");
-        if skip {
-            continue;
-        }
-        if !response::valid_name(name) {
-            tracing::warn!(target: "sylvan::http", "dropping response header with invalid name {name:?}");
-            continue;
-        }
-        has_date |= name.eq_ignore_ascii_case("date");
+    if let Some((name, value)) = parts.headers.typed() {
+        // Known valid, and not a field the server writes itself.
         w.extend_from_slice(name.as_bytes());
         w.extend_from_slice(b": ");
-        push_value(w, value);
+        w.extend_from_slice(value.as_bytes());
         w.extend_from_slice(b"\r\n");
+    } else {
+        write_fields(w, parts, &mut has_date);
     }
     if !has_date {
         date::with_date_field(|d| w.extend_from_slice(d));
@@ -228,6 +220,28 @@ fn write_head(
         }
     }
     w.extend_from_slice(b"\r\n");
+}
+
+/// The handler's fields, less those the server writes itself and any
+/// whose name is not a valid token; sets `has_date` if one is `Date`.
+fn write_fields(w: &mut Vec<u8>, parts: &Parts, has_date: &mut bool) {
+    for (name, value) in &parts.headers {
+        let skip = name.eq_ignore_ascii_case("content-length")
+            || name.eq_ignore_ascii_case("transfer-encoding")
+            || name.eq_ignore_ascii_case("connection");
+        if skip {
+            continue;
+        }
+        if !response::valid_name(name) {
+            tracing::warn!(target: "sylvan::http", "dropping response header with invalid name {name:?}");
+            continue;
+        }
+        *has_date |= name.eq_ignore_ascii_case("date");
+        w.extend_from_slice(name.as_bytes());
+        w.extend_from_slice(b": ");
+        push_value(w, value);
+        w.extend_from_slice(b"\r\n");
+    }
 }
 
 /// A response the server makes itself (limits, timeouts), then close.
@@ -262,4 +276,92 @@ pub(super) fn send_error<T: Transport>(sh: &Shared<T>, status: u16, msg: &str, p
         );
     }
     let _ = sh.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The head `r` gets as a keep-alive HTTP/1.1 response, less the
+    /// server's `Date` line (the second it names may change between two
+    /// heads), and how many `Date` lines it had.
+    fn head_of(r: Response) -> (String, usize) {
+        let parts = r.into_parts();
+        let info = ReqInfo {
+            version: Version::Http11,
+            is_head: false,
+            log: None,
+        };
+        let framing = body_framing(&parts, &info, false);
+        let mut w = Vec::new();
+        write_head(
+            &mut w,
+            &parts,
+            framing.length,
+            framing.chunked,
+            false,
+            false,
+            &info,
+        );
+        let head = String::from_utf8(w).expect("a head is ASCII");
+        let dates = head
+            .lines()
+            .filter(|l| l.to_ascii_lowercase().starts_with("date:"))
+            .count();
+        let kept = head
+            .split_inclusive("\r\n")
+            .filter(|l| !(l.starts_with("Date: ") && l.ends_with(" GMT\r\n")))
+            .collect();
+        (kept, dates)
+    }
+
+    #[test]
+    fn a_typed_response_sends_the_head_its_fields_would() {
+        for (typed, ct) in [
+            (Response::text("hi"), "text/plain; charset=utf-8"),
+            (Response::html("hi"), "text/html; charset=utf-8"),
+            (Response::bytes(&b"hi"[..]), "application/octet-stream"),
+        ] {
+            let by_hand = Response::new(200)
+                .header("Content-Type", ct)
+                .with_body(&b"hi"[..]);
+            let want =
+                format!("HTTP/1.1 200 OK\r\nContent-Type: {ct}\r\nContent-Length: 2\r\n\r\n");
+            assert_eq!(head_of(typed), (want.clone(), 1));
+            assert_eq!(head_of(by_hand), (want, 1));
+        }
+        // Its field stays through the other setters.
+        let r = Response::text("gone")
+            .with_status(404)
+            .with_body(&b"nope!"[..]);
+        assert_eq!(
+            head_of(r).0,
+            "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\n\
+             Content-Length: 5\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn fields_added_to_a_typed_response_are_checked_as_any() {
+        // A handler's own `Date` replaces the server's.
+        let (head, dates) = head_of(Response::text("x").header("Date", "then"));
+        assert_eq!(dates, 1);
+        assert!(head.contains("Date: then\r\n"), "{head}");
+        // Replacing the type, dropping an invalid name, cleaning a value,
+        // leaving framing to the server.
+        let r = Response::text("x")
+            .set_header("content-type", "text/csv")
+            .header("Bad Name", "v")
+            .header("X-Split", "a\r\nInjected: 1")
+            .header("Content-Length", "99");
+        assert_eq!(
+            head_of(r),
+            (
+                "HTTP/1.1 200 OK\r\ncontent-type: text/csv\r\nX-Split: a  Injected: 1\r\n\
+                 Content-Length: 1\r\n\r\n"
+                    .to_string(),
+                1
+            )
+        );
+    }
 }
