@@ -249,3 +249,50 @@ fn kill_interrupts_accept_read_and_wait_readable() {
         );
     }
 }
+
+#[test]
+fn vectored_reads_and_writes_keep_every_slice_in_order() {
+    use std::io::{IoSlice, IoSliceMut};
+
+    fn check(w: &mut dyn Write, r: &mut dyn Read) {
+        let sent = w
+            .write_vectored(&[
+                IoSlice::new(b"one "),
+                IoSlice::new(b""),
+                IoSlice::new(b"two "),
+                IoSlice::new(b"three"),
+            ])
+            .unwrap();
+        assert_eq!(sent, 13, "a small gathered write goes out whole");
+        let (mut a, mut b) = ([0; 6], [0; 16]);
+        let mut got = 0;
+        let mut bytes = Vec::new();
+        while got < 13 {
+            let n = r
+                .read_vectored(&mut [IoSliceMut::new(&mut a), IoSliceMut::new(&mut b)])
+                .unwrap();
+            assert!(n > 0, "end of stream before all 13 bytes");
+            let all: Vec<u8> = a.iter().chain(b.iter()).copied().collect();
+            bytes.extend_from_slice(&all[..n]);
+            got += n;
+        }
+        assert_eq!(bytes, b"one two three");
+    }
+
+    let l = sylvan::listen("127.0.0.1:0").unwrap();
+    let mut c = sylvan::connect(l.local_addr().unwrap()).unwrap();
+    let (mut s, _) = l.accept().unwrap();
+    check(&mut c, &mut s);
+    check(&mut s, &mut c);
+    drop(c);
+    let mut a = [0; 4];
+    assert_eq!(
+        s.read_vectored(&mut [IoSliceMut::new(&mut a)]).unwrap(),
+        0,
+        "end of stream reads 0"
+    );
+
+    let (mut x, mut y) = sylvan::net::UnixStream::pair().unwrap();
+    check(&mut x, &mut y);
+    check(&mut y, &mut x);
+}
