@@ -296,3 +296,79 @@ fn vectored_reads_and_writes_keep_every_slice_in_order() {
     check(&mut x, &mut y);
     check(&mut y, &mut x);
 }
+
+/// Writes to a connection whose peer has gone fail with an error even when
+/// the process has `SIGPIPE` at its default (a program that embeds sylvan
+/// need not ignore it as Rust's `main` does): the child process sets it and
+/// would be killed by the signal.
+#[test]
+fn writes_to_a_closed_peer_are_errors_even_with_sigpipe_at_its_default() {
+    use std::io::{ErrorKind, IoSlice};
+
+    const NAME: &str = "writes_to_a_closed_peer_are_errors_even_with_sigpipe_at_its_default";
+    if !util::is_child() {
+        let out = util::run_child(NAME, &[]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("all writes failed cleanly"),
+            "child: {:?}\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    // SAFETY: the child runs this test alone, before any other thread
+    // could be relying on SIGPIPE's disposition.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+
+    // Writes until one fails: the first after the peer closed may be
+    // buffered, and the peer's reset turns the next ones into errors.
+    fn first_error(mut write: impl FnMut() -> std::io::Result<usize>) -> std::io::Error {
+        for _ in 0..100_000 {
+            if let Err(e) = write() {
+                return e;
+            }
+        }
+        panic!("100,000 writes to a closed peer all succeeded");
+    }
+    let gone = [ErrorKind::BrokenPipe, ErrorKind::ConnectionReset];
+
+    for vectored in [false, true] {
+        let l = sylvan::listen("127.0.0.1:0").unwrap();
+        let mut c = sylvan::connect(l.local_addr().unwrap()).unwrap();
+        drop(l.accept().unwrap());
+        assert_eq!(c.read(&mut [0; 1]).unwrap(), 0, "the peer's FIN");
+        let e = first_error(|| {
+            if vectored {
+                c.write_vectored(&[IoSlice::new(b"x"), IoSlice::new(b"y")])
+            } else {
+                c.write(b"x")
+            }
+        });
+        assert!(gone.contains(&e.kind()), "TCP, vectored {vectored}: {e}");
+        // Once reset, every further write is EPIPE, the error that comes
+        // with SIGPIPE unless the write asks for none.
+        let e = c.write(b"x").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BrokenPipe, "TCP: {e}");
+        let e = c.write_vectored(&[IoSlice::new(b"x")]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BrokenPipe, "TCP: {e}");
+    }
+
+    for vectored in [false, true] {
+        let (mut x, y) = sylvan::net::UnixStream::pair().unwrap();
+        drop(y);
+        let e = first_error(|| {
+            if vectored {
+                x.write_vectored(&[IoSlice::new(b"x")])
+            } else {
+                x.write(b"x")
+            }
+        });
+        assert_eq!(
+            e.kind(),
+            ErrorKind::BrokenPipe,
+            "Unix, vectored {vectored}: {e}"
+        );
+    }
+    println!("all writes failed cleanly");
+}

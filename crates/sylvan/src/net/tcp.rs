@@ -10,6 +10,7 @@ use socket2::{Domain, SockRef, Socket, Type};
 
 use super::addr::{ToSocketAddrs, resolve_all};
 use crate::runtime::{Dir, GreenIo};
+use crate::sys::fd as sysfd;
 
 /// Options applied to a socket before it connects (used by
 /// [`Connector`](super::Connector)).
@@ -30,6 +31,12 @@ pub(crate) struct ConnectOpts {
 /// one green thread can read while another writes. The stream belongs to
 /// the hub of the OS thread that made it (it is not `Send`); move it with
 /// [`into_std`](Self::into_std) and [`from_std`](Self::from_std).
+///
+/// A write to a connection the peer has closed fails with
+/// `ErrorKind::BrokenPipe` (or `ConnectionReset`) and never raises
+/// `SIGPIPE`, gathered writes included (std's `write_vectored` uses
+/// `writev(2)`, which can), whatever the process's disposition of that
+/// signal.
 ///
 /// # Examples
 ///
@@ -405,7 +412,7 @@ impl TcpStream {
         attempt: &mut ReadAttempt<'_>,
     ) -> io::Result<usize> {
         self.io
-            .read_stream(len, |mut s| attempt(&mut |buf| s.read(buf)))
+            .read_stream(len, |s| attempt(&mut |buf| sysfd::recv(s.as_fd(), buf)))
     }
 
     /// A second handle to the same connection, registered separately.
@@ -520,25 +527,27 @@ impl Read for &TcpStream {
     #[track_caller]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let len = buf.len();
-        self.io.read_stream(len, |mut s| s.read(buf))
+        self.io.read_stream(len, |s| sysfd::recv(s.as_fd(), buf))
     }
 
     #[track_caller]
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
         let len = bufs.iter().map(|b| b.len()).sum();
-        self.io.read_stream(len, |mut s| s.read_vectored(bufs))
+        self.io
+            .read_stream(len, |s| sysfd::read_vectored(s.as_fd(), bufs))
     }
 }
 
 impl Write for &TcpStream {
     #[track_caller]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.io.write_with(|mut s| s.write(buf))
+        self.io.write_with(|s| sysfd::send(s.as_fd(), buf))
     }
 
     #[track_caller]
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.io.write_with(|mut s| s.write_vectored(bufs))
+        self.io
+            .write_with(|s| sysfd::send_vectored(s.as_fd(), bufs))
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -9,9 +9,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::runtime::{Dir, GreenIo};
+use crate::sys::fd as sysfd;
 
 /// A Unix-domain stream whose blocking calls park only the calling green
 /// thread; `std::os::unix::net::UnixStream`'s API.
+///
+/// A write to a stream whose peer has closed fails with
+/// `ErrorKind::BrokenPipe` and never raises `SIGPIPE`, gathered writes
+/// included (std's `write_vectored` uses `writev(2)`, which can).
 ///
 /// # Examples
 ///
@@ -163,25 +168,27 @@ impl Read for &UnixStream {
     #[track_caller]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let len = buf.len();
-        self.io.read_stream(len, |mut s| s.read(buf))
+        self.io.read_stream(len, |s| sysfd::recv(s.as_fd(), buf))
     }
 
     #[track_caller]
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
         let len = bufs.iter().map(|b| b.len()).sum();
-        self.io.read_stream(len, |mut s| s.read_vectored(bufs))
+        self.io
+            .read_stream(len, |s| sysfd::read_vectored(s.as_fd(), bufs))
     }
 }
 
 impl Write for &UnixStream {
     #[track_caller]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.io.write_with(|mut s| s.write(buf))
+        self.io.write_with(|s| sysfd::send(s.as_fd(), buf))
     }
 
     #[track_caller]
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.io.write_with(|mut s| s.write_vectored(bufs))
+        self.io
+            .write_with(|s| sysfd::send_vectored(s.as_fd(), bufs))
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -57,29 +57,72 @@ pub(crate) fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// `read(2)` on a descriptor.
-pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
-    let len = buf.len().min(isize::MAX as usize);
-    // SAFETY: `buf` is valid for writes of `len` bytes; the borrow keeps
-    // the descriptor open for the call.
-    let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), len) };
+// Reads and writes go to the kernel as raw system calls. glibc's `read`,
+// `recv` and the rest are thread-cancellation points: in a process with
+// more than one thread each call turns asynchronous cancellation on and
+// off around the system call, about 35 of the ~65 user-space instructions
+// a `recv` costs (callgrind, glibc 2.36). std has no way to cancel a
+// thread and sylvan never does, so it skips that part, as Go's runtime
+// does by making its own system calls. The kernel sees the same calls
+// (`recv` is `recvfrom` on Linux, `send` is `sendto`).
+
+/// The result of a raw system call that returns a count, or -1 with
+/// `errno` set (as `syscall(2)` reports failure).
+fn count(n: libc::c_long) -> io::Result<usize> {
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(n as usize)
 }
 
+/// `read(2)` on a descriptor.
+pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    let len = buf.len().min(isize::MAX as usize);
+    // SAFETY: `buf` is valid for writes of `len` bytes; the borrow keeps
+    // the descriptor open for the call. Every argument is widened to the
+    // register width the kernel reads.
+    count(unsafe {
+        libc::syscall(
+            libc::SYS_read,
+            libc::c_long::from(fd.as_raw_fd()),
+            buf.as_mut_ptr(),
+            len,
+        )
+    })
+}
+
 /// `readv(2)` on a descriptor.
 pub(crate) fn read_vectored(fd: BorrowedFd<'_>, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-    let cnt = bufs.len().min(libc::c_int::MAX as usize) as libc::c_int;
+    let cnt = bufs.len().min(libc::c_int::MAX as usize);
     // SAFETY: `IoSliceMut` is ABI-compatible with `iovec` (std guarantees
     // it on Unix) and each points to a valid writable buffer; the borrow
     // keeps the descriptor open.
-    let n = unsafe { libc::readv(fd.as_raw_fd(), bufs.as_mut_ptr().cast(), cnt) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(n as usize)
+    count(unsafe {
+        libc::syscall(
+            libc::SYS_readv,
+            libc::c_long::from(fd.as_raw_fd()),
+            bufs.as_mut_ptr(),
+            cnt,
+        )
+    })
+}
+
+/// `recv(2)` on a socket, no flags.
+pub(crate) fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    let len = buf.len().min(isize::MAX as usize);
+    // SAFETY: `buf` is valid for writes of `len` bytes; no address is
+    // asked for (both pointers null); the borrow keeps the descriptor open.
+    count(unsafe {
+        libc::syscall(
+            libc::SYS_recvfrom,
+            libc::c_long::from(fd.as_raw_fd()),
+            buf.as_mut_ptr(),
+            len,
+            0 as libc::c_long,
+            std::ptr::null_mut::<libc::sockaddr>(),
+            std::ptr::null_mut::<libc::socklen_t>(),
+        )
+    })
 }
 
 /// `write(2)` on a descriptor.
@@ -87,22 +130,68 @@ pub(crate) fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     let len = buf.len().min(isize::MAX as usize);
     // SAFETY: `buf` is valid for reads of `len` bytes; the borrow keeps the
     // descriptor open for the call.
-    let n = unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), len) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(n as usize)
+    count(unsafe {
+        libc::syscall(
+            libc::SYS_write,
+            libc::c_long::from(fd.as_raw_fd()),
+            buf.as_ptr(),
+            len,
+        )
+    })
 }
 
 /// `writev(2)` on a descriptor.
 pub(crate) fn write_vectored(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-    let cnt = bufs.len().min(libc::c_int::MAX as usize) as libc::c_int;
+    let cnt = bufs.len().min(libc::c_int::MAX as usize);
     // SAFETY: `IoSlice` is ABI-compatible with `iovec` (std guarantees it
     // on Unix) and each points to a valid readable buffer; the borrow keeps
     // the descriptor open.
-    let n = unsafe { libc::writev(fd.as_raw_fd(), bufs.as_ptr().cast(), cnt) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(n as usize)
+    count(unsafe {
+        libc::syscall(
+            libc::SYS_writev,
+            libc::c_long::from(fd.as_raw_fd()),
+            bufs.as_ptr(),
+            cnt,
+        )
+    })
+}
+
+/// `send(2)` on a socket with `MSG_NOSIGNAL`: a write to a connection the
+/// peer has closed fails with `EPIPE` instead of raising `SIGPIPE`, as
+/// std's `TcpStream::write` does.
+pub(crate) fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    let len = buf.len().min(isize::MAX as usize);
+    // SAFETY: `buf` is valid for reads of `len` bytes; no address is given
+    // (null, length 0); the borrow keeps the descriptor open.
+    count(unsafe {
+        libc::syscall(
+            libc::SYS_sendto,
+            libc::c_long::from(fd.as_raw_fd()),
+            buf.as_ptr(),
+            len,
+            libc::c_long::from(libc::MSG_NOSIGNAL),
+            std::ptr::null::<libc::sockaddr>(),
+            0 as libc::c_long,
+        )
+    })
+}
+
+/// `sendmsg(2)` of `bufs` on a socket with `MSG_NOSIGNAL` (see [`send`]):
+/// a gathered write that cannot raise `SIGPIPE`.
+pub(crate) fn send_vectored(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    // SAFETY: an all-zero `msghdr` is valid (no name, no control data).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = bufs.as_ptr().cast_mut().cast();
+    msg.msg_iovlen = bufs.len().min(libc::c_int::MAX as usize) as _;
+    // SAFETY: `msg` points to `bufs`, which `IoSlice`'s `iovec` layout makes
+    // a valid iovec array of readable buffers; the kernel only reads
+    // through it; the borrow keeps the descriptor open.
+    count(unsafe {
+        libc::syscall(
+            libc::SYS_sendmsg,
+            libc::c_long::from(fd.as_raw_fd()),
+            &raw const msg,
+            libc::c_long::from(libc::MSG_NOSIGNAL),
+        )
+    })
 }

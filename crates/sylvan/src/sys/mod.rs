@@ -25,8 +25,10 @@
 //! - [`proc`]: small facts about the running process (resident set size).
 //! - [`time`]: the monotonic clock in nanoseconds, for the hub's clock,
 //!   and the coarse wall clock's whole seconds, for the HTTP `Date` header.
-//! - [`fd`]: `O_NONBLOCK` on any descriptor, close-on-exec pipes, and
-//!   `pidfd_open` (Linux ≥ 5.3) for waiting on a child through the hub.
+//! - [`fd`]: `O_NONBLOCK` on any descriptor, close-on-exec pipes,
+//!   `pidfd_open` (Linux ≥ 5.3) for waiting on a child through the hub,
+//!   and the reads and writes of green descriptors and stream sockets, made
+//!   as raw system calls (socket writes with `MSG_NOSIGNAL`).
 //!
 //! Only Linux is supported for now; other targets stop at compile time here
 //! rather than failing at run time somewhere else.
