@@ -372,3 +372,41 @@ fn writes_to_a_closed_peer_are_errors_even_with_sigpipe_at_its_default() {
     }
     println!("all writes failed cleanly");
 }
+
+/// The kernel takes at most 1024 slices per vectored call (`UIO_MAXIOV`)
+/// and fails with `EINVAL` beyond; a call with more passes the first 1024
+/// and leaves the rest to the next, as std does.
+#[test]
+fn vectored_calls_with_more_slices_than_the_kernel_takes_move_part() {
+    use std::io::{IoSlice, IoSliceMut};
+
+    let data: Vec<u8> = (0..2000u32).map(|i| (i % 251) as u8).collect();
+    let slices: Vec<IoSlice<'_>> = data.chunks(1).map(IoSlice::new).collect();
+    let check = |w: &mut dyn Write, r: &mut dyn Read| {
+        let n = w.write_vectored(&slices).unwrap();
+        assert!(
+            n > 0 && n <= 1024,
+            "one call moves at most 1024 slices: {n}"
+        );
+        w.write_all(&data[n..]).unwrap();
+        let mut back = vec![0u8; data.len()];
+        let mut got = 0;
+        while got < back.len() {
+            let mut outs: Vec<IoSliceMut<'_>> =
+                back[got..].chunks_mut(1).map(IoSliceMut::new).collect();
+            let n = r.read_vectored(&mut outs).unwrap();
+            assert!(n > 0 && n <= 1024, "a read takes at most 1024 slices: {n}");
+            got += n;
+        }
+        assert_eq!(back, data);
+    };
+
+    let l = sylvan::listen("127.0.0.1:0").unwrap();
+    let mut c = sylvan::connect(l.local_addr().unwrap()).unwrap();
+    let (mut s, _) = l.accept().unwrap();
+    check(&mut c, &mut s);
+    let (mut x, mut y) = sylvan::net::UnixStream::pair().unwrap();
+    check(&mut x, &mut y);
+    let (mut pr, mut pw) = sylvan::io::pipe().unwrap();
+    check(&mut pw, &mut pr);
+}

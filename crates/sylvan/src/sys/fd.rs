@@ -75,6 +75,13 @@ fn count(n: libc::c_long) -> io::Result<usize> {
     Ok(n as usize)
 }
 
+/// How many of `n` slices one vectored call passes: the kernel refuses
+/// more than `UIO_MAXIOV` (1024) with `EINVAL`, so the rest wait for the
+/// next call, as in std.
+fn iov_count(n: usize) -> usize {
+    n.min(libc::UIO_MAXIOV as usize)
+}
+
 /// `read(2)` on a descriptor.
 pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     let len = buf.len().min(isize::MAX as usize);
@@ -93,7 +100,7 @@ pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
 
 /// `readv(2)` on a descriptor.
 pub(crate) fn read_vectored(fd: BorrowedFd<'_>, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-    let cnt = bufs.len().min(libc::c_int::MAX as usize);
+    let cnt = iov_count(bufs.len());
     // SAFETY: `IoSliceMut` is ABI-compatible with `iovec` (std guarantees
     // it on Unix) and each points to a valid writable buffer; the borrow
     // keeps the descriptor open.
@@ -142,7 +149,7 @@ pub(crate) fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
 
 /// `writev(2)` on a descriptor.
 pub(crate) fn write_vectored(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-    let cnt = bufs.len().min(libc::c_int::MAX as usize);
+    let cnt = iov_count(bufs.len());
     // SAFETY: `IoSlice` is ABI-compatible with `iovec` (std guarantees it
     // on Unix) and each points to a valid readable buffer; the borrow keeps
     // the descriptor open.
@@ -182,7 +189,7 @@ pub(crate) fn send_vectored(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>]) -> io::Res
     // SAFETY: an all-zero `msghdr` is valid (no name, no control data).
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = bufs.as_ptr().cast_mut().cast();
-    msg.msg_iovlen = bufs.len().min(libc::c_int::MAX as usize) as _;
+    msg.msg_iovlen = iov_count(bufs.len()) as _;
     // SAFETY: `msg` points to `bufs`, which `IoSlice`'s `iovec` layout makes
     // a valid iovec array of readable buffers; the kernel only reads
     // through it; the borrow keeps the descriptor open.
