@@ -64,7 +64,9 @@ pub(crate) fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
 // a `recv` costs (callgrind, glibc 2.36). std has no way to cancel a
 // thread and sylvan never does, so it skips that part, as Go's runtime
 // does by making its own system calls. The kernel sees the same calls
-// (`recv` is `recvfrom` on Linux, `send` is `sendto`).
+// (`recv` is `recvfrom` on Linux, `send` is `sendto`). The socket calls
+// need their own system-call numbers, which 32-bit x86 kernels gained in
+// 4.3; before, they went through `socketcall` only (`ENOSYS` here).
 
 /// The result of a raw system call that returns a count, or -1 with
 /// `errno` set (as `syscall(2)` reports failure).
@@ -76,8 +78,9 @@ fn count(n: libc::c_long) -> io::Result<usize> {
 }
 
 /// How many of `n` slices one vectored call passes: the kernel refuses
-/// more than `UIO_MAXIOV` (1024) with `EINVAL`, so the rest wait for the
-/// next call, as in std.
+/// more than `UIO_MAXIOV` (1024), `readv`/`writev` with `EINVAL` and
+/// `sendmsg` with `EMSGSIZE`, so the rest wait for the next call, as in
+/// std.
 fn iov_count(n: usize) -> usize {
     n.min(libc::UIO_MAXIOV as usize)
 }
