@@ -195,3 +195,35 @@ fn detached_panic_is_logged_not_lost() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Every green thread waiting for one to finish wakes when it does, not
+/// only the first to wait (the others would wait out the time limit).
+#[test]
+fn every_green_thread_waiting_on_one_wakes_when_it_finishes() {
+    let gate = Queue::<()>::unbounded();
+    let target = Rc::new({
+        let gate = gate.clone();
+        sylvan::spawn(move || gate.get().map(|()| 7))
+    });
+    let started = Rc::new(std::cell::Cell::new(0));
+    let waiters: Vec<_> = (0..3)
+        .map(|_| {
+            let (target, started) = (target.clone(), started.clone());
+            sylvan::spawn(move || {
+                started.set(started.get() + 1);
+                sylvan::timeout(Duration::from_secs(30), || target.wait())
+            })
+        })
+        .collect();
+    // A waiter runs until it parks, so once all three have started, all
+    // three are parked on the target.
+    while started.get() < 3 {
+        sylvan::yield_now();
+    }
+    gate.put(()).unwrap();
+    for w in waiters {
+        assert!(matches!(w.join(), Ok(Ok(Ok(())))), "every waiter wakes");
+    }
+    let target = Rc::into_inner(target).unwrap();
+    assert_eq!(target.join().unwrap().unwrap(), 7);
+}

@@ -410,3 +410,35 @@ fn vectored_calls_with_more_slices_than_the_kernel_takes_move_part() {
     let (mut pr, mut pw) = sylvan::io::pipe().unwrap();
     check(&mut pw, &mut pr);
 }
+
+/// Every green thread parked reading one stream wakes at its end, not only
+/// the first to park (the others would wait out the time limit).
+#[test]
+fn every_reader_parked_on_one_stream_wakes_at_its_end() {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    let (x, y) = sylvan::net::UnixStream::pair().unwrap();
+    let x = Rc::new(x);
+    let started = Rc::new(Cell::new(0));
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let (x, started) = (x.clone(), started.clone());
+            sylvan::spawn(move || {
+                started.set(started.get() + 1);
+                sylvan::timeout(Duration::from_secs(30), || (&*x).read(&mut [0; 8]))
+            })
+        })
+        .collect();
+    // A reader runs until it parks, so once all three have started, all
+    // three are parked on the stream.
+    while started.get() < 3 {
+        sylvan::yield_now();
+    }
+    drop(y);
+    for r in readers {
+        let n = r.join().unwrap();
+        assert!(matches!(n, Ok(Ok(0))), "every reader sees the end: {n:?}");
+    }
+}

@@ -481,14 +481,24 @@ impl WaitList {
     }
 
     /// Wakes every waiter.
+    ///
+    /// Inlined: an I/O event notifies both directions' lists of its
+    /// source, and most lists hold no waiter or one, the head.
+    #[inline]
     pub(super) fn notify_all(&mut self, hub: &Hub) {
         if let Some(t) = self.head.take() {
             hub.wake(t.token(), t.reason());
         }
+        if !self.rest.is_empty() {
+            self.notify_rest(hub);
+        }
+        self.stale = 0;
+    }
+
+    fn notify_rest(&mut self, hub: &Hub) {
         for t in self.rest.drain(..) {
             hub.wake(t.token(), t.reason());
         }
-        self.stale = 0;
     }
 
     /// Records that one registered waiter stopped waiting without being
